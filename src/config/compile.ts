@@ -1,0 +1,166 @@
+/**
+ * Validated config -> immutable Snapshot. Everything a request needs on its hot
+ * path (matchers, header rules, clamped timeouts) is computed here once, so the
+ * request path reads only plain, frozen objects.
+ */
+import type {
+  Config,
+  EgressRouteConfig,
+  IngressRouteConfig,
+  MatchConfig,
+  RetryConfig,
+  StaticConfig,
+  UpstreamConfig,
+} from './schema.ts';
+import { parseListen } from './units.ts';
+
+/** Until the response head arrives, all tries together (Envoy's route timeout is 15s; ours is a little kinder). */
+export const DEFAULT_ROUTE_TIMEOUT_MS = 30_000;
+/** Longest silence inside a response body (undici's bodyTimeout default). */
+export const DEFAULT_BODY_IDLE_MS = 300_000;
+
+export type ListenerName = 'ingress' | 'egress';
+
+export interface CompiledMatch {
+  readonly host?: (host: string) => boolean;
+  readonly ports?: ReadonlySet<number>;
+  readonly path?: string;
+  readonly pathRegex?: RegExp;
+  readonly methods?: ReadonlySet<string>;
+  readonly headers?: ReadonlyArray<readonly [name: string, test: (value: string) => boolean]>;
+}
+
+export interface HeaderRules {
+  /** [lower-case name, value] pairs set on the message, replacing what was there. */
+  readonly add: ReadonlyArray<readonly [string, string]>;
+  /** Lower-case names removed. */
+  readonly remove: ReadonlySet<string>;
+}
+
+export interface CompiledRoute {
+  readonly name: string;
+  readonly listener: ListenerName;
+  readonly match: CompiledMatch;
+  readonly upstream?: string;
+  readonly static?: StaticConfig;
+  readonly stripPrefix?: string;
+  readonly requestHeaders?: HeaderRules;
+  readonly responseHeaders?: HeaderRules;
+  /** Deadline for the response head, all tries together (ms). */
+  readonly timeout: number;
+  /** Longest pause inside a response body (ms). */
+  readonly idleTimeout: number;
+  /** With perTryTimeout already clamped to `timeout`. */
+  readonly retry?: RetryConfig;
+  /** 0 = no limit. */
+  readonly maxBody: number;
+  readonly websocket: boolean;
+  /** Egress pass-through connect timeout (ms). */
+  readonly connectTimeout?: number;
+}
+
+export interface ListenerSnapshot {
+  readonly host: string;
+  readonly port: number;
+  readonly routes: readonly CompiledRoute[];
+  readonly settings: NonNullable<Config['ingress'] | Config['egress']>;
+}
+
+export interface Snapshot {
+  readonly hash: string;
+  readonly source: string;
+  readonly loadedAt: Date;
+  readonly config: Config;
+  readonly upstreams: Readonly<Record<string, UpstreamConfig>>;
+  readonly ingress?: ListenerSnapshot;
+  readonly egress?: ListenerSnapshot;
+}
+
+/** Builds the immutable snapshot a request will carry from start to end. */
+export function compile(config: Config, meta: { hash: string; source: string; loadedAt: Date }): Snapshot {
+  const snapshot: Snapshot = {
+    ...meta,
+    config,
+    upstreams: config.upstreams,
+    ingress: config.ingress && compileListener('ingress', config.ingress),
+    egress: config.egress && compileListener('egress', config.egress),
+  };
+  return Object.freeze(snapshot);
+}
+
+function compileListener(
+  listener: ListenerName,
+  settings: NonNullable<Config['ingress'] | Config['egress']>,
+): ListenerSnapshot {
+  const address = parseListen(settings.listen);
+  if (!address) throw new Error(`unparseable listen address ${settings.listen}`); // the schema already refused it
+  const routes = (settings.routes as ReadonlyArray<IngressRouteConfig | EgressRouteConfig>).map((route, index) =>
+    compileRoute(listener, route, index, settings.maxBody),
+  );
+  return Object.freeze({ host: address.host, port: address.port, routes: Object.freeze(routes), settings });
+}
+
+function compileRoute(
+  listener: ListenerName,
+  route: IngressRouteConfig | EgressRouteConfig,
+  index: number,
+  listenerMaxBody: number,
+): CompiledRoute {
+  const timeout = route.timeout ?? DEFAULT_ROUTE_TIMEOUT_MS;
+  const retry = route.retry && {
+    ...route.retry,
+    perTryTimeout: Math.min(route.retry.perTryTimeout ?? timeout, timeout),
+  };
+  return Object.freeze({
+    name: route.name ?? `${listener}-${index}`,
+    listener,
+    match: compileMatch(route.match),
+    upstream: route.upstream,
+    static: 'static' in route ? route.static : undefined,
+    stripPrefix: route.rewrite?.stripPrefix,
+    requestHeaders: compileHeaderRules(route.headers?.request),
+    responseHeaders: compileHeaderRules(route.headers?.response),
+    timeout,
+    idleTimeout: route.idleTimeout ?? DEFAULT_BODY_IDLE_MS,
+    retry: retry && Object.freeze(retry),
+    maxBody: route.maxBody ?? listenerMaxBody,
+    websocket: 'websocket' in route ? route.websocket : false,
+    connectTimeout: 'connectTimeout' in route ? route.connectTimeout : undefined,
+  });
+}
+
+function compileMatch(match: MatchConfig): CompiledMatch {
+  return Object.freeze({
+    host: match.host === undefined ? undefined : hostMatcher(match.host),
+    ports: match.ports && new Set(match.ports),
+    path: match.path,
+    pathRegex: match.pathRegex === undefined ? undefined : new RegExp(match.pathRegex),
+    methods: match.methods && new Set(match.methods),
+    headers:
+      match.headers &&
+      Object.entries(match.headers).map(([name, expected]) => {
+        const pattern = typeof expected === 'string' ? undefined : new RegExp(expected.regex);
+        const test = pattern ? (value: string) => pattern.test(value) : (value: string) => value === expected;
+        return [name.toLowerCase(), test] as const;
+      }),
+  });
+}
+
+/** `*` any host, `*.example.com` any subdomain (not the apex, as in Envoy), else exact; case-insensitive. */
+function hostMatcher(pattern: string): (host: string) => boolean {
+  const lower = pattern.toLowerCase().replace(/^\[|\]$/g, '');
+  if (lower === '*') return () => true;
+  if (lower.startsWith('*.')) {
+    const suffix = lower.slice(1);
+    return (host) => host.length > suffix.length && host.endsWith(suffix);
+  }
+  return (host) => host === lower;
+}
+
+function compileHeaderRules(rules: { add?: Record<string, string>; remove?: string[] } | undefined): HeaderRules | undefined {
+  if (!rules) return undefined;
+  return Object.freeze({
+    add: Object.entries(rules.add ?? {}).map(([name, value]) => [name.toLowerCase(), value] as const),
+    remove: new Set((rules.remove ?? []).map((name) => name.toLowerCase())),
+  });
+}

@@ -1,0 +1,266 @@
+/**
+ * The one schema of sidecar.yaml. Types, defaults, validation messages and the
+ * JSON Schema for editors all come from here, so a key documented here is a key
+ * that works. Every object is strict: an unknown key is an error, because a typo
+ * must never be silently ignored.
+ */
+import { z } from 'zod';
+import { parseDuration, parseListen, parseSize } from './units.ts';
+
+/** "250ms", "2s", "1m", "1h" or a number of milliseconds -> milliseconds. */
+export const duration = z
+  .union([z.string(), z.number()])
+  .transform((value, ctx) => {
+    const ms = parseDuration(value);
+    if (ms === undefined) {
+      ctx.addIssue({ code: 'custom', message: `not a duration: ${JSON.stringify(value)} (write e.g. 250ms, 2s, 1m, 1h)` });
+      return z.NEVER;
+    }
+    return ms;
+  })
+  .meta({ description: 'A duration such as 250ms, 2s, 1m, 1h (a bare number is milliseconds).' });
+
+/** "64KiB", "1MiB", "10MB" or a number of bytes -> bytes. */
+export const size = z
+  .union([z.string(), z.number()])
+  .transform((value, ctx) => {
+    const bytes = parseSize(value);
+    if (bytes === undefined) {
+      ctx.addIssue({ code: 'custom', message: `not a size: ${JSON.stringify(value)} (write e.g. 512, 64KiB, 1MiB)` });
+      return z.NEVER;
+    }
+    return bytes;
+  })
+  .meta({ description: 'A size such as 512, 64KiB, 1MiB, 10MB (a bare number is bytes).' });
+
+/** "host:port" as a listener address. */
+export const listenAddress = z
+  .string()
+  .refine((value) => parseListen(value) !== undefined, {
+    message: 'not a listen address (write host:port, e.g. 127.0.0.1:8080 or [::1]:8080)',
+  })
+  .meta({ description: 'host:port to listen on, e.g. 127.0.0.1:8080.' });
+
+const httpUrl = z
+  .string()
+  .refine((value) => {
+    try {
+      const url = new URL(value);
+      return (url.protocol === 'http:' || url.protocol === 'https:') && url.pathname === '/' && !url.search && !url.username;
+    } catch {
+      return false;
+    }
+  }, { message: 'not an endpoint URL (write http://host:port or https://host:port, without a path)' });
+
+const HTTP_METHOD = /^[A-Z][A-Z-]*$/;
+const method = z.string().regex(HTTP_METHOD, { message: 'not an HTTP method (upper case, e.g. GET)' });
+
+const headerName = z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, { message: 'not a valid header name' });
+
+const regexSource = z.string().refine((value) => {
+  try {
+    new RegExp(value);
+    return true;
+  } catch {
+    return false;
+  }
+}, { message: 'not a valid regular expression' });
+
+const hostPattern = z
+  .string()
+  .regex(/^(\*|\*\.[a-zA-Z0-9.-]+|[a-zA-Z0-9.-]+|\[[0-9a-fA-F:.]+\]|[0-9a-fA-F:]+)$/, {
+    message: 'not a host pattern (write an exact name, *.suffix or *)',
+  });
+
+/** What a route matches on; every given key must match. */
+export const matchSchema = z.strictObject({
+  host: hostPattern.optional().meta({ description: 'Host (without port): exact, *.suffix or *.' }),
+  ports: z.array(z.number().int().min(1).max(65535)).min(1).optional().meta({ description: 'Destination ports (egress) or Host ports.' }),
+  path: z.string().startsWith('/', { message: 'must start with /' }).optional().meta({ description: 'Path prefix.' }),
+  pathRegex: regexSource.optional().meta({ description: 'Regular expression the path must match.' }),
+  methods: z.array(method).min(1).optional(),
+  headers: z
+    .record(headerName, z.union([z.string(), z.strictObject({ regex: regexSource })]))
+    .optional()
+    .meta({ description: 'Header name -> exact value, or { regex }.' }),
+});
+
+const headerRules = z.strictObject({
+  add: z.record(headerName, z.string()).optional().meta({ description: 'Headers set (replacing any value of that name).' }),
+  remove: z.array(headerName).optional().meta({ description: 'Headers removed.' }),
+});
+
+const headersPolicy = z.strictObject({
+  request: headerRules.optional(),
+  response: headerRules.optional(),
+});
+
+const retryOn = z.union([
+  z.enum(['connect-failure', 'reset', 'timeout']),
+  z.number().int().min(500).max(599),
+]);
+
+/** Retries; by default a route does not retry (SPEC "Precise semantics"). */
+export const retrySchema = z.strictObject({
+  attempts: z.number().int().min(1).max(10).meta({ description: 'Total tries, the first included.' }),
+  on: z.array(retryOn).min(1).default(['connect-failure', 'reset', 502, 503, 504]),
+  perTryTimeout: duration.optional().meta({ description: 'Per try; clamped to the route timeout.' }),
+  methods: z.array(method).min(1).optional().meta({ description: 'Methods that may be retried (default: the idempotent ones).' }),
+  backoff: z
+    .strictObject({ base: duration.default(25), max: duration.default(250) })
+    .default({ base: 25, max: 250 }),
+  budget: z
+    .strictObject({
+      ratio: z.number().min(0).max(10).default(0.2),
+      minPerSecond: z.number().min(0).default(10),
+    })
+    .default({ ratio: 0.2, minPerSecond: 10 }),
+  bufferBody: size.default(64 * 1024),
+});
+
+const staticSchema = z.strictObject({
+  root: z.string().min(1).meta({ description: 'Folder served (relative to the config file).' }),
+  maxAge: duration.default(0).meta({ description: 'Cache-Control max-age; 0 = no-cache revalidation.' }),
+  immutable: z.boolean().default(false),
+  precompressed: z.boolean().default(false).meta({ description: 'Serve file.br / file.gz when accepted.' }),
+  index: z.union([z.string(), z.literal(false)]).default('index.html'),
+  fallthrough: z.boolean().default(false).meta({ description: 'A miss goes on to the next matching route.' }),
+  dotfiles: z.enum(['deny', 'allow']).default('deny'),
+  cache: z
+    .strictObject({ maxBytes: size.default(16 * 1024 * 1024), maxFileSize: size.default(64 * 1024) })
+    .default({ maxBytes: 16 * 1024 * 1024, maxFileSize: 64 * 1024 })
+    .meta({ description: 'In-memory cache of small hot files.' }),
+});
+
+/** Policy keys shared by ingress and egress routes. */
+const routePolicy = {
+  name: z.string().min(1).optional().meta({ description: 'Name in logs and metrics (default: route-N).' }),
+  upstream: z.string().optional().meta({ description: 'Name of an entry of upstreams.' }),
+  rewrite: z.strictObject({ stripPrefix: z.string().startsWith('/').optional() }).optional(),
+  headers: headersPolicy.optional(),
+  timeout: duration.optional().meta({ description: 'Until the response head arrives, all tries together (default 30s).' }),
+  idleTimeout: duration.optional().meta({ description: 'Longest pause inside a response body (default 5m).' }),
+  retry: retrySchema.optional(),
+  maxBody: size.optional().meta({ description: 'Largest request body (0 = no limit); 413 beyond.' }),
+};
+
+export const ingressRouteSchema = z.strictObject({
+  match: matchSchema.default({}),
+  ...routePolicy,
+  static: staticSchema.optional(),
+  websocket: z.boolean().default(false).meta({ description: 'Let WebSocket upgrades through (http-proxy).' }),
+});
+
+export const egressRouteSchema = z.strictObject({
+  match: matchSchema.default({}),
+  ...routePolicy,
+  connectTimeout: duration.optional().meta({ description: 'Connect timeout for pass-through destinations.' }),
+});
+
+/** Limits of a listening server (Node's http.Server options). */
+const listenerLimits = {
+  headersTimeout: duration.default(10_000).meta({ description: '408 when the request head takes longer (slowloris guard).' }),
+  requestTimeout: duration.default(300_000).meta({ description: 'The whole request, body included.' }),
+  keepAliveTimeout: duration.default(65_000).meta({ description: 'Idle client connections.' }),
+  maxConnections: z.number().int().min(1).default(10_000),
+  maxHeaderSize: size.default(16 * 1024).meta({ description: '431 beyond.' }),
+  maxBody: size.default(0).meta({ description: '0 = no limit; 413 beyond, without buffering.' }),
+};
+
+export const ingressSchema = z.strictObject({
+  listen: listenAddress.default('0.0.0.0:8080'),
+  ...listenerLimits,
+  routes: z.array(ingressRouteSchema).default([]),
+});
+
+export const egressSchema = z.strictObject({
+  listen: listenAddress.default('127.0.0.1:15001'),
+  ...listenerLimits,
+  auth: z.strictObject({ user: z.string().min(1), password: z.string().min(1) }).optional(),
+  tunnelIdleTimeout: duration.default(300_000).meta({ description: 'A CONNECT tunnel idle this long is closed.' }),
+  routes: z.array(egressRouteSchema).default([]),
+});
+
+export const upstreamSchema = z.strictObject({
+  endpoints: z.array(httpUrl).min(1),
+  balance: z.enum(['round-robin', 'least-request', 'random']).default('round-robin'),
+  connections: z.number().int().min(1).default(128).meta({ description: 'Max connections per endpoint.' }),
+  connectTimeout: duration.default(2_000),
+  idleTimeout: duration
+    .default(4_000)
+    .meta({ description: "Keep-alive idle; stays below the endpoint's own keep-alive timeout (Node's default: 5s)." }),
+  breaker: z
+    .strictObject({
+      errorRate: z.number().gt(0).max(1).default(0.5),
+      minRequests: z.number().int().min(1).default(20),
+      window: duration.default(10_000),
+      openFor: duration.default(30_000),
+      maxConcurrent: z.number().int().min(1).default(1024),
+    })
+    .optional(),
+  healthCheck: z
+    .strictObject({
+      path: z.string().startsWith('/').default('/healthz'),
+      interval: duration.default(5_000),
+      timeout: duration.default(1_000),
+      unhealthyAfter: z.number().int().min(1).default(3),
+      healthyAfter: z.number().int().min(1).default(2),
+    })
+    .optional(),
+  outlier: z
+    .strictObject({
+      consecutiveErrors: z.number().int().min(1).default(5),
+      ejectFor: duration.default(30_000),
+      maxEjectedPercent: z.number().min(0).max(100).default(50),
+    })
+    .optional(),
+  tls: z
+    .strictObject({
+      serverName: z.string().optional(),
+      ca: z.string().optional().meta({ description: 'PEM file with the CA(s) to trust (relative to the config file).' }),
+      insecureSkipVerify: z.boolean().default(false),
+    })
+    .optional(),
+});
+
+export const appSchema = z.strictObject({
+  command: z.array(z.string()).min(1),
+  cwd: z.string().default('.'),
+  env: z.record(z.string(), z.string()).default({}),
+  proxyEnv: z.boolean().optional().meta({ description: 'Inject HTTP_PROXY & co. (default: true when egress is configured).' }),
+  ready: z.strictObject({ url: z.string().url(), timeout: duration.default(30_000), interval: duration.default(200) }).optional(),
+  restart: z.enum(['never', 'on-failure', 'always']).default('never'),
+  stopTimeout: duration.default(10_000),
+});
+
+export const configSchema = z
+  .strictObject({
+    admin: z.strictObject({ listen: listenAddress.default('127.0.0.1:9901') }).default({ listen: '127.0.0.1:9901' }),
+    log: z
+      .strictObject({
+        level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'silent']).default('info'),
+        access: z.boolean().default(true),
+      })
+      .default({ level: 'info', access: true }),
+    app: appSchema.optional(),
+    upstreams: z.record(z.string().regex(/^[A-Za-z0-9_.-]+$/, { message: 'upstream names use letters, digits, _ . -' }), upstreamSchema).default({}),
+    ingress: ingressSchema.optional(),
+    egress: egressSchema.optional(),
+  })
+  .meta({ title: 'sidecar configuration', description: 'See README.md, "Configuration".' });
+
+/** The validated config, defaults filled in, durations in ms and sizes in bytes. */
+export type Config = z.output<typeof configSchema>;
+export type UpstreamConfig = z.output<typeof upstreamSchema>;
+export type IngressRouteConfig = z.output<typeof ingressRouteSchema>;
+export type EgressRouteConfig = z.output<typeof egressRouteSchema>;
+export type MatchConfig = z.output<typeof matchSchema>;
+export type RetryConfig = z.output<typeof retrySchema>;
+export type StaticConfig = z.output<typeof staticSchema>;
+export type AppConfig = z.output<typeof appSchema>;
+export type ListenerConfig = z.output<typeof ingressSchema> | z.output<typeof egressSchema>;
+
+/** JSON Schema (draft 2020-12) of what may be written in the YAML file. */
+export function configJsonSchema(): unknown {
+  return z.toJSONSchema(configSchema, { io: 'input', unrepresentable: 'any' });
+}
