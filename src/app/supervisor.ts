@@ -1,0 +1,149 @@
+/**
+ * The supervised app: started by the sidecar with the proxy variables
+ * injected, watched until ready, restarted per `restart`, and stopped with
+ * SIGTERM then SIGKILL. The two live and die together: with `restart: never`
+ * the app's exit ends the sidecar with the app's exit code.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import type { AppConfig } from '../config/schema.ts';
+import { log } from '../observe/log.ts';
+import { appRestartsTotal, appUp } from '../observe/metrics.ts';
+import { AppUsageSampler } from './usage.ts';
+
+/** Environment for the app: inherited < injected proxy variables < app.env (SPEC "Injected proxy variables"). */
+export function appEnvironment(config: AppConfig, egressListen: string | undefined, inherited: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...inherited };
+  const inject = config.proxyEnv ?? egressListen !== undefined;
+  if (inject && egressListen) {
+    const proxy = `http://${egressListen.startsWith('0.0.0.0:') ? `127.0.0.1:${egressListen.slice(8)}` : egressListen}`;
+    const noProxy = 'localhost,127.0.0.1,::1';
+    Object.assign(env, {
+      HTTP_PROXY: proxy,
+      HTTPS_PROXY: proxy,
+      http_proxy: proxy,
+      https_proxy: proxy,
+      NO_PROXY: noProxy,
+      no_proxy: noProxy,
+      NODE_USE_ENV_PROXY: '1',
+    });
+  }
+  return Object.assign(env, config.env);
+}
+
+/** Backoff between restarts: 100ms doubling to 10s, reset after a minute of uptime. */
+const RESTART_MIN_MS = 100;
+const RESTART_MAX_MS = 10_000;
+const STABLE_AFTER_MS = 60_000;
+
+export class AppSupervisor {
+  readonly #config: AppConfig;
+  readonly #env: NodeJS.ProcessEnv;
+  readonly #onExit: (code: number) => void;
+  #child: ChildProcess | undefined;
+  #ready = false;
+  #stopping = false;
+  #restartDelay = RESTART_MIN_MS;
+  #startedAt = 0;
+  #usage: AppUsageSampler | undefined;
+
+  /** `onExit` is called when the app ended for good (restart: never, or after stop()). */
+  constructor(config: AppConfig, env: NodeJS.ProcessEnv, onExit: (code: number) => void) {
+    this.#config = config;
+    this.#env = env;
+    this.#onExit = onExit;
+  }
+
+  get ready(): boolean {
+    return this.#ready;
+  }
+
+  get pid(): number | undefined {
+    return this.#child?.pid;
+  }
+
+  start(): void {
+    const [command, ...args] = this.#config.command;
+    this.#startedAt = Date.now();
+    const child = spawn(command, args, { cwd: this.#config.cwd, env: this.#env, stdio: ['ignore', 'inherit', 'inherit'] });
+    this.#child = child;
+    this.#ready = false;
+    log.info({ app: this.#config.command, appPid: child.pid }, 'app started');
+    child.once('error', (err) => log.error({ err, app: this.#config.command }, 'app could not be started'));
+    child.once('exit', (code, signal) => this.#exited(child, code, signal));
+    this.#usage?.stop();
+    if (child.pid !== undefined) this.#usage = new AppUsageSampler(child.pid);
+    void this.#waitReady(child);
+  }
+
+  async #waitReady(child: ChildProcess): Promise<void> {
+    const ready = this.#config.ready;
+    if (!ready) {
+      this.#markReady(child);
+      return;
+    }
+    const until = Date.now() + ready.timeout;
+    while (Date.now() < until && this.#child === child && child.exitCode === null) {
+      try {
+        const response = await fetch(ready.url, { signal: AbortSignal.timeout(Math.max(ready.interval, 1000)) });
+        await response.body?.cancel();
+        if (response.status < 500) {
+          this.#markReady(child);
+          return;
+        }
+      } catch {
+        // Not listening yet.
+      }
+      await new Promise((resolve) => setTimeout(resolve, ready.interval));
+    }
+    if (this.#child === child && child.exitCode === null) {
+      log.error({ url: ready.url, timeoutMs: ready.timeout }, 'app did not become ready in time; still waiting for it');
+    }
+  }
+
+  #markReady(child: ChildProcess): void {
+    if (this.#child !== child) return;
+    this.#ready = true;
+    appUp.set(1);
+    log.info({ appPid: child.pid }, 'app ready');
+  }
+
+  #exited(child: ChildProcess, code: number | null, signal: NodeJS.Signals | null): void {
+    if (this.#child !== child) return;
+    this.#ready = false;
+    appUp.set(0);
+    this.#usage?.stop();
+    const exitCode = code ?? (signal ? 128 + (signalNumber(signal) ?? 15) : 1);
+    log.warn({ appPid: child.pid, code, signal }, 'app exited');
+    const restart = this.#config.restart;
+    if (this.#stopping || restart === 'never' || (restart === 'on-failure' && exitCode === 0)) {
+      this.#child = undefined;
+      this.#onExit(exitCode);
+      return;
+    }
+    if (Date.now() - this.#startedAt > STABLE_AFTER_MS) this.#restartDelay = RESTART_MIN_MS;
+    const delay = this.#restartDelay;
+    this.#restartDelay = Math.min(this.#restartDelay * 2, RESTART_MAX_MS);
+    appRestartsTotal.inc();
+    log.info({ delayMs: delay }, 'restarting app');
+    setTimeout(() => {
+      if (!this.#stopping) this.start();
+    }, delay);
+  }
+
+  /** SIGTERM, then SIGKILL after stopTimeout; resolves when the app is gone. */
+  async stop(): Promise<void> {
+    this.#stopping = true;
+    const child = this.#child;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    const gone = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), this.#config.stopTimeout);
+    await gone;
+    clearTimeout(timer);
+  }
+}
+
+function signalNumber(signal: NodeJS.Signals): number | undefined {
+  const numbers: Partial<Record<NodeJS.Signals, number>> = { SIGHUP: 1, SIGINT: 2, SIGKILL: 9, SIGTERM: 15, SIGSEGV: 11, SIGABRT: 6 };
+  return numbers[signal];
+}

@@ -1,0 +1,134 @@
+#!/usr/bin/env node
+/**
+ * Command line (SPEC.md "Command line"):
+ *   sidecar [--config PATH] [-- CMD ARGS...]   run (default config/sidecar.yaml, or $SIDECAR_CONFIG)
+ *   sidecar check [--config PATH]              validate only: exit 0, or print every error and exit 1
+ *   sidecar schema                             print the JSON Schema of the config file
+ * Exit codes: 0 clean shutdown; 1 bad config or start-up failure; with a
+ * supervised app and `restart: never`, the app's own exit code.
+ */
+import { compile } from './config/compile.ts';
+import { formatConfigError, loadConfigFile } from './config/load.ts';
+import { configJsonSchema } from './config/schema.ts';
+import { Sidecar, DRAIN_DEADLINE_MS } from './sidecar.ts';
+import { flushLogs, log } from './observe/log.ts';
+
+interface Args {
+  command: 'run' | 'check' | 'schema' | 'help';
+  config: string;
+  appCommand?: string[];
+}
+
+const USAGE = `usage: sidecar [--config PATH] [-- CMD ARGS...]
+       sidecar check [--config PATH]
+       sidecar schema
+The config defaults to $SIDECAR_CONFIG, else config/sidecar.yaml.`;
+
+function parseArgs(argv: string[]): Args | string {
+  const args: Args = { command: 'run', config: process.env.SIDECAR_CONFIG || 'config/sidecar.yaml' };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (arg === '--') {
+      args.appCommand = argv.slice(i + 1);
+      if (args.appCommand.length === 0) return 'nothing after "--": give the app command, e.g. -- node app.js';
+      break;
+    }
+    if (arg === '--config' || arg === '-c') {
+      const value = argv[++i];
+      if (!value) return `${arg} needs a file path`;
+      args.config = value;
+    } else if (arg.startsWith('--config=')) {
+      args.config = arg.slice('--config='.length);
+    } else if (arg === 'check' || arg === 'schema' || arg === 'run') {
+      args.command = arg;
+    } else if (arg === '--help' || arg === '-h' || arg === 'help') {
+      args.command = 'help';
+    } else {
+      return `unknown argument "${arg}"`;
+    }
+  }
+  return args;
+}
+
+async function main(): Promise<number | undefined> {
+  const args = parseArgs(process.argv.slice(2));
+  if (typeof args === 'string') {
+    process.stderr.write(`sidecar: ${args}\n${USAGE}\n`);
+    return 1;
+  }
+  if (args.command === 'help') {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  if (args.command === 'schema') {
+    process.stdout.write(`${JSON.stringify(configJsonSchema(), null, 2)}\n`);
+    return 0;
+  }
+
+  const loaded = await loadConfigFile(args.config);
+  if (!loaded.ok) {
+    process.stderr.write(`${loaded.errors.map(formatConfigError).join('\n')}\n`);
+    process.stderr.write(`sidecar: ${args.config}: ${loaded.errors.length} error${loaded.errors.length === 1 ? '' : 's'}, not started\n`);
+    return 1;
+  }
+  if (args.command === 'check') {
+    process.stdout.write(`${args.config}: ok (sha256 ${loaded.hash})\n`);
+    return 0;
+  }
+
+  const snapshot = compile(loaded.config, { hash: loaded.hash, source: loaded.source, loadedAt: loaded.loadedAt });
+  let appExitCode: number | undefined;
+  const sidecar = new Sidecar(snapshot, {
+    appCommand: args.appCommand,
+    onAppExit: (code) => {
+      appExitCode = code;
+      void shutdown(`the app exited with code ${code}`);
+    },
+  });
+
+  let stopping: Promise<void> | undefined;
+  const shutdown = (reason: string): Promise<void> => {
+    stopping ??= (async () => {
+      log.info({ reason }, 'shutting down');
+      await sidecar.stop(DRAIN_DEADLINE_MS);
+      flushLogs();
+      process.exit(appExitCode ?? 0);
+    })();
+    return stopping;
+  };
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+  process.on('SIGHUP', () => void sidecar.reload());
+
+  try {
+    await sidecar.start();
+  } catch (err) {
+    process.stderr.write(`sidecar: ${(err as Error).message}\n`);
+    await sidecar.stop(0).catch(() => undefined);
+    flushLogs();
+    return 1;
+  }
+  return undefined; // keep running
+}
+
+process.on('uncaughtException', (err) => {
+  // Keep serving what we can: one broken request must not take the process down.
+  log.error({ err }, 'uncaught exception');
+});
+process.on('unhandledRejection', (err) => {
+  log.error({ err }, 'unhandled rejection');
+});
+
+main().then(
+  (code) => {
+    if (code !== undefined) {
+      flushLogs();
+      process.exitCode = code;
+    }
+  },
+  (err: unknown) => {
+    process.stderr.write(`sidecar: ${(err as Error).stack ?? String(err)}\n`);
+    flushLogs();
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,150 @@
+/**
+ * The ingress listener: the sidecar in front of the app. A request takes one
+ * snapshot at entry, finds its route (first match), and is served by a static
+ * route or proxied to the route's upstream. WebSocket upgrades go through
+ * http-proxy on routes that allow them.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { CompiledRoute, ListenerSnapshot, Snapshot } from '../config/compile.ts';
+import type { ConfigStore } from '../config/store.ts';
+import type { UpstreamRegistry } from '../upstream/registry.ts';
+import { Exchange } from '../observe/exchange.ts';
+import { ProxyError, sendError } from '../proxy/errors.ts';
+import { requestIdOf } from '../proxy/headers.ts';
+import { proxyRequest, rewritePath } from '../proxy/proxy.ts';
+import { findRoute, pathOf, splitHost, type RouteInput } from '../proxy/route.ts';
+import { Listener } from '../net/listener.ts';
+import { StaticHandlers } from './static-routes.ts';
+import { WebSocketForwarder } from './websocket.ts';
+import { log } from '../observe/log.ts';
+
+/** Longest request-target we accept (NGINX's large_client_header_buffers default is 8k). */
+const MAX_URI_LENGTH = 8 * 1024;
+
+export interface IngressDeps {
+  readonly store: ConfigStore;
+  readonly registry: UpstreamRegistry;
+  /** Answers 503 app_not_ready while the supervised app is starting. */
+  readonly appReady: () => boolean;
+}
+
+export class IngressServer {
+  readonly listener: Listener;
+  readonly #deps: IngressDeps;
+  readonly #statics = new StaticHandlers();
+  readonly #websockets: WebSocketForwarder;
+
+  constructor(deps: IngressDeps, settings: ListenerSnapshot['settings']) {
+    this.#deps = deps;
+    this.#websockets = new WebSocketForwarder();
+    this.listener = new Listener('ingress', settings, {
+      request: (req, res) => this.#onRequest(req, res),
+      upgrade: (req, socket, head) => this.#onUpgrade(req, socket, head),
+    });
+    deps.store.onSwap((next) => this.#statics.retain(next));
+  }
+
+  #onRequest(req: IncomingMessage, res: ServerResponse): void {
+    const snapshot = this.#deps.store.current();
+    const ingress = snapshot.ingress;
+    const url = req.url ?? '/';
+    const hostHeader = req.headers.host;
+    const hostInfo = splitHost(hostHeader, ingress?.port ?? 80);
+    const exchange = new Exchange('ingress', requestIdOf(req.headers), req.method ?? 'GET', hostInfo?.host ?? '', pathOf(url));
+    res.setHeader('x-request-id', exchange.reqId);
+    res.once('close', () => {
+      exchange.status = res.headersSent ? res.statusCode : 499; // 499: the client left first (NGINX's code)
+      if (!res.writableFinished) exchange.aborted = true;
+      exchange.finish(snapshot.config.log.access);
+    });
+
+    if (!ingress || !hostInfo || !url.startsWith('/')) {
+      exchange.error = ingress ? 'bad_request' : 'no_route';
+      sendError(res, new ProxyError(exchange.error));
+      return;
+    }
+    if (url.length > MAX_URI_LENGTH) {
+      exchange.error = 'uri_too_long';
+      sendError(res, new ProxyError('uri_too_long'));
+      return;
+    }
+    if (!this.#deps.appReady()) {
+      exchange.error = 'app_not_ready';
+      sendError(res, new ProxyError('app_not_ready'), { 'retry-after': '1' });
+      return;
+    }
+    const input: RouteInput = { method: exchange.method, host: hostInfo.host, port: hostInfo.port, path: exchange.path, headers: req.headers };
+    this.#route(req, res, snapshot, ingress, input, exchange, 0).catch((err: unknown) => {
+      log.error({ err, reqId: exchange.reqId }, 'ingress request failed unexpectedly');
+      exchange.error = 'bad_request';
+      sendError(res, new ProxyError('upstream_reset', 'internal error in the sidecar'));
+    });
+  }
+
+  /** First matching route from `from` on; a static miss with fallthrough goes on to the next match. */
+  async #route(
+    req: IncomingMessage,
+    res: ServerResponse,
+    snapshot: Snapshot,
+    ingress: ListenerSnapshot,
+    input: RouteInput,
+    exchange: Exchange,
+    from: number,
+  ): Promise<void> {
+    const index = findRoute(ingress.routes, input, from);
+    if (index === -1) {
+      exchange.error = 'no_route';
+      sendError(res, new ProxyError('no_route'));
+      return;
+    }
+    const route: CompiledRoute = ingress.routes[index];
+    exchange.route = route.name;
+    if (route.static) {
+      const served = await this.#statics.get(route).handle(req, res);
+      if (served === 'served') return;
+      return this.#route(req, res, snapshot, ingress, input, exchange, index + 1);
+    }
+    const upstream = route.upstream === undefined ? undefined : this.#deps.registry.get(route.upstream);
+    if (!upstream) {
+      // Only possible when a reload removed the upstream while this request was queued.
+      exchange.error = 'no_healthy_endpoint';
+      sendError(res, new ProxyError('no_healthy_endpoint', `upstream "${route.upstream}" is gone`));
+      return;
+    }
+    await proxyRequest(req, res, route, {
+      upstream,
+      path: rewritePath(req.url ?? '/', route),
+      host: req.headers.host,
+      originalHost: req.headers.host,
+    }, exchange);
+  }
+
+  #onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const snapshot = this.#deps.store.current();
+    const ingress = snapshot.ingress;
+    const hostInfo = splitHost(req.headers.host, ingress?.port ?? 80);
+    const url = req.url ?? '/';
+    const input: RouteInput | undefined = hostInfo && {
+      method: req.method ?? 'GET',
+      host: hostInfo.host,
+      port: hostInfo.port,
+      path: pathOf(url),
+      headers: req.headers,
+    };
+    const index = ingress && input ? findRoute(ingress.routes, input) : -1;
+    const route = index === -1 ? undefined : ingress!.routes[index];
+    const upstream = route?.upstream === undefined ? undefined : this.#deps.registry.get(route.upstream);
+    if (!route || !route.websocket || !upstream) {
+      this.#websockets.refuse(socket, new ProxyError('no_route', route ? `route "${route.name}" does not allow WebSocket upgrades` : undefined));
+      return;
+    }
+    this.listener.track(socket);
+    this.#websockets.forward(req, socket, head, route, upstream, snapshot.config.log.access);
+  }
+
+  close(deadlineMs: number): Promise<void> {
+    this.#statics.closeAll();
+    return this.listener.close(deadlineMs);
+  }
+}

@@ -1,0 +1,88 @@
+/**
+ * WebSocket upgrades, handed to http-proxy once the route allows them. The
+ * request head gets the same treatment as a proxied request (request id, Via,
+ * X-Forwarded-*, the route's header rules); one access-log line is written
+ * when the upgraded connection closes.
+ */
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import httpProxy from 'http-proxy';
+import type { CompiledRoute } from '../config/compile.ts';
+import type { UpstreamState } from '../upstream/registry.ts';
+import { Exchange } from '../observe/exchange.ts';
+import { ProxyError, fromUpstreamError } from '../proxy/errors.ts';
+import { VIA_TOKEN, requestIdOf } from '../proxy/headers.ts';
+import { rewritePath } from '../proxy/proxy.ts';
+import { pathOf } from '../proxy/route.ts';
+
+/** Writes one of our error answers on a socket that has not been upgraded. */
+function writeRawError(socket: Duplex, error: ProxyError): void {
+  if (!socket.writable) return;
+  const body = JSON.stringify({ error: error.code, message: error.message });
+  socket.write(
+    `HTTP/1.1 ${error.status} Error\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
+      `x-sidecar-error: ${error.code}\r\nconnection: close\r\n\r\n${body}`,
+  );
+}
+
+export class WebSocketForwarder {
+  readonly #proxy = httpProxy.createProxyServer({ ws: true, xfwd: true, changeOrigin: false });
+  readonly #exchanges = new WeakMap<IncomingMessage, Exchange>();
+
+  constructor() {
+    this.#proxy.on('proxyReqWs', (proxyReq, req) => {
+      proxyReq.once('upgrade', () => {
+        const exchange = this.#exchanges.get(req);
+        if (exchange) exchange.status = 101;
+      });
+    });
+  }
+
+  refuse(socket: Duplex, error: ProxyError): void {
+    writeRawError(socket, error);
+    socket.end();
+  }
+
+  forward(req: IncomingMessage, socket: Duplex, head: Buffer, route: CompiledRoute, upstream: UpstreamState, accessLogOn: boolean): void {
+    const exchange = new Exchange('ingress', requestIdOf(req.headers), req.method ?? 'GET', req.headers.host ?? '', pathOf(req.url ?? '/'));
+    exchange.route = route.name;
+    exchange.upstream = upstream.name;
+    exchange.attempts = 1;
+    const endpoint = upstream.pick();
+    exchange.endpoint = endpoint.authority;
+    this.#exchanges.set(req, exchange);
+    socket.once('close', () => {
+      if (exchange.status === 0) exchange.status = 499;
+      exchange.finish(accessLogOn);
+    });
+
+    const headers = req.headers;
+    for (const name of route.requestHeaders?.remove ?? []) delete headers[name];
+    for (const [name, value] of route.requestHeaders?.add ?? []) headers[name] = value;
+    headers['x-request-id'] = exchange.reqId;
+    headers.via = headers.via ? `${headers.via}, ${VIA_TOKEN}` : VIA_TOKEN;
+    req.url = rewritePath(req.url ?? '/', route);
+
+    const tls = upstream.config.tls;
+    endpoint.inFlight++;
+    socket.once('close', () => endpoint.inFlight--);
+    this.#proxy.ws(
+      req,
+      socket,
+      head,
+      {
+        target: endpoint.origin,
+        secure: !tls?.insecureSkipVerify,
+      },
+      (err: Error) => {
+        // Called before http-proxy ends the socket: the client still gets our answer.
+        const error = fromUpstreamError(err);
+        if (exchange.status === 0) {
+          exchange.status = error.status;
+          exchange.error = error.code;
+          writeRawError(socket, error);
+        }
+      },
+    );
+  }
+}

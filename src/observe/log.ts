@@ -1,0 +1,52 @@
+/**
+ * Logging: one pino root for the process, JSON lines on stdout. Writes go
+ * through pino's asynchronous destination so a slow terminal or pipe never
+ * stalls the proxy's event loop; `flushLogs()` drains it at shutdown.
+ */
+import { pino, type Logger, type LevelWithSilent } from 'pino';
+
+export type { Logger };
+
+/** Header values and keys that must never reach a log line. */
+const REDACT = {
+  paths: [
+    'req.headers.authorization',
+    'req.headers.cookie',
+    'req.headers["proxy-authorization"]',
+    'config.egress.auth.password',
+    '*.password',
+  ],
+  censor: '[redacted]',
+};
+
+const destination = pino.destination({ dest: 1, sync: false });
+
+/** The process-wide logger; its level follows `log.level` of the live config. */
+export const log: Logger = pino(
+  {
+    level: 'info',
+    base: { pid: process.pid },
+    redact: REDACT,
+    timestamp: pino.stdTimeFunctions.isoTime,
+    formatters: { level: (label) => ({ level: label }) },
+  },
+  destination,
+);
+
+/** The access log: its own child so it can be told apart (`log: "access"`). */
+export const accessLog: Logger = log.child({ log: 'access' });
+
+/** The access log has its own switch (`log.access`), so it stays at info unless everything is silent. */
+export function setLogLevel(level: LevelWithSilent): void {
+  log.level = level;
+  accessLog.level = level === 'silent' ? 'silent' : 'info';
+}
+
+/** Writes what is buffered; called once at exit. */
+export function flushLogs(): void {
+  try {
+    destination.flushSync();
+  } catch {
+    // The destination may not be ready yet (nothing written): nothing to flush.
+  }
+}

@@ -1,0 +1,117 @@
+/**
+ * Every metric of SPEC.md, defined once per process on one registry. Metrics
+ * live outside the config snapshot so a reload never resets a counter
+ * (Caddy's metrics.go does the same).
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export const registry = new Registry();
+collectDefaultMetrics({ register: registry, prefix: 'sidecar_' });
+
+export const requestsTotal = new Counter({
+  name: 'sidecar_requests_total',
+  help: 'Requests answered, by listener, route, upstream, method and status code.',
+  labelNames: ['listener', 'route', 'upstream', 'method', 'code'] as const,
+  registers: [registry],
+});
+
+export const requestDuration = new Histogram({
+  name: 'sidecar_request_duration_seconds',
+  help: 'Time from the request head to the end of the response.',
+  labelNames: ['listener', 'route', 'upstream'] as const,
+  buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+  registers: [registry],
+});
+
+export const upstreamRetriesTotal = new Counter({
+  name: 'sidecar_upstream_retries_total',
+  help: 'Retries sent upstream, by the condition that caused them.',
+  labelNames: ['upstream', 'reason'] as const,
+  registers: [registry],
+});
+
+export const retryStopsTotal = new Counter({
+  name: 'sidecar_upstream_retry_stops_total',
+  help: 'Requests whose last try failed, by why no further retry was made.',
+  labelNames: ['upstream', 'reason'] as const,
+  registers: [registry],
+});
+
+export const circuitState = new Gauge({
+  name: 'sidecar_circuit_state',
+  help: '1 for the current state (closed, open, half_open) of each upstream breaker.',
+  labelNames: ['upstream', 'state'] as const,
+  registers: [registry],
+});
+
+export const activeRequests = new Gauge({
+  name: 'sidecar_active_requests',
+  help: 'Requests in flight, by listener.',
+  labelNames: ['listener'] as const,
+  registers: [registry],
+});
+
+export const activeConnections = new Gauge({
+  name: 'sidecar_active_connections',
+  help: 'Open client connections (CONNECT tunnels included), by listener.',
+  labelNames: ['listener'] as const,
+  registers: [registry],
+});
+
+export const staticResponsesTotal = new Counter({
+  name: 'sidecar_static_responses_total',
+  help: 'Static file responses, by route and status code.',
+  labelNames: ['route', 'code'] as const,
+  registers: [registry],
+});
+
+export const staticBytesTotal = new Counter({
+  name: 'sidecar_static_bytes_sent_total',
+  help: 'Body bytes sent by static routes.',
+  labelNames: ['route'] as const,
+  registers: [registry],
+});
+
+export const tunnelBytesTotal = new Counter({
+  name: 'sidecar_tunnel_bytes_total',
+  help: 'Bytes carried by CONNECT tunnels, by direction (up = client to destination).',
+  labelNames: ['direction'] as const,
+  registers: [registry],
+});
+
+export const configReloadsTotal = new Counter({
+  name: 'sidecar_config_reloads_total',
+  help: 'Config reloads, by result (success, failure).',
+  labelNames: ['result'] as const,
+  registers: [registry],
+});
+
+export const configLastReloadSuccess = new Gauge({
+  name: 'sidecar_config_last_reload_success_timestamp_seconds',
+  help: 'Unix time of the last config load or reload that took effect.',
+  registers: [registry],
+});
+
+export const appUp = new Gauge({
+  name: 'sidecar_app_up',
+  help: '1 while the supervised app runs and is ready.',
+  registers: [registry],
+});
+
+export const appRestartsTotal = new Counter({
+  name: 'sidecar_app_restarts_total',
+  help: 'Restarts of the supervised app.',
+  registers: [registry],
+});
+
+export const appCpuSecondsTotal = new Counter({
+  name: 'sidecar_app_cpu_seconds_total',
+  help: 'CPU time of the supervised app (user + system), read from /proc.',
+  registers: [registry],
+});
+
+export const appResidentMemory = new Gauge({
+  name: 'sidecar_app_resident_memory_bytes',
+  help: 'Resident memory of the supervised app, read from /proc.',
+  registers: [registry],
+});

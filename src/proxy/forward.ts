@@ -1,0 +1,197 @@
+/**
+ * One attempt of one request through an undici pool, written straight to the
+ * client's response by a callback-style dispatch handler: no intermediate
+ * stream, no per-chunk promise. Backpressure runs both ways (undici pauses
+ * reading the upstream while the client's socket is full; the request body is
+ * a stream undici pulls), and the attempt can be aborted at any point.
+ */
+import type { ServerResponse } from 'node:http';
+import type { Readable } from 'node:stream';
+import type { Dispatcher } from 'undici';
+import type { HeaderRules } from '../config/compile.ts';
+import type { Exchange } from '../observe/exchange.ts';
+import type { EndpointState } from '../upstream/registry.ts';
+import { clientResponseHeaders } from './headers.ts';
+import { ProxyError, fromUpstreamError } from './errors.ts';
+
+export interface AttemptRequest {
+  readonly endpoint: EndpointState;
+  readonly method: string;
+  readonly path: string;
+  /** Flat [name, value, ...] list, already rebuilt by headers.ts. */
+  readonly headers: string[];
+  readonly body: Readable | Buffer | null;
+  /** Time allowed until the response head (ms). */
+  readonly headTimeout: number;
+  /** Longest pause inside the response body (ms). */
+  readonly bodyIdleTimeout: number;
+  readonly responseRules: HeaderRules | undefined;
+  /** Extra headers on the client response (e.g. x-sidecar-attempts). */
+  readonly extraResponseHeaders?: Record<string, string>;
+}
+
+/**
+ * How an attempt ended:
+ * - `done`: the whole response reached the client.
+ * - `failed`: nothing was sent to the client; `error` says why (retryable by kind).
+ * - `rejected`: the head arrived but `accept` refused it (a retryable status); nothing was sent.
+ * - `broken`: the response had started and was cut; the client connection is destroyed.
+ */
+export type AttemptOutcome =
+  | { readonly kind: 'done'; readonly status: number }
+  | { readonly kind: 'failed'; readonly error: ProxyError }
+  | { readonly kind: 'rejected'; readonly status: number; readonly headers: Record<string, string | string[] | undefined> }
+  | { readonly kind: 'broken'; readonly status: number; readonly error: unknown };
+
+/** Decides from the response head whether to pass it on (true) or drop it for a retry (false). */
+export type AcceptHead = (status: number, headers: Record<string, string | string[] | undefined>) => boolean;
+
+const acceptAll: AcceptHead = () => true;
+
+/** Reason passed to undici when we abort an attempt ourselves. */
+class AttemptAborted extends Error {
+  constructor(reason: string) {
+    super(reason);
+    this.name = 'AttemptAborted';
+  }
+}
+
+/** Undici dispatch handler that writes one upstream response to the client. */
+class ResponseWriter implements Dispatcher.DispatchHandler {
+  readonly #res: ServerResponse;
+  readonly #exchange: Exchange;
+  readonly #request: AttemptRequest;
+  readonly #accept: AcceptHead;
+  readonly #settle: (outcome: AttemptOutcome) => void;
+  #controller: Dispatcher.DispatchController | undefined;
+  #settled = false;
+  #cancelled: Error | undefined;
+  #status = 0;
+  #headTimer: NodeJS.Timeout | undefined;
+
+  constructor(res: ServerResponse, exchange: Exchange, request: AttemptRequest, accept: AcceptHead, settle: (o: AttemptOutcome) => void) {
+    this.#res = res;
+    this.#exchange = exchange;
+    this.#request = request;
+    this.#accept = accept;
+    this.#settle = settle;
+    if (request.headTimeout > 0) {
+      this.#headTimer = setTimeout(() => this.#timeout(), request.headTimeout);
+    }
+  }
+
+  /** Stops the attempt (client gone, deadline, shutdown). */
+  cancel(error: ProxyError | AttemptAborted): void {
+    this.#cancelled = error;
+    this.#controller?.abort(error);
+    this.#finish(error instanceof ProxyError && this.#status === 0 ? { kind: 'failed', error } : { kind: 'broken', status: this.#status, error });
+  }
+
+  #timeout(): void {
+    this.#headTimer = undefined;
+    if (this.#status === 0) this.cancel(new ProxyError('upstream_timeout'));
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.#controller = controller;
+    // Cancelled while queued or connecting: stop as soon as undici lets us.
+    if (this.#cancelled) controller.abort(this.#cancelled);
+  }
+
+  onResponseStart(
+    controller: Dispatcher.DispatchController,
+    statusCode: number,
+    headers: Record<string, string | string[] | undefined>,
+  ): void {
+    if (this.#settled || statusCode < 200) return; // 1xx: Node answers 100-continue itself
+    clearTimeout(this.#headTimer);
+    this.#headTimer = undefined;
+    if (!this.#accept(statusCode, headers)) {
+      controller.abort(new AttemptAborted('response refused for a retry'));
+      this.#finish({ kind: 'rejected', status: statusCode, headers });
+      return;
+    }
+    this.#status = statusCode;
+    const res = this.#res;
+    const outgoing = clientResponseHeaders(headers, this.#request.responseRules);
+    if (this.#request.extraResponseHeaders) Object.assign(outgoing, this.#request.extraResponseHeaders);
+    res.writeHead(statusCode, outgoing);
+    // Server-sent events and other streams: send the head now, not with the first chunk.
+    res.flushHeaders();
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.#settled) return;
+    this.#exchange.bytesOut += chunk.length;
+    if (!this.#res.write(chunk)) {
+      controller.pause();
+      this.#res.once('drain', () => controller.resume());
+    }
+  }
+
+  onResponseEnd(_controller: Dispatcher.DispatchController, trailers: Record<string, string | string[] | undefined>): void {
+    if (this.#settled) return;
+    if (trailers && Object.keys(trailers).length > 0 && this.#res.hasHeader('trailer')) {
+      this.#res.addTrailers(trailers as Record<string, string>);
+    }
+    this.#res.end();
+    this.#finish({ kind: 'done', status: this.#status });
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
+    if (this.#settled) return;
+    if (this.#status === 0) {
+      this.#finish({ kind: 'failed', error: fromUpstreamError(error) });
+    } else {
+      this.#finish({ kind: 'broken', status: this.#status, error });
+    }
+  }
+
+  #finish(outcome: AttemptOutcome): void {
+    if (this.#settled) return;
+    this.#settled = true;
+    clearTimeout(this.#headTimer);
+    if (outcome.kind === 'broken') {
+      this.#exchange.aborted = true;
+      this.#res.destroy();
+    }
+    this.#settle(outcome);
+  }
+}
+
+/** A started attempt: its outcome, and a way to stop it. */
+export interface Attempt {
+  readonly outcome: Promise<AttemptOutcome>;
+  cancel(error: ProxyError | Error): void;
+}
+
+/** Sends one attempt upstream; the response (if accepted) is written to `res`. */
+export function startAttempt(res: ServerResponse, exchange: Exchange, request: AttemptRequest, accept: AcceptHead = acceptAll): Attempt {
+  let writer!: ResponseWriter;
+  const outcome = new Promise<AttemptOutcome>((resolve) => {
+    writer = new ResponseWriter(res, exchange, request, accept, resolve);
+  });
+  request.endpoint.inFlight++;
+  outcome.then(() => request.endpoint.inFlight--);
+  try {
+    request.endpoint.pool.dispatch(
+      {
+        origin: request.endpoint.origin,
+        method: request.method as Dispatcher.HttpMethod,
+        path: request.path,
+        headers: request.headers,
+        body: request.body,
+        headersTimeout: 0, // our own head timer covers queueing and connecting too
+        bodyTimeout: request.bodyIdleTimeout,
+      },
+      writer,
+    );
+  } catch (err) {
+    // undici refuses some requests synchronously (e.g. a closed pool, an invalid header).
+    writer.onResponseError(undefined as unknown as Dispatcher.DispatchController, err as Error);
+  }
+  return {
+    outcome,
+    cancel: (error) => writer.cancel(error instanceof ProxyError ? error : new AttemptAborted(error.message)),
+  };
+}

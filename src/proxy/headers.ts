@@ -1,0 +1,150 @@
+/**
+ * Outgoing messages are rebuilt from the parsed request, never copied raw:
+ * hop-by-hop headers go (RFC 9110 7.6.1, including every name listed in
+ * Connection), the forwarding headers and the request id are set, and the
+ * route's header rules apply last.
+ */
+import { randomBytes, randomUUID } from 'node:crypto';
+import type { IncomingHttpHeaders } from 'node:http';
+import type { HeaderRules } from '../config/compile.ts';
+
+/** Headers that describe one connection, not the message (RFC 9110 7.6.1, RFC 9112). */
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'http2-settings',
+]);
+
+/** Headers the sidecar sets itself, so what the client sent is not copied. */
+const REBUILT = new Set(['host', 'x-request-id', 'via', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'traceparent', 'expect']);
+
+/**
+ * Our Via entry. The pseudonym carries a per-process id so that a loop through
+ * this very process is recognised while a chain of two sidecars (one app's
+ * egress to another's ingress) is not mistaken for one.
+ */
+export const VIA_TOKEN = `1.1 sidecar-${randomBytes(4).toString('hex')}`;
+
+/** Names listed in a Connection header value ("close, x-foo" -> {close, x-foo}). */
+export function connectionTokens(value: string | string[] | undefined): Set<string> | undefined {
+  if (value === undefined) return undefined;
+  const tokens = new Set<string>();
+  for (const part of Array.isArray(value) ? value : [value]) {
+    for (const token of part.split(',')) {
+      const name = token.trim().toLowerCase();
+      if (name) tokens.add(name);
+    }
+  }
+  return tokens;
+}
+
+export interface ForwardedInfo {
+  /** Host header value sent upstream. */
+  readonly host: string;
+  /** The client's address (appended to X-Forwarded-For). */
+  readonly clientAddress: string | undefined;
+  /** Scheme the client used to reach us. */
+  readonly proto: 'http' | 'https';
+  /** The Host the client asked for (X-Forwarded-Host). */
+  readonly originalHost: string | undefined;
+  readonly requestId: string;
+  /** Keep `upgrade` / `connection: upgrade` (WebSocket hand-off). */
+  readonly keepUpgrade?: boolean;
+}
+
+/** The request id: the incoming `x-request-id` when it is sane, else a new UUID. */
+export function requestIdOf(headers: IncomingHttpHeaders): string {
+  const incoming = headers['x-request-id'];
+  if (typeof incoming === 'string' && incoming.length > 0 && incoming.length <= 200 && /^[\x21-\x7e]+$/.test(incoming)) {
+    return incoming;
+  }
+  return randomUUID();
+}
+
+/** A new W3C traceparent: version 00, random trace and parent ids, sampled. */
+function newTraceparent(): string {
+  return `00-${randomBytes(16).toString('hex')}-${randomBytes(8).toString('hex')}-01`;
+}
+
+/**
+ * The header list (flat [name, value, ...], as undici takes it) for the
+ * upstream request built from the client's raw headers.
+ */
+export function upstreamRequestHeaders(
+  rawHeaders: readonly string[],
+  headers: IncomingHttpHeaders,
+  info: ForwardedInfo,
+  rules: HeaderRules | undefined,
+): string[] {
+  const dropped = connectionTokens(headers.connection);
+  const out: string[] = ['host', info.host];
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i].toLowerCase();
+    if (HOP_BY_HOP.has(name) || REBUILT.has(name)) continue;
+    if (dropped?.has(name)) continue;
+    if (rules?.remove.has(name)) continue;
+    out.push(name, rawHeaders[i + 1]);
+  }
+  if (info.keepUpgrade && headers.upgrade) out.push('connection', 'upgrade', 'upgrade', String(headers.upgrade));
+
+  const forwardedFor = headers['x-forwarded-for'];
+  const client = info.clientAddress ?? 'unknown';
+  out.push('x-forwarded-for', forwardedFor ? `${joinValue(forwardedFor)}, ${client}` : client);
+  // A front proxy's X-Forwarded-Proto/Host describe the real client: keep them.
+  out.push('x-forwarded-proto', joinValue(headers['x-forwarded-proto']) || info.proto);
+  const forwardedHost = joinValue(headers['x-forwarded-host']) || info.originalHost;
+  if (forwardedHost) out.push('x-forwarded-host', forwardedHost);
+  const via = headers.via;
+  out.push('via', via ? `${joinValue(via)}, ${VIA_TOKEN}` : VIA_TOKEN);
+  out.push('x-request-id', info.requestId);
+  const traceparent = headers.traceparent;
+  out.push('traceparent', typeof traceparent === 'string' && traceparent ? traceparent : newTraceparent());
+  if (rules) applyAdds(out, rules);
+  return out;
+}
+
+/** Response headers for the client, from undici's parsed upstream headers. */
+export function clientResponseHeaders(
+  upstream: Record<string, string | string[] | undefined>,
+  rules: HeaderRules | undefined,
+): Record<string, string | string[]> {
+  const dropped = connectionTokens(upstream.connection);
+  const out: Record<string, string | string[]> = {};
+  for (const name in upstream) {
+    const value = upstream[name];
+    if (value === undefined || HOP_BY_HOP.has(name)) continue;
+    if (dropped?.has(name)) continue;
+    if (rules?.remove.has(name)) continue;
+    out[name] = value;
+  }
+  if (rules) for (const [name, value] of rules.add) out[name] = value;
+  return out;
+}
+
+function applyAdds(flat: string[], rules: HeaderRules): void {
+  for (const [name, value] of rules.add) {
+    // "add" replaces: drop an earlier value of the same name first.
+    for (let i = flat.length - 2; i >= 0; i -= 2) {
+      if (flat[i] === name) flat.splice(i, 2);
+    }
+    flat.push(name, value);
+  }
+}
+
+function joinValue(value: string | string[] | undefined): string {
+  if (value === undefined) return '';
+  return Array.isArray(value) ? value.join(', ') : value;
+}
+
+/** True when this sidecar's own Via token is already on the message (a loop). */
+export function carriesOwnVia(headers: IncomingHttpHeaders): boolean {
+  const via = headers.via;
+  return typeof via === 'string' && via.split(',').some((hop) => hop.trim() === VIA_TOKEN);
+}

@@ -1,0 +1,58 @@
+/**
+ * Snapshot + request -> route. Routes are tried in order and the first whose
+ * every match key holds wins (Envoy, NGINX `location` with prefixes, Caddy).
+ */
+import type { IncomingHttpHeaders } from 'node:http';
+import type { CompiledMatch, CompiledRoute } from '../config/compile.ts';
+
+/** What routing looks at; `host` is lower-case and without port, `path` without query. */
+export interface RouteInput {
+  readonly method: string;
+  readonly host: string;
+  readonly port: number;
+  readonly path: string;
+  readonly headers: IncomingHttpHeaders;
+}
+
+/** Index of the first route at or after `from` that matches, or -1. */
+export function findRoute(routes: readonly CompiledRoute[], input: RouteInput, from = 0): number {
+  for (let i = from; i < routes.length; i++) {
+    if (matches(routes[i].match, input)) return i;
+  }
+  return -1;
+}
+
+function matches(match: CompiledMatch, input: RouteInput): boolean {
+  if (match.path !== undefined && !input.path.startsWith(match.path)) return false;
+  if (match.methods !== undefined && !match.methods.has(input.method)) return false;
+  if (match.host !== undefined && !match.host(input.host)) return false;
+  if (match.ports !== undefined && !match.ports.has(input.port)) return false;
+  if (match.pathRegex !== undefined && !match.pathRegex.test(input.path)) return false;
+  if (match.headers !== undefined) {
+    for (const [name, test] of match.headers) {
+      const value = input.headers[name];
+      if (value === undefined) return false;
+      if (!test(Array.isArray(value) ? value.join(', ') : value)) return false;
+    }
+  }
+  return true;
+}
+
+/**
+ * Splits a Host header value into lower-case host and port. Returns undefined
+ * for a value that is not a host (RFC 9112 3.2: a request with a bad Host is 400).
+ */
+export function splitHost(value: string | undefined, defaultPort: number): { host: string; port: number } | undefined {
+  if (!value) return undefined;
+  const match = /^(\[[0-9a-fA-F:.]+\]|[^:\s/@\[\]]+)(?::(\d{1,5}))?$/.exec(value);
+  if (!match) return undefined;
+  const port = match[2] === undefined ? defaultPort : Number(match[2]);
+  if (port > 65535) return undefined;
+  return { host: match[1].toLowerCase().replace(/^\[|\]$/g, ''), port };
+}
+
+/** The path without its query string. */
+export function pathOf(url: string): string {
+  const q = url.indexOf('?');
+  return q === -1 ? url : url.slice(0, q);
+}

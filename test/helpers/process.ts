@@ -1,0 +1,89 @@
+/**
+ * The sidecar as a separate process (`node src/cli.ts`), for what only a real
+ * process shows: exit codes, signals, memory.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+export const ROOT = resolve(import.meta.dirname, '../..');
+export const CLI = join(ROOT, 'src/cli.ts');
+
+export interface SidecarProcess {
+  readonly child: ChildProcess;
+  readonly lines: Array<Record<string, unknown>>;
+  readonly stderr: () => string;
+  ingressPort?: number;
+  adminPort?: number;
+  exited: Promise<number | null>;
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+/** Writes `yaml` to a temp file and returns its path. */
+export function writeConfig(yaml: string, name = 'sidecar.yaml'): string {
+  const dir = mkdtempSync(join(tmpdir(), 'sidecar-proc-'));
+  const file = join(dir, name);
+  writeFileSync(file, yaml);
+  return file;
+}
+
+/** Runs the CLI with `args`; waits for "sidecar listening" unless `waitListening` is false. */
+export async function spawnSidecar(args: string[], options: { waitListening?: boolean; env?: NodeJS.ProcessEnv } = {}): Promise<SidecarProcess> {
+  const child = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const lines: Array<Record<string, unknown>> = [];
+  let stderr = '';
+  let pending = '';
+  child.stdout!.on('data', (chunk: Buffer) => {
+    pending += chunk.toString();
+    let newline: number;
+    while ((newline = pending.indexOf('\n')) !== -1) {
+      const line = pending.slice(0, newline);
+      pending = pending.slice(newline + 1);
+      try {
+        lines.push(JSON.parse(line));
+      } catch {
+        lines.push({ raw: line });
+      }
+    }
+  });
+  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const exited = new Promise<number | null>((resolveExit) => child.once('exit', (code) => resolveExit(code)));
+  const proc: SidecarProcess = {
+    child,
+    lines,
+    stderr: () => stderr,
+    exited,
+    stop: async (signal = 'SIGTERM') => {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      return exited;
+    },
+  };
+  if (options.waitListening === false) return proc;
+  const until = Date.now() + 15_000;
+  while (Date.now() < until && child.exitCode === null) {
+    const listening = lines.find((line) => line.msg === 'sidecar listening');
+    if (listening) {
+      proc.ingressPort = listening.ingressPort as number | undefined;
+      proc.adminPort = listening.adminPort as number | undefined;
+      return proc;
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  child.kill('SIGKILL');
+  throw new Error(`sidecar did not start: ${stderr}\n${JSON.stringify(lines)}`);
+}
+
+/** Peak resident memory (VmHWM) of a process, in bytes, from /proc. */
+export function peakRss(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const match = /VmHWM:\s+(\d+) kB/.exec(status);
+  return match ? Number(match[1]) * 1024 : 0;
+}
+
+/** Current resident memory (VmRSS) of a process, in bytes. */
+export function currentRss(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const match = /VmRSS:\s+(\d+) kB/.exec(status);
+  return match ? Number(match[1]) * 1024 : 0;
+}

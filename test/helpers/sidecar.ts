@@ -1,0 +1,47 @@
+/**
+ * Starts a real Sidecar in this process from YAML text written to a temp
+ * file (so reloads work), with listeners on ephemeral ports.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { compile } from '../../src/config/compile.ts';
+import { formatConfigError, loadConfigFile } from '../../src/config/load.ts';
+import { Sidecar } from '../../src/sidecar.ts';
+
+export interface RunningSidecar {
+  readonly sidecar: Sidecar;
+  readonly dir: string;
+  readonly file: string;
+  /** http://127.0.0.1:INGRESSPORT + path */
+  url(path?: string): string;
+  admin(path?: string): string;
+  close(): Promise<void>;
+}
+
+export async function startSidecar(yaml: string): Promise<RunningSidecar> {
+  const dir = mkdtempSync(join(tmpdir(), 'sidecar-test-'));
+  const file = join(dir, 'sidecar.yaml');
+  writeFileSync(file, yaml);
+  const loaded = await loadConfigFile(file);
+  if (!loaded.ok) throw new Error(`test config invalid:\n${loaded.errors.map(formatConfigError).join('\n')}`);
+  const sidecar = new Sidecar(compile(loaded.config, { hash: loaded.hash, source: loaded.source, loadedAt: loaded.loadedAt }));
+  await sidecar.start();
+  return {
+    sidecar,
+    dir,
+    file,
+    url: (path = '/') => `http://127.0.0.1:${sidecar.ingressPort}${path}`,
+    admin: (path = '/') => `http://127.0.0.1:${sidecar.adminPort}${path}`,
+    close: async () => {
+      await sidecar.stop(1_000);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** YAML header with every listener on an ephemeral loopback port and logs silent. */
+export const TEST_BASE = `
+admin: { listen: 127.0.0.1:0 }
+log: { level: silent, access: false }
+`;
