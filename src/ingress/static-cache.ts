@@ -1,0 +1,138 @@
+/**
+ * A bounded LRU of small hot files, keyed by real path. Freshness is checked on
+ * every hit against a stat taken for that request (device, inode, size, mtime
+ * and ctime to the nanosecond), so an edit in place, an atomic rename and a
+ * `cp -p` that keeps the mtime all invalidate the entry, without watchers.
+ *
+ * One race remains that no stat can see: a rewrite of the same size within the
+ * same tick of the file system's clock. So a file is only admitted once its
+ * last change is older than `settleMs` (git's "racily clean" rule): any later
+ * change then gets a different ctime, and the entry is dropped on the next hit.
+ */
+import type { BigIntStats } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
+
+/** Long enough for file systems with one-second timestamps (ext3, HFS+, some network mounts). */
+export const DEFAULT_SETTLE_MS = 2_000;
+
+interface Entry {
+  body: Buffer;
+  dev: bigint;
+  ino: bigint;
+  size: bigint;
+  mtimeNs: bigint;
+  ctimeNs: bigint;
+}
+
+export interface FileCacheStats {
+  entries: number;
+  bytes: number;
+  hits: number;
+  misses: number;
+}
+
+export class FileCache {
+  readonly #maxBytes: number;
+  readonly #maxFileSize: number;
+  readonly #settleMs: number;
+  /** Map order is recency order: a hit moves the entry to the end, eviction takes from the front. */
+  readonly #entries = new Map<string, Entry>();
+  #bytes = 0;
+  #hits = 0;
+  #misses = 0;
+
+  constructor(maxBytes: number, maxFileSize: number, settleMs = DEFAULT_SETTLE_MS) {
+    this.#maxBytes = Math.max(0, maxBytes);
+    this.#maxFileSize = Math.min(Math.max(0, maxFileSize), this.#maxBytes);
+    this.#settleMs = settleMs;
+  }
+
+  /** Whether a file of this size would be read whole and kept (0 disables the cache). */
+  fits(size: number): boolean {
+    return this.#maxFileSize > 0 && size <= this.#maxFileSize;
+  }
+
+  /** The cached body when it still is the file `stat` describes; a stale entry is dropped. */
+  get(path: string, stat: BigIntStats): Buffer | undefined {
+    const entry = this.#entries.get(path);
+    if (!entry) {
+      this.#misses++;
+      return undefined;
+    }
+    this.#entries.delete(path);
+    if (!sameFile(entry, stat)) {
+      this.#bytes -= entry.body.length;
+      this.#misses++;
+      return undefined;
+    }
+    this.#entries.set(path, entry);
+    this.#hits++;
+    return entry.body;
+  }
+
+  /**
+   * Keeps `body`, read from the file `before` described, when the file did not
+   * change while it was read (`after`) and has settled.
+   */
+  set(path: string, before: BigIntStats, after: BigIntStats, body: Buffer, now = Date.now()): void {
+    if (!this.fits(body.length) || !sameVersion(before, after) || BigInt(body.length) !== after.size) return;
+    const changedMs = Number((after.ctimeNs > after.mtimeNs ? after.ctimeNs : after.mtimeNs) / 1_000_000n);
+    if (now - changedMs < this.#settleMs) return;
+    const old = this.#entries.get(path);
+    if (old) {
+      this.#entries.delete(path);
+      this.#bytes -= old.body.length;
+    }
+    this.#entries.set(path, {
+      body,
+      dev: after.dev,
+      ino: after.ino,
+      size: after.size,
+      mtimeNs: after.mtimeNs,
+      ctimeNs: after.ctimeNs,
+    });
+    this.#bytes += body.length;
+    for (const [key, entry] of this.#entries) {
+      if (this.#bytes <= this.#maxBytes) break;
+      this.#entries.delete(key);
+      this.#bytes -= entry.body.length;
+    }
+  }
+
+  clear(): void {
+    this.#entries.clear();
+    this.#bytes = 0;
+  }
+
+  stats(): FileCacheStats {
+    return { entries: this.#entries.size, bytes: this.#bytes, hits: this.#hits, misses: this.#misses };
+  }
+}
+
+function sameFile(entry: Entry, stat: BigIntStats): boolean {
+  return (
+    entry.ino === stat.ino &&
+    entry.dev === stat.dev &&
+    entry.size === stat.size &&
+    entry.mtimeNs === stat.mtimeNs &&
+    entry.ctimeNs === stat.ctimeNs
+  );
+}
+
+/** Same file, same content as far as a stat can tell. */
+export function sameVersion(a: BigIntStats, b: BigIntStats): boolean {
+  return a.ino === b.ino && a.dev === b.dev && a.size === b.size && a.mtimeNs === b.mtimeNs && a.ctimeNs === b.ctimeNs;
+}
+
+/** Exactly `size` bytes from the start, or undefined when the file is shorter now. */
+export async function readExactly(handle: FileHandle, size: number): Promise<Buffer | undefined> {
+  // Unpooled: a cached body must not pin a shared 8 KiB pool slab.
+  const buffer = Buffer.allocUnsafeSlow(size);
+  let offset = 0;
+  while (offset < size) {
+    const { bytesRead } = await handle.read(buffer, offset, size - offset, offset);
+    if (bytesRead === 0) return undefined;
+    offset += bytesRead;
+  }
+  return buffer;
+}

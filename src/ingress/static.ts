@@ -1,0 +1,299 @@
+/**
+ * Static offload: a `static:` route serves files from `root` at the route's
+ * path prefix, so the app behind the sidecar never spends its event loop on
+ * them. Safe path resolution lives in static-path.ts, the HTTP validators in
+ * static-negotiate.ts (jshttp `fresh` + `range-parser`, send's rules), the hot
+ * file cache in static-cache.ts; this file strings them together.
+ *
+ * Answers: 200/206/304 for files; 301 to the slash form of a folder that has an
+ * index; 404 `{"error":"not_found"}` (or a miss with `fallthrough`) for anything
+ * that is not a servable file of this root, traversal attempts and hidden
+ * dotfiles included (no hint that they exist); 412 / 416 per RFC 9110; 400
+ * `bad_request` and 405 `method_not_allowed` through sendError, so they carry
+ * `x-sidecar-error`. 404/412/416 are file-server answers, not sidecar faults:
+ * they have a small JSON body but no `x-sidecar-error`.
+ */
+import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import { constants } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import type { StaticConfig } from '../config/schema.ts';
+import { ProxyError, sendError } from '../proxy/errors.ts';
+import { staticBytesTotal, staticResponsesTotal } from '../observe/metrics.ts';
+import { DEFAULT_SETTLE_MS, FileCache, readExactly, sameVersion, type FileCacheStats } from './static-cache.ts';
+import { joinUnder, parseStaticPath, realRootOf, resolveInside, slashLocation, type Resolved } from './static-path.ts';
+import {
+  acceptedEncodings,
+  cacheControl,
+  decideRange,
+  ENCODING_SUFFIX,
+  isConditional,
+  isFresh,
+  isPreconditionFailure,
+  typeFor,
+  type Encoding,
+} from './static-negotiate.ts';
+
+export interface StaticRoute {
+  /** Route name, the `route` label of the static metrics. */
+  name: string;
+  /** The route's `match.path`, e.g. "/static/" or "/": stripped from the request path. */
+  prefix: string;
+  /** `root` is absolute (the config loader resolves it). */
+  config: StaticConfig;
+}
+
+export interface StaticHandler {
+  /** Serves the request, or returns 'miss' (only when fallthrough is true and no file exists) without touching res. */
+  handle(req: IncomingMessage, res: ServerResponse): Promise<'served' | 'miss'>;
+  /** Drops the memory cache (there are no watchers to stop). */
+  close(): void;
+  /** Hot-file cache counters, for tests and the admin port. */
+  cacheStats(): FileCacheStats;
+}
+
+export interface StaticHandlerOptions {
+  /** How old a file's last change must be before it may be cached (see static-cache.ts). */
+  cacheSettleMs?: number;
+}
+
+export function createStaticHandler(route: StaticRoute, options: StaticHandlerOptions = {}): StaticHandler {
+  return new StaticFiles(route, options);
+}
+
+/** Read in one piece up to this; larger files stream (fs.ReadStream's default is 64 KiB too). */
+const STREAM_CHUNK = 64 * 1024;
+const OPEN_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW;
+/** A file that keeps changing under us is given up after this many tries (each re-reads its stat). */
+const MAX_TRIES = 3;
+
+class StaticFiles implements StaticHandler {
+  readonly #route: StaticRoute;
+  readonly #config: StaticConfig;
+  readonly #cache: FileCache;
+  readonly #cacheControl: string;
+
+  constructor(route: StaticRoute, options: StaticHandlerOptions) {
+    this.#route = route;
+    this.#config = route.config;
+    this.#cache = new FileCache(route.config.cache.maxBytes, route.config.cache.maxFileSize, options.cacheSettleMs ?? DEFAULT_SETTLE_MS);
+    this.#cacheControl = cacheControl(route.config.maxAge, route.config.immutable);
+  }
+
+  async handle(req: IncomingMessage, res: ServerResponse): Promise<'served' | 'miss'> {
+    try {
+      return await this.#handle(req, res);
+    } catch (err) {
+      if (res.headersSent) {
+        res.destroy();
+        return 'served';
+      }
+      const code = (err as { code?: string } | undefined)?.code;
+      if (code === 'EACCES' || code === 'EPERM') this.#plain(req, res, 403, 'forbidden', 'the file is not readable');
+      else this.#plain(req, res, 500, 'internal_error', 'the file could not be read');
+      return 'served';
+    }
+  }
+
+  close(): void {
+    this.#cache.clear();
+  }
+
+  cacheStats(): FileCacheStats {
+    return this.#cache.stats();
+  }
+
+  async #handle(req: IncomingMessage, res: ServerResponse): Promise<'served' | 'miss'> {
+    const config = this.#config;
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      // With fallthrough the app behind may well accept a POST on this path.
+      if (config.fallthrough) return 'miss';
+      this.#count(405);
+      sendError(res, new ProxyError('method_not_allowed'), { allow: 'GET, HEAD' });
+      return 'served';
+    }
+    const parsed = parseStaticPath(req.url ?? '/', this.#route.prefix, config.dotfiles);
+    if (parsed.kind === 'bad_request') {
+      this.#count(400);
+      sendError(res, new ProxyError('bad_request', `malformed request path: ${parsed.reason}`));
+      return 'served';
+    }
+    if (parsed.kind === 'not_found') return this.#notFound(req, res);
+
+    const requested = joinUnder(config.root, parsed.segments);
+    const realRoot = realRootOf(config.root);
+    let found = await resolveInside(realRoot, requested, config.dotfiles);
+    if (!found) return this.#notFound(req, res);
+    let name = requested;
+    if (found.stat.isDirectory()) {
+      if (config.index === false) return this.#notFound(req, res);
+      name = join(requested, config.index);
+      const index = await resolveInside(realRoot, name, config.dotfiles);
+      if (!index?.stat.isFile()) return this.#notFound(req, res);
+      // Redirect only when the slash form will be served: an app behind a
+      // fallthrough route keeps its own /users even if public/users/ exists.
+      if (!parsed.trailingSlash) return this.#redirect(res, slashLocation(parsed.pathname, parsed.search));
+      found = index;
+    } else if (!found.stat.isFile() || parsed.trailingSlash) {
+      // Not a FIFO, socket or device (a read could block forever), and "file.txt/" is no file.
+      return this.#notFound(req, res);
+    }
+
+    const variant = await this.#variant(req, realRoot, name, found);
+    await this.#send(req, res, variant.file, variant.encoding, name);
+    return 'served';
+  }
+
+  /** The precompressed sibling (`name.br`, `name.gz`) the client prefers, when it exists inside the root. */
+  async #variant(req: IncomingMessage, realRoot: Promise<string>, name: string, identity: Resolved): Promise<{ file: Resolved; encoding?: Encoding }> {
+    if (!this.#config.precompressed) return { file: identity };
+    for (const encoding of acceptedEncodings(req.headers['accept-encoding'])) {
+      const file = await resolveInside(realRoot, name + ENCODING_SUFFIX[encoding], this.#config.dotfiles);
+      if (file?.stat.isFile()) return { file, encoding };
+    }
+    return { file: identity };
+  }
+
+  async #send(req: IncomingMessage, res: ServerResponse, file: Resolved, encoding: Encoding | undefined, name: string): Promise<void> {
+    let stat = file.stat;
+    let handle: FileHandle | undefined;
+    let streaming = false;
+    try {
+      for (let attempt = 1; ; attempt++) {
+        const size = Number(stat.size);
+        // A strong validator from size and mtime (ns), as NGINX does; the inode is left
+        // out so replicas that deployed the same files agree. Each encoding has its own tag.
+        const etag = `"${stat.size.toString(16)}-${stat.mtimeNs.toString(16)}${encoding ? `-${encoding}` : ''}"`;
+        const lastModified = stat.mtime.toUTCString();
+        const headers: OutgoingHttpHeaders = {
+          'accept-ranges': 'bytes',
+          'cache-control': this.#cacheControl,
+          etag,
+          'last-modified': lastModified,
+        };
+        // The answer depends on Accept-Encoding whenever variants may exist, identity answers included.
+        if (this.#config.precompressed) headers.vary = 'Accept-Encoding';
+
+        if (isConditional(req.headers)) {
+          if (isPreconditionFailure(req.headers, etag, lastModified)) {
+            return this.#plain(req, res, 412, 'precondition_failed', 'a precondition of the request does not hold');
+          }
+          if (isFresh(req.headers, etag, lastModified)) {
+            this.#count(304);
+            res.writeHead(304, headers);
+            res.end();
+            return;
+          }
+        }
+        const range = decideRange(req.headers, size, etag, lastModified);
+        if (range.kind === 'unsatisfiable') {
+          return this.#plain(req, res, 416, 'range_not_satisfiable', 'no byte of the requested range exists', {
+            'content-range': `bytes */${size}`,
+          });
+        }
+        headers['content-type'] = typeFor(name);
+        if (encoding) headers['content-encoding'] = encoding;
+        let status = 200;
+        let start = 0;
+        let end = size - 1;
+        if (range.kind === 'partial') {
+          status = 206;
+          ({ start, end } = range);
+          headers['content-range'] = `bytes ${start}-${end}/${size}`;
+        }
+        const length = Math.max(0, end - start + 1);
+        headers['content-length'] = length;
+
+        if (req.method === 'HEAD' || length === 0) {
+          this.#count(status);
+          res.writeHead(status, headers);
+          res.end();
+          return;
+        }
+        const cacheable = this.#cache.fits(size);
+        let body = cacheable && !handle ? this.#cache.get(file.real, stat) : undefined;
+        if (!body) {
+          if (!handle) {
+            handle = await open(file.real, OPEN_FLAGS);
+            const opened = await handle.stat({ bigint: true });
+            // Headers must describe the bytes this handle will read: re-decide from its stat.
+            if (!sameVersion(stat, opened)) {
+              if (!opened.isFile() || attempt >= MAX_TRIES) throw new Error('file changed while being served');
+              stat = opened;
+              continue;
+            }
+          }
+          if (cacheable) {
+            body = await readExactly(handle, size);
+            const after = await handle.stat({ bigint: true });
+            if (!body || !sameVersion(stat, after)) {
+              if (attempt >= MAX_TRIES) throw new Error('file changed while being read');
+              stat = after;
+              continue;
+            }
+            this.#cache.set(file.real, stat, after, body);
+          }
+        }
+        res.writeHead(status, headers);
+        if (body) {
+          res.end(body.subarray(start, end + 1));
+          this.#count(status, length);
+          return;
+        }
+        streaming = true;
+        this.#count(status);
+        await this.#stream(res, handle!, start, end, length);
+        return;
+      }
+    } finally {
+      if (handle && !streaming) await handle.close();
+    }
+  }
+
+  /** Streams with backpressure; a client that goes away destroys the read stream (and closes the file). */
+  async #stream(res: ServerResponse, handle: FileHandle, start: number, end: number, length: number): Promise<void> {
+    const stream = handle.createReadStream({ start, end, highWaterMark: STREAM_CHUNK });
+    try {
+      await pipeline(stream, res, { end: false });
+      // Shorter than announced (the file shrank meanwhile): the client must see a broken body, not a short one.
+      if (stream.bytesRead === length) res.end();
+      else res.destroy();
+    } catch {
+      res.destroy();
+    } finally {
+      if (stream.bytesRead > 0) staticBytesTotal.inc({ route: this.#route.name }, stream.bytesRead);
+    }
+  }
+
+  #notFound(req: IncomingMessage, res: ServerResponse): 'served' | 'miss' {
+    if (this.#config.fallthrough) return 'miss';
+    this.#plain(req, res, 404, 'not_found', 'no such file');
+    return 'served';
+  }
+
+  #redirect(res: ServerResponse, location: string): 'served' {
+    this.#count(301);
+    res.writeHead(301, { location, 'content-length': 0, 'cache-control': this.#cacheControl });
+    res.end();
+    return 'served';
+  }
+
+  /** A file-server answer with a small JSON body (not a sidecar fault: no x-sidecar-error). */
+  #plain(req: IncomingMessage, res: ServerResponse, status: number, error: string, message: string, extra?: OutgoingHttpHeaders): void {
+    this.#count(status);
+    const body = JSON.stringify({ error, message });
+    res.writeHead(status, {
+      'content-type': 'application/json',
+      'content-length': Buffer.byteLength(body),
+      'cache-control': 'no-store',
+      ...extra,
+    });
+    res.end(req.method === 'HEAD' ? undefined : body);
+  }
+
+  #count(status: number, bytes = 0): void {
+    staticResponsesTotal.inc({ route: this.#route.name, code: String(status) });
+    if (bytes > 0) staticBytesTotal.inc({ route: this.#route.name }, bytes);
+  }
+}
