@@ -69,7 +69,9 @@ ingress:
   routes: [{ match: { path: / }, upstream: up }]
 `);
     const proc = await spawnSidecar(['--config', file]);
-    const inFlight = request(`http://127.0.0.1:${proc.ingressPort}/slow`);
+    const inFlight = request(`http://127.0.0.1:${proc.ingressPort}/slow?token=q-s3cret`, {
+      headers: { authorization: 'Bearer a-s3cret', cookie: 'session=c-s3cret' },
+    });
     for (let i = 0; i < 100 && !answer; i++) await new Promise((r) => setTimeout(r, 20));
     proc.child.kill('SIGTERM');
     await new Promise((r) => setTimeout(r, 200));
@@ -80,6 +82,8 @@ ingress:
     expect(await proc.exited).toBe(0);
     const access = proc.lines.find((line) => line.log === 'access');
     expect(access).toMatchObject({ listener: 'ingress', method: 'GET', path: '/slow', status: 200, attempts: 1 });
+    // Query strings, Authorization and Cookie never reach the logs.
+    expect(JSON.stringify(proc.lines)).not.toContain('s3cret');
     await upstream.close();
   });
 
