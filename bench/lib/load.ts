@@ -1,0 +1,154 @@
+/**
+ * Drives load from a separate process pinned to the load CPU: wrk when it is
+ * installed (latency from `--latency`, absolute-form through a generated Lua
+ * script), else autocannon, and the CONNECT bulk client for tunnels.
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { HOST } from './net.ts';
+import { NODE, start, stop, treeRss, type Proc } from './procs.ts';
+
+/** One measurement of one peer in one scenario and round. */
+export interface Measurement {
+  rps?: number;
+  /** CONNECT bulk only: MB/s (10^6 bytes). */
+  mbps?: number;
+  p50ms?: number;
+  p99ms?: number;
+  requests?: number;
+  /** Non-2xx answers, socket errors and timeouts together. */
+  errors: number;
+  /** Peak resident memory of the proxy's process tree during the run. */
+  rssBytes?: number;
+}
+
+export interface HttpLoad {
+  port: number;
+  /** Origin-form path, or an absolute URL for forward proxies. */
+  target: string;
+  connections: number;
+  seconds: number;
+}
+
+export interface LoadContext {
+  loader: 'wrk' | 'autocannon';
+  wrkPath?: string;
+  tmpDir: string;
+  /** CPU list for the load generator (taskset). */
+  cpu?: string;
+}
+
+const BENCH = new URL('..', import.meta.url).pathname;
+let sequence = 0;
+
+/** Waits for a process with a hard deadline; kills it when the deadline passes. */
+async function finished(proc: Proc, timeoutMs: number): Promise<void> {
+  if (proc.exit !== undefined) return;
+  const exited = new Promise<void>((resolve) => proc.child.once('exit', () => resolve()));
+  const timedOut = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), timeoutMs).unref());
+  if ((await Promise.race([exited, timedOut])) === 'timeout') {
+    await stop(proc, 500);
+    throw new Error(`${proc.name} did not finish within ${timeoutMs}ms`);
+  }
+}
+
+/** Samples the RSS of `pid` (and children) while `work` runs; returns the peak. */
+async function withRss<T>(pid: number | undefined, work: Promise<T>): Promise<[T, number | undefined]> {
+  if (pid === undefined) return [await work, undefined];
+  let peak = 0;
+  const timer = setInterval(() => {
+    peak = Math.max(peak, treeRss(pid));
+  }, 250);
+  try {
+    return [await work, peak || undefined];
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+const UNIT_MS: Record<string, number> = { us: 0.001, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/** Parses `wrk --latency` output (req/s, p50/p99, request and error counts). */
+export function parseWrk(text: string): Measurement {
+  const rps = /Requests\/sec:\s+([\d.]+)/.exec(text);
+  if (!rps) throw new Error(`unreadable wrk output: ${text.trim().split('\n').slice(-3).join(' | ')}`);
+  const latency = (pct: string): number | undefined => {
+    const m = new RegExp(`^\\s+${pct}%\\s+([\\d.]+)(us|ms|s|m|h)\\s*$`, 'm').exec(text);
+    return m ? Number(m[1]) * UNIT_MS[m[2]] : undefined;
+  };
+  const requests = /(\d+) requests in/.exec(text);
+  const non2xx = /Non-2xx or 3xx responses: (\d+)/.exec(text);
+  const socket = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(text);
+  // Read errors are connections the server closed; wrk counts them, so do we.
+  const socketErrors = socket ? socket.slice(1).reduce((sum, n) => sum + Number(n), 0) : 0;
+  return {
+    rps: Number(rps[1]),
+    p50ms: latency('50'),
+    p99ms: latency('99'),
+    requests: requests ? Number(requests[1]) : undefined,
+    errors: (non2xx ? Number(non2xx[1]) : 0) + socketErrors,
+  };
+}
+
+function loadArgs(load: HttpLoad, ctx: LoadContext, id: number): [string, string[]] {
+  const url = `http://${HOST}:${load.port}`;
+  const absolute = load.target.startsWith('http://');
+  if (ctx.loader === 'wrk') {
+    const args = ['-t1', `-c${load.connections}`, `-d${load.seconds}s`, '--latency', '--timeout', '5s'];
+    if (absolute) {
+      // wrk builds the request once from these fields: an absolute-form target and the origin's Host.
+      const script = join(ctx.tmpDir, `absolute-${id}.lua`);
+      writeFileSync(script, `wrk.path = ${JSON.stringify(load.target)}\nwrk.headers["Host"] = ${JSON.stringify(new URL(load.target).host)}\n`);
+      args.push('-s', script);
+    }
+    return [ctx.wrkPath ?? 'wrk', [...args, absolute ? `${url}/` : `${url}${load.target}`]];
+  }
+  const options = {
+    url: `${url}${absolute ? '/' : load.target}`,
+    connections: load.connections,
+    seconds: load.seconds,
+    path: load.target,
+    host: absolute ? new URL(load.target).host : undefined,
+  };
+  return [NODE, [join(BENCH, 'clients/autocannon.ts'), JSON.stringify(options)]];
+}
+
+/** Runs HTTP load against port; `rssPid` is the process whose memory is sampled. */
+export async function runHttp(load: HttpLoad, ctx: LoadContext, rssPid?: number): Promise<Measurement> {
+  const id = ++sequence;
+  const out = join(ctx.tmpDir, `load-${id}.out`);
+  const [cmd, args] = loadArgs(load, ctx, id);
+  const proc = start(`${ctx.loader}#${id}`, cmd, args, out, { cpu: ctx.cpu });
+  const [, rss] = await withRss(rssPid, finished(proc, (load.seconds + 20) * 1000));
+  const text = readFileSync(out, 'utf8');
+  const result = ctx.loader === 'wrk' ? parseWrk(text) : (JSON.parse(text.trim().split('\n').pop() ?? '{}') as Measurement);
+  if (result.rps === undefined) throw new Error(`${ctx.loader} printed no result: ${text.slice(-300)}`);
+  return { ...result, rssBytes: rss };
+}
+
+export interface ConnectLoad {
+  /** Undefined: connect straight to the source (the "direct" baseline). */
+  proxyPort?: number;
+  targetPort: number;
+  tunnels: number;
+  seconds: number;
+  warmupSeconds: number;
+}
+
+/** Runs the CONNECT bulk client; MB/s through the proxy. */
+export async function runConnect(load: ConnectLoad, ctx: LoadContext, rssPid?: number): Promise<Measurement> {
+  const id = ++sequence;
+  const out = join(ctx.tmpDir, `connect-${id}.out`);
+  const proc = start(`connect-bulk#${id}`, NODE, [join(BENCH, 'clients/connect-bulk.ts'), JSON.stringify(load)], out, { cpu: ctx.cpu });
+  const [, rss] = await withRss(rssPid, finished(proc, (load.seconds + load.warmupSeconds + 20) * 1000));
+  const text = readFileSync(out, 'utf8').trim();
+  const line = text.split('\n').pop() ?? '';
+  let parsed: { mbps: number; opened: number; tunnels: number; errorCount: number; errors: string[] };
+  try {
+    parsed = JSON.parse(line) as typeof parsed;
+  } catch {
+    throw new Error(`connect client printed no result: ${text.slice(-300)}`);
+  }
+  if (parsed.opened === 0) throw new Error(`no tunnel opened: ${parsed.errors.join('; ') || 'no answer'}`);
+  return { mbps: parsed.mbps, errors: Math.max(parsed.errorCount, parsed.tunnels - parsed.opened), rssBytes: rss };
+}

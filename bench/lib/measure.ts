@@ -1,0 +1,151 @@
+/**
+ * The measuring loop: rounds outside, scenarios inside, peers innermost in an
+ * order rotated each round, so slow drift of the machine spreads over all
+ * peers instead of favouring whoever runs first. Each (scenario, peer) cell is
+ * checked once for a correct answer before any load is sent.
+ */
+import { truncateSync } from 'node:fs';
+import { runConnect, runHttp, type LoadContext, type Measurement } from './load.ts';
+import { probe, probeConnect } from './net.ts';
+import type { Peer } from './peers.ts';
+import { tail } from './procs.ts';
+import type { Scenario } from './scenarios.ts';
+
+/** All samples of one peer in one scenario, or why there are none. */
+export interface Cell {
+  scenario: string;
+  peer: string;
+  samples: Measurement[];
+  failures: string[];
+  skipped?: string;
+}
+
+export interface Plan {
+  rounds: number;
+  seconds: number;
+  warmupSeconds: number;
+  upstreamPort: number;
+  tcpSourcePort: number;
+  load: LoadContext;
+}
+
+type Target = { http: { port: number; target: string } } | { connect: { proxyPort?: number } } | { missing: string };
+
+function targetOf(scenario: Scenario, peer: Peer, plan: Plan): Target {
+  const isDirect = peer.name === 'direct';
+  switch (scenario.kind) {
+    case 'ingress':
+      return peer.ingress ? { http: { port: peer.ingress, target: scenario.path } } : { missing: 'no reverse-proxy port' };
+    case 'static':
+      return peer.static ? { http: { port: peer.static, target: scenario.path } } : { missing: 'no static port' };
+    case 'forward':
+      if (isDirect) return { http: { port: plan.upstreamPort, target: scenario.path } };
+      return peer.forward
+        ? { http: { port: peer.forward, target: `http://127.0.0.1:${plan.upstreamPort}${scenario.path}` } }
+        : { missing: 'no forward-proxy port' };
+    case 'connect':
+      if (isDirect) return { connect: {} };
+      return peer.forward ? { connect: { proxyPort: peer.forward } } : { missing: 'no forward-proxy port' };
+  }
+}
+
+/** One correct answer before load; returns the reason when the peer answers wrong. */
+async function smoke(scenario: Scenario, target: Target, plan: Plan): Promise<string | undefined> {
+  try {
+    if ('http' in target) {
+      const res = await probe(target.http.port, target.http.target, 5000);
+      if (res.status !== 200 || res.bytes !== scenario.expectBytes) {
+        return `GET ${target.http.target} answered ${res.status} with ${res.bytes} bytes (want 200 with ${scenario.expectBytes}): ${res.text.slice(0, 160)}`;
+      }
+    } else if ('connect' in target && target.connect.proxyPort !== undefined) {
+      const status = await probeConnect(target.connect.proxyPort, `127.0.0.1:${plan.tcpSourcePort}`, 5000);
+      if (status !== 200) return `CONNECT 127.0.0.1:${plan.tcpSourcePort} answered ${status}`;
+    }
+    return undefined;
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    const port = 'http' in target ? target.http.port : 'connect' in target ? target.connect.proxyPort : undefined;
+    if (code === 'ECONNREFUSED') return `nothing listens on 127.0.0.1:${port} (its ${scenario.kind} listener is not bound)`;
+    return `check request failed: ${err instanceof Error ? err.message : String(err)}`;
+  }
+}
+
+async function once(scenario: Scenario, peer: Peer, target: Target, plan: Plan, seconds: number): Promise<Measurement> {
+  for (const file of peer.truncate ?? []) {
+    try {
+      truncateSync(file, 0);
+    } catch {
+      // not created yet
+    }
+  }
+  const pid = peer.proc?.pid;
+  if ('http' in target) {
+    return runHttp({ ...target.http, connections: scenario.connections, seconds }, plan.load, pid);
+  }
+  if ('connect' in target) {
+    const load = { ...target.connect, targetPort: plan.tcpSourcePort, tunnels: scenario.connections, seconds, warmupSeconds: 1 };
+    return runConnect(load, plan.load, pid);
+  }
+  throw new Error(target.missing);
+}
+
+function rotate<T>(items: readonly T[], by: number): T[] {
+  const k = by % Math.max(items.length, 1);
+  return [...items.slice(k), ...items.slice(0, k)];
+}
+
+const key = (scenario: string, peer: string) => `${scenario}|${peer}`;
+
+/** Runs every round; `peers` holds the running ones, `skipped` why the others are not. */
+export async function measure(scenarios: readonly Scenario[], peers: ReadonlyMap<string, Peer>, skipped: ReadonlyMap<string, string>, plan: Plan, log: (line: string) => void): Promise<Map<string, Cell>> {
+  const cells = new Map<string, Cell>();
+  for (const scenario of scenarios) {
+    for (const name of scenario.peers) {
+      const cell: Cell = { scenario: scenario.name, peer: name, samples: [], failures: [] };
+      if (!peers.has(name)) cell.skipped = `peer not started: ${skipped.get(name) ?? 'unknown'}`;
+      cells.set(key(scenario.name, name), cell);
+    }
+  }
+  for (let round = 0; round < plan.rounds; round++) {
+    for (const scenario of scenarios) {
+      for (const name of rotate(scenario.peers, round)) {
+        const cell = cells.get(key(scenario.name, name)) as Cell;
+        const peer = peers.get(name);
+        if (cell.skipped || !peer) continue;
+        if (peer.proc?.exit !== undefined) {
+          cell.skipped = `${name} exited (${peer.proc.exit}) during an earlier run: ${tail(peer.proc.logFile, 3)}`;
+          continue;
+        }
+        const target = targetOf(scenario, peer, plan);
+        if ('missing' in target) {
+          cell.skipped = target.missing;
+          continue;
+        }
+        if (round === 0) {
+          const wrong = await smoke(scenario, target, plan);
+          if (wrong) {
+            cell.skipped = wrong;
+            log(`  ${scenario.name} ${name}: skipped, ${wrong}`);
+            continue;
+          }
+          // Warm-up (JIT, connection pools, page cache): measured, then thrown away.
+          if (scenario.kind !== 'connect') await once(scenario, peer, target, plan, plan.warmupSeconds).catch(() => undefined);
+        }
+        try {
+          const m = await once(scenario, peer, target, plan, plan.seconds);
+          cell.samples.push(m);
+          const value = m.mbps !== undefined ? `${m.mbps.toFixed(1)} MB/s` : `${Math.round(m.rps ?? 0)} req/s, p99 ${m.p99ms?.toFixed(2)} ms`;
+          log(`  round ${round + 1}/${plan.rounds} ${scenario.name} ${name}: ${value}${m.errors ? `, ${m.errors} errors` : ''}`);
+        } catch (err) {
+          const why = err instanceof Error ? err.message : String(err);
+          cell.failures.push(why);
+          log(`  round ${round + 1}/${plan.rounds} ${scenario.name} ${name}: failed, ${why}`);
+        }
+      }
+    }
+  }
+  for (const cell of cells.values()) {
+    if (!cell.skipped && cell.samples.length === 0) cell.skipped = `every run failed: ${cell.failures[0] ?? 'no result'}`;
+  }
+  return cells;
+}

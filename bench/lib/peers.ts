@@ -1,0 +1,174 @@
+/**
+ * The peers: every proxy under comparison is one separate process started
+ * from here, pinned to the proxy CPU, and checked for readiness with a bounded
+ * wait. A peer that cannot start throws an Error whose message is the skip
+ * reason; the harness reports it and goes on with the others.
+ */
+import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { nginxConf, sidecarYaml, squidConf } from './configs.ts';
+import { freePort, probe, waitHttp, waitUntil } from './net.ts';
+import { NODE, start, tail, type Proc } from './procs.ts';
+import type { ToolStatus } from './tools.ts';
+
+/** What the harness knows when it starts peers. */
+export interface Env {
+  tmp: string;
+  /** Document root that holds static/1k.bin and static/1m.bin. */
+  www: string;
+  upstreamPort: number;
+  tcpSourcePort: number;
+  tools: ToolStatus;
+  /** CPU list for the proxy under test. */
+  cpu?: string;
+  readyMs: number;
+}
+
+/** A running peer and the ports of the roles it offers. */
+export interface Peer {
+  name: string;
+  /** The process whose memory is sampled (absent for the direct baseline). */
+  proc?: Proc;
+  /** Reverse proxy port (GET / and /1mib reach the upstream). */
+  ingress?: number;
+  /** Port that serves /static/1k.bin and /static/1m.bin. */
+  static?: number;
+  /** Forward proxy port (absolute-form requests and CONNECT). */
+  forward?: number;
+  /** Extra files of interest, truncated between runs (the sidecar's access log). */
+  truncate?: string[];
+}
+
+export interface PeerSpec {
+  name: string;
+  /** One line for the report. */
+  about: string;
+  start(env: Env): Promise<Peer>;
+}
+
+const ROOT = new URL('../..', import.meta.url).pathname;
+const BENCH = join(ROOT, 'bench');
+
+function check(reason: string | undefined, logs: string[]): void {
+  if (reason === undefined) return;
+  const details = logs.map((file) => tail(file, 6)).filter(Boolean).join('\n');
+  throw new Error(details ? `${reason}\n${details}` : reason);
+}
+
+async function nodePeer(env: Env, name: string, script: string, extra: string): Promise<{ proc: Proc; port: number }> {
+  const port = await freePort();
+  const log = join(env.tmp, `${name}.log`);
+  const proc = start(name, NODE, [join(BENCH, script), String(port), extra], log, { cpu: env.cpu, cwd: ROOT });
+  return { proc, port };
+}
+
+function proxyPeer(name: string, about: string, script: string): PeerSpec {
+  return {
+    name,
+    about,
+    async start(env) {
+      const { proc, port } = await nodePeer(env, name, script, String(env.upstreamPort));
+      check(await waitHttp(port, '/', proc, env.readyMs, 200), [proc.logFile]);
+      return { name, proc, ingress: port };
+    },
+  };
+}
+
+export const direct: PeerSpec = {
+  name: 'direct',
+  about: 'no proxy: the load generator talks to the upstream (or the TCP source) itself',
+  async start(env) {
+    return { name: 'direct', ingress: env.upstreamPort };
+  },
+};
+
+export const undiciCeiling = proxyPeer('undici-ceiling', 'bare undici Pool.stream reverse proxy (bench/peers/undici-ceiling.ts): the Node ceiling', 'peers/undici-ceiling.ts');
+export const fastifyProxy = proxyPeer('fastify-http-proxy', '@fastify/http-proxy on fastify, defaults, logger off', 'peers/fastify-proxy.ts');
+export const httpProxy = proxyPeer('http-proxy', 'http-proxy with a keep-alive agent behind node:http', 'peers/http-proxy.ts');
+
+export const sendStatic: PeerSpec = {
+  name: 'send',
+  about: 'the send module behind node:http (what express.static uses)',
+  async start(env) {
+    const { proc, port } = await nodePeer(env, 'send', 'peers/send-static.ts', env.www);
+    check(await waitHttp(port, '/static/1k.bin', proc, env.readyMs, 200), [proc.logFile]);
+    return { name: 'send', proc, static: port };
+  },
+};
+
+export const nginx: PeerSpec = {
+  name: 'nginx',
+  about: 'NGINX proxy_pass with upstream keepalive, 1 worker, buffered access log; static with sendfile',
+  async start(env) {
+    const bin = env.tools.nginx.path;
+    if (!bin) throw new Error(`nginx ${env.tools.nginx.missing}`);
+    const dir = join(env.tmp, 'nginx');
+    mkdirSync(dir, { recursive: true });
+    const ports = { proxy: await freePort(), static: await freePort(), upstream: env.upstreamPort };
+    const conf = join(dir, 'nginx.conf');
+    writeFileSync(conf, nginxConf(dir, env.www, ports));
+    const log = join(dir, 'nginx.out');
+    const proc = start('nginx', bin, ['-p', dir, '-e', join(dir, 'nginx-error.log'), '-c', conf], log, { cpu: env.cpu });
+    const logs = [log, join(dir, 'nginx-error.log')];
+    check(await waitHttp(ports.proxy, '/', proc, env.readyMs, 200), logs);
+    check(await waitHttp(ports.static, '/static/1k.bin', proc, env.readyMs, 200), logs);
+    return { name: 'nginx', proc, ingress: ports.proxy, static: ports.static };
+  },
+};
+
+export const squid: PeerSpec = {
+  name: 'squid',
+  about: 'Squid forward proxy, no cache, loopback only, access log via its log daemon',
+  async start(env) {
+    const bin = env.tools.squid.path;
+    if (!bin) throw new Error(`squid ${env.tools.squid.missing}`);
+    const dir = join(env.tmp, 'squid');
+    // Squid drops root for its effective user, which must still write its logs here.
+    mkdirSync(dir, { recursive: true });
+    chmodSync(dir, 0o777);
+    const port = await freePort();
+    const conf = join(dir, 'squid.conf');
+    writeFileSync(conf, squidConf(dir, port));
+    const log = join(dir, 'squid.out');
+    const proc = start('squid', bin, ['-N', '-f', conf], log, { cpu: env.cpu });
+    const target = `http://127.0.0.1:${env.upstreamPort}/`;
+    check(await waitUntil(`squid forwarding ${target}`, async () => (await probe(port, target, 1000)).status === 200, proc, env.readyMs), [log, join(dir, 'squid-cache.log')]);
+    return { name: 'squid', proc, forward: port };
+  },
+};
+
+function sidecarPeer(name: string, access: boolean): PeerSpec {
+  return {
+    name,
+    about: access
+      ? 'the sidecar (src/cli.ts) with the realistic config: access log on (to a file), metrics, retry, breaker'
+      : 'the same sidecar config with log.access: false',
+    async start(env) {
+      const cli = join(ROOT, 'src/cli.ts');
+      if (!existsSync(cli)) throw new Error('src/cli.ts does not exist yet (the sidecar core is not written)');
+      const ports = {
+        admin: await freePort(),
+        ingress: await freePort(),
+        egress: await freePort(),
+        upstream: env.upstreamPort,
+        tcpSource: env.tcpSourcePort,
+      };
+      const dir = join(env.tmp, name);
+      mkdirSync(dir, { recursive: true });
+      const config = join(dir, 'sidecar.yaml');
+      writeFileSync(config, sidecarYaml(ports, join(env.www, 'static'), access));
+      // JSON log lines (access log included) go to a file, so the terminal stays readable.
+      const stdout = join(dir, 'sidecar-stdout.log');
+      const stderr = join(dir, 'sidecar-stderr.log');
+      const proc = start(name, NODE, [cli, '--config', config], stderr, { cpu: env.cpu, cwd: ROOT, stdoutFile: stdout });
+      check(await waitHttp(ports.admin, '/readyz', proc, env.readyMs, 200), [stderr, stdout]);
+      return { name, proc, ingress: ports.ingress, static: ports.ingress, forward: ports.egress, truncate: [stdout] };
+    },
+  };
+}
+
+export const sidecar = sidecarPeer('sidecar', true);
+export const sidecarNoLog = sidecarPeer('sidecar-nolog', false);
+
+/** Every peer, in start order. */
+export const ALL_PEERS: readonly PeerSpec[] = [direct, nginx, squid, undiciCeiling, fastifyProxy, httpProxy, sendStatic, sidecar, sidecarNoLog];

@@ -1,0 +1,45 @@
+/**
+ * The scenarios of issue 7. Each names the peers it compares and the subject
+ * (the sidecar) whose ratios to them are reported.
+ */
+
+/** What a scenario exercises, and so which port of a peer it uses. */
+export type Kind = 'ingress' | 'forward' | 'connect' | 'static';
+
+export interface Scenario {
+  name: string;
+  title: string;
+  kind: Kind;
+  /** Request path (ingress/static); the upstream path for forward requests. */
+  path: string;
+  /** Connections (HTTP) or tunnels (CONNECT). */
+  connections: number;
+  /** Body bytes every response must carry (checked once per peer before load). */
+  expectBytes: number;
+  unit: 'req/s' | 'MB/s';
+  /** Peers in table order. */
+  peers: string[];
+  /** The peer whose ratio to each other peer is reported. */
+  subject: string;
+}
+
+const INGRESS_PEERS = ['direct', 'nginx', 'undici-ceiling', 'fastify-http-proxy', 'http-proxy', 'sidecar'];
+const KiB = 1024;
+
+export const SCENARIOS: readonly Scenario[] = [
+  { name: 'ingress-small-c1', title: 'ingress reverse proxy, "hello", 1 connection', kind: 'ingress', path: '/', connections: 1, expectBytes: 5, unit: 'req/s', peers: INGRESS_PEERS, subject: 'sidecar' },
+  { name: 'ingress-small-c50', title: 'ingress reverse proxy, "hello", 50 connections', kind: 'ingress', path: '/', connections: 50, expectBytes: 5, unit: 'req/s', peers: INGRESS_PEERS, subject: 'sidecar' },
+  { name: 'ingress-1mib-c10', title: 'ingress reverse proxy, 1 MiB response, 10 connections', kind: 'ingress', path: '/1mib', connections: 10, expectBytes: 1024 * KiB, unit: 'req/s', peers: INGRESS_PEERS, subject: 'sidecar' },
+  { name: 'egress-absolute-c50', title: 'egress forward proxy, absolute-form GET "hello", 50 connections', kind: 'forward', path: '/', connections: 50, expectBytes: 5, unit: 'req/s', peers: ['direct', 'squid', 'sidecar'], subject: 'sidecar' },
+  { name: 'egress-connect-bulk', title: 'egress CONNECT tunnels, bulk download, 4 tunnels', kind: 'connect', path: '', connections: 4, expectBytes: 0, unit: 'MB/s', peers: ['direct', 'squid', 'sidecar'], subject: 'sidecar' },
+  { name: 'static-1k-c50', title: 'static file, 1 KiB, 50 connections', kind: 'static', path: '/static/1k.bin', connections: 50, expectBytes: KiB, unit: 'req/s', peers: ['nginx', 'send', 'sidecar'], subject: 'sidecar' },
+  { name: 'static-1m-c10', title: 'static file, 1 MiB, 10 connections', kind: 'static', path: '/static/1m.bin', connections: 10, expectBytes: 1024 * KiB, unit: 'req/s', peers: ['nginx', 'send', 'sidecar'], subject: 'sidecar' },
+  { name: 'accesslog-c50', title: 'sidecar access log on vs off, "hello", 50 connections', kind: 'ingress', path: '/', connections: 50, expectBytes: 5, unit: 'req/s', peers: ['sidecar-nolog', 'sidecar'], subject: 'sidecar' },
+];
+
+/** Scenarios whose name contains any of the comma-separated filters. */
+export function selectScenarios(filter: string | undefined): Scenario[] {
+  if (!filter) return [...SCENARIOS];
+  const wanted = filter.split(',').map((s) => s.trim()).filter(Boolean);
+  return SCENARIOS.filter((s) => wanted.some((w) => s.name.includes(w)));
+}

@@ -1,0 +1,72 @@
+/**
+ * The external programs the benchmark compares with or drives: wrk (load),
+ * NGINX and Squid (peers). Missing ones are installed with apt-get when we
+ * are root and the package mirror answers; otherwise their peers are skipped
+ * with the reason.
+ */
+import { spawnSync } from 'node:child_process';
+import { accessSync, constants } from 'node:fs';
+
+export const TOOLS = ['wrk', 'nginx', 'squid'] as const;
+export type Tool = (typeof TOOLS)[number];
+
+/** Absolute path of each tool found, or why it is missing. */
+export type ToolStatus = Record<Tool, { path?: string; missing?: string }>;
+
+const SEARCH = ['/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin'];
+
+function find(tool: string): string | undefined {
+  const dirs = [...(process.env.PATH ?? '').split(':').filter(Boolean), ...SEARCH];
+  for (const dir of dirs) {
+    try {
+      accessSync(`${dir}/${tool}`, constants.X_OK);
+      return `${dir}/${tool}`;
+    } catch {
+      // not here
+    }
+  }
+  return undefined;
+}
+
+function run(cmd: string, args: string[], timeoutMs: number): { ok: boolean; output: string } {
+  const result = spawnSync(cmd, args, {
+    encoding: 'utf8',
+    timeout: timeoutMs,
+    env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+  });
+  const output = `${result.stdout ?? ''}${result.stderr ?? ''}`.trim().split('\n').slice(-3).join(' | ');
+  if (result.error) return { ok: false, output: `${result.error.message} ${output}` };
+  return { ok: result.status === 0, output };
+}
+
+/**
+ * Finds wrk, nginx and squid; installs the missing ones when allowed.
+ * `log` receives one line per step, so a slow apt-get is visible.
+ */
+export function ensureTools(allowInstall: boolean, log: (line: string) => void): ToolStatus {
+  const status = {} as ToolStatus;
+  const missing: Tool[] = [];
+  for (const tool of TOOLS) {
+    const path = find(tool);
+    status[tool] = path ? { path } : { missing: 'not installed' };
+    if (!path) missing.push(tool);
+  }
+  if (missing.length === 0) return status;
+
+  let why: string | undefined;
+  if (!allowInstall) why = 'not installed (--no-install given)';
+  else if (process.getuid?.() !== 0) why = 'not installed (apt-get needs root; run `apt-get install -y wrk nginx squid`)';
+  else if (!find('apt-get')) why = 'not installed (no apt-get on this machine)';
+  if (!why) {
+    log(`setup: installing ${missing.join(' ')} with apt-get (bounded to 5 minutes)`);
+    const update = run('apt-get', ['update'], 120_000);
+    if (!update.ok) log(`setup: apt-get update failed: ${update.output}`);
+    const install = run('apt-get', ['install', '-y', '--no-install-recommends', ...missing], 180_000);
+    if (!install.ok) why = `apt-get install failed: ${install.output}`;
+  }
+  for (const tool of missing) {
+    const path = find(tool);
+    status[tool] = path ? { path } : { missing: why ?? 'apt-get install ran but the binary is still missing' };
+  }
+  return status;
+}
