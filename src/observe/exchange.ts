@@ -8,6 +8,38 @@ import type { ListenerName } from '../config/compile.ts';
 import { accessLog } from './log.ts';
 import { activeRequests, requestDuration, requestsTotal } from './metrics.ts';
 
+interface Series {
+  readonly requests: { inc(): void };
+  readonly duration: { observe(value: number): void };
+}
+
+/**
+ * Labelled metric children, cached: prom-client hashes the label object on
+ * every inc() otherwise. The set of label values is bounded by the config;
+ * the cap only guards against a long life of reloads with changing names.
+ */
+const seriesCache = new Map<string, Series>();
+const SERIES_CACHE_MAX = 10_000;
+
+function seriesOf(listener: ListenerName, route: string, upstream: string, method: string, status: number): Series {
+  const key = `${listener}\u0000${route}\u0000${upstream}\u0000${method}\u0000${status}`;
+  let series = seriesCache.get(key);
+  if (!series) {
+    if (seriesCache.size >= SERIES_CACHE_MAX) seriesCache.clear();
+    series = {
+      requests: requestsTotal.labels(listener, route, upstream, method, String(status)),
+      duration: requestDuration.labels(listener, route, upstream),
+    };
+    seriesCache.set(key, series);
+  }
+  return series;
+}
+
+const activeByListener = {
+  ingress: activeRequests.labels('ingress'),
+  egress: activeRequests.labels('egress'),
+};
+
 export type RetryStop = 'exhausted' | 'budget' | 'not_replayable' | 'body_too_large' | 'deadline';
 
 export class Exchange {
@@ -37,7 +69,7 @@ export class Exchange {
     this.method = method;
     this.host = host;
     this.path = path;
-    activeRequests.inc({ listener });
+    activeByListener[listener].inc();
   }
 
   /** Writes the access line and metrics; later calls do nothing. */
@@ -45,10 +77,10 @@ export class Exchange {
     if (this.#done) return;
     this.#done = true;
     const seconds = (performance.now() - this.start) / 1000;
-    activeRequests.dec({ listener: this.listener });
-    const code = String(this.status);
-    requestsTotal.inc({ listener: this.listener, route: this.route, upstream: this.upstream, method: this.method, code });
-    requestDuration.observe({ listener: this.listener, route: this.route, upstream: this.upstream }, seconds);
+    activeByListener[this.listener].dec();
+    const series = seriesOf(this.listener, this.route, this.upstream, this.method, this.status);
+    series.requests.inc();
+    series.duration.observe(seconds);
     if (!accessLogOn) return;
     accessLog.info({
       reqId: this.reqId,

@@ -116,8 +116,9 @@ class ResponseWriter implements Dispatcher.DispatchHandler {
     const outgoing = clientResponseHeaders(headers, this.#request.responseRules);
     if (this.#request.extraResponseHeaders) Object.assign(outgoing, this.#request.extraResponseHeaders);
     res.writeHead(statusCode, outgoing);
-    // Server-sent events and other streams: send the head now, not with the first chunk.
-    res.flushHeaders();
+    // A streamed body (server-sent events, chunked) may be slow to start: send the head now.
+    // With a Content-Length the head leaves with the body in one write, saving a syscall.
+    if (headers['content-length'] === undefined) res.flushHeaders();
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
