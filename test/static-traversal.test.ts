@@ -33,7 +33,7 @@ async function serve(overrides: Partial<StaticConfig>, prefix: string): Promise<
       index: 'index.html',
       fallthrough: false,
       dotfiles: 'deny',
-      cache: { maxBytes: 1024 * 1024, maxFileSize: 64 * 1024 },
+      cache: { maxBytes: 1024 * 1024, maxFileSize: 64 * 1024, revalidate: 0 },
       ...overrides,
     },
   });
@@ -274,7 +274,7 @@ describe('symlinks', () => {
         index: 'index.html',
         fallthrough: false,
         dotfiles: 'deny',
-        cache: { maxBytes: 0, maxFileSize: 0 },
+        cache: { maxBytes: 0, maxFileSize: 0, revalidate: 0 },
       },
     });
     const server = http.createServer((req, res) => void handler.handle(req, res));

@@ -47,7 +47,8 @@ function config(overrides: Partial<StaticConfig> = {}): StaticConfig {
     index: 'index.html',
     fallthrough: false,
     dotfiles: 'deny',
-    cache: { maxBytes: 1024 * 1024, maxFileSize: 64 * 1024 },
+    // Every request looks at the file: these tests change files and expect the change at once.
+    cache: { maxBytes: 1024 * 1024, maxFileSize: 64 * 1024, revalidate: 0 },
     ...overrides,
   };
 }
@@ -527,7 +528,7 @@ describe('memory cache', () => {
   });
 
   it('stays within maxBytes and evicts the least recently used file', async () => {
-    const s = await serve({ cache: { maxBytes: 10, maxFileSize: 8 } }, { cacheSettleMs: 0 });
+    const s = await serve({ cache: { maxBytes: 10, maxFileSize: 8, revalidate: 0 } }, { cacheSettleMs: 0 });
     write('lru/a.txt', 'aaaaa');
     write('lru/b.txt', 'bbbbb');
     write('lru/c.txt', 'ccccc');
@@ -556,6 +557,28 @@ describe('memory cache', () => {
     expect(two.headers.etag).not.toBe(one.headers.etag);
     const stale = await get(s.port, '/static/change.txt', { 'if-none-match': one.headers.etag! });
     expect(stale.status).toBe(200);
+  });
+
+  it('with a revalidate window, a changed file is served fresh once the window has passed', async () => {
+    const s = await serve({ cache: { maxBytes: 1024 * 1024, maxFileSize: 64 * 1024, revalidate: 200 } }, { cacheSettleMs: 0 });
+    write('window.txt', 'before');
+    expect(text(await get(s.port, '/static/window.txt'))).toBe('before');
+    write('window.txt', 'after the change');
+    let seen = '';
+    for (let i = 0; i < 40 && seen !== 'after the change'; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      seen = text(await get(s.port, '/static/window.txt'));
+    }
+    expect(seen).toBe('after the change');
+    // A file created after a miss was remembered shows up too.
+    expect((await get(s.port, '/static/later.txt')).status).toBe(404);
+    write('later.txt', 'new');
+    let status = 0;
+    for (let i = 0; i < 40 && status !== 200; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      status = (await get(s.port, '/static/later.txt')).status;
+    }
+    expect(status).toBe(200);
   });
 
   it('an atomic replace with the same size and mtime is still seen (inode check)', async () => {

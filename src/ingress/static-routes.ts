@@ -12,15 +12,20 @@ function keyOf(route: CompiledRoute): string {
 
 export class StaticHandlers {
   readonly #handlers = new Map<string, StaticHandler>();
+  /** Route object -> handler, so the hot path skips building the key. */
+  #byRoute = new WeakMap<CompiledRoute, StaticHandler>();
 
   /** The handler of a static route, created on first use. */
   get(route: CompiledRoute): StaticHandler {
+    const known = this.#byRoute.get(route);
+    if (known) return known;
     const key = keyOf(route);
     let handler = this.#handlers.get(key);
     if (!handler) {
       handler = createStaticHandler({ name: route.name, prefix: route.match.path ?? '/', config: route.static! });
       this.#handlers.set(key, handler);
     }
+    this.#byRoute.set(route, handler);
     return handler;
   }
 
@@ -32,10 +37,12 @@ export class StaticHandlers {
       handler.close();
       this.#handlers.delete(key);
     }
+    this.#byRoute = new WeakMap();
   }
 
   closeAll(): void {
     for (const handler of this.#handlers.values()) handler.close();
     this.#handlers.clear();
+    this.#byRoute = new WeakMap();
   }
 }

@@ -22,7 +22,8 @@ import type { StaticConfig } from '../config/schema.ts';
 import { ProxyError, sendError } from '../proxy/errors.ts';
 import { staticBytesTotal, staticResponsesTotal } from '../observe/metrics.ts';
 import { DEFAULT_SETTLE_MS, FileCache, readExactly, sameVersion, type FileCacheStats } from './static-cache.ts';
-import { joinUnder, parseStaticPath, realRootOf, resolveInside, slashLocation, type Resolved } from './static-path.ts';
+import { joinUnder, parseStaticPath, slashLocation, type Resolved } from './static-path.ts';
+import { ResolveCache } from './static-resolve.ts';
 import {
   acceptedEncodings,
   cacheControl,
@@ -73,8 +74,14 @@ class StaticFiles implements StaticHandler {
   readonly #config: StaticConfig;
   readonly #cache: FileCache;
   readonly #cacheControl: string;
+  readonly #paths: ResolveCache;
+  /** Labelled metric children, per status (prom-client would hash the labels on every inc). */
+  readonly #responses = new Map<number, { inc(): void }>();
+  readonly #bytes: { inc(value: number): void };
 
   constructor(route: StaticRoute, options: StaticHandlerOptions) {
+    this.#bytes = staticBytesTotal.labels(route.name);
+    this.#paths = new ResolveCache(route.config.root, route.config.dotfiles, route.config.cache.revalidate);
     this.#route = route;
     this.#config = route.config;
     this.#cache = new FileCache(route.config.cache.maxBytes, route.config.cache.maxFileSize, options.cacheSettleMs ?? DEFAULT_SETTLE_MS);
@@ -98,6 +105,7 @@ class StaticFiles implements StaticHandler {
 
   close(): void {
     this.#cache.clear();
+    this.#paths.clear();
   }
 
   cacheStats(): FileCacheStats {
@@ -122,14 +130,13 @@ class StaticFiles implements StaticHandler {
     if (parsed.kind === 'not_found') return this.#notFound(req, res);
 
     const requested = joinUnder(config.root, parsed.segments);
-    const realRoot = realRootOf(config.root);
-    let found = await resolveInside(realRoot, requested, config.dotfiles);
+    let found = await this.#paths.resolve(requested);
     if (!found) return this.#notFound(req, res);
     let name = requested;
     if (found.stat.isDirectory()) {
       if (config.index === false) return this.#notFound(req, res);
       name = join(requested, config.index);
-      const index = await resolveInside(realRoot, name, config.dotfiles);
+      const index = await this.#paths.resolve(name);
       if (!index?.stat.isFile()) return this.#notFound(req, res);
       // Redirect only when the slash form will be served: an app behind a
       // fallthrough route keeps its own /users even if public/users/ exists.
@@ -140,16 +147,16 @@ class StaticFiles implements StaticHandler {
       return this.#notFound(req, res);
     }
 
-    const variant = await this.#variant(req, realRoot, name, found);
+    const variant = await this.#variant(req, name, found);
     await this.#send(req, res, variant.file, variant.encoding, name);
     return 'served';
   }
 
   /** The precompressed sibling (`name.br`, `name.gz`) the client prefers, when it exists inside the root. */
-  async #variant(req: IncomingMessage, realRoot: Promise<string>, name: string, identity: Resolved): Promise<{ file: Resolved; encoding?: Encoding }> {
+  async #variant(req: IncomingMessage, name: string, identity: Resolved): Promise<{ file: Resolved; encoding?: Encoding }> {
     if (!this.#config.precompressed) return { file: identity };
     for (const encoding of acceptedEncodings(req.headers['accept-encoding'])) {
-      const file = await resolveInside(realRoot, name + ENCODING_SUFFIX[encoding], this.#config.dotfiles);
+      const file = await this.#paths.resolve(name + ENCODING_SUFFIX[encoding]);
       if (file?.stat.isFile()) return { file, encoding };
     }
     return { file: identity };
@@ -262,7 +269,7 @@ class StaticFiles implements StaticHandler {
     } catch {
       res.destroy();
     } finally {
-      if (stream.bytesRead > 0) staticBytesTotal.inc({ route: this.#route.name }, stream.bytesRead);
+      if (stream.bytesRead > 0) this.#bytes.inc(stream.bytesRead);
     }
   }
 
@@ -293,7 +300,12 @@ class StaticFiles implements StaticHandler {
   }
 
   #count(status: number, bytes = 0): void {
-    staticResponsesTotal.inc({ route: this.#route.name, code: String(status) });
-    if (bytes > 0) staticBytesTotal.inc({ route: this.#route.name }, bytes);
+    let counter = this.#responses.get(status);
+    if (!counter) {
+      counter = staticResponsesTotal.labels(this.#route.name, String(status));
+      this.#responses.set(status, counter);
+    }
+    counter.inc();
+    if (bytes > 0) this.#bytes.inc(bytes);
   }
 }

@@ -2,9 +2,9 @@
  * Starts a real Sidecar in this process from YAML text written to a temp
  * file (so reloads work), with listeners on ephemeral ports.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { compile } from '../../src/config/compile.ts';
 import { formatConfigError, loadConfigFile } from '../../src/config/load.ts';
 import { Sidecar } from '../../src/sidecar.ts';
@@ -19,8 +19,13 @@ export interface RunningSidecar {
   close(): Promise<void>;
 }
 
-export async function startSidecar(yaml: string): Promise<RunningSidecar> {
+/** `files` (relative path -> content) are written beside the config first, e.g. a static root. */
+export async function startSidecar(yaml: string, files: Record<string, string> = {}): Promise<RunningSidecar> {
   const dir = mkdtempSync(join(tmpdir(), 'sidecar-test-'));
+  for (const [path, content] of Object.entries(files)) {
+    mkdirSync(dirname(join(dir, path)), { recursive: true });
+    writeFileSync(join(dir, path), content);
+  }
   const file = join(dir, 'sidecar.yaml');
   writeFileSync(file, yaml);
   const loaded = await loadConfigFile(file);

@@ -1,0 +1,59 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { request } from 'undici';
+import { startHttpServer, type TestServer } from './helpers/servers.ts';
+import { startSidecar, TEST_BASE, type RunningSidecar } from './helpers/sidecar.ts';
+
+/** Static routes through the whole sidecar: routing, fallthrough to the app, access log fields, metrics. */
+describe('static routes through the sidecar', () => {
+  let app: TestServer;
+  let sidecar: RunningSidecar;
+  const appSaw: string[] = [];
+
+  beforeAll(async () => {
+    app = await startHttpServer((req, res) => {
+      appSaw.push(req.url ?? '');
+      res.end(`app:${req.url}`);
+    });
+    // The public folder is written beside the YAML in the sidecar's temp dir.
+    sidecar = await startSidecar(`${TEST_BASE}
+upstreams: { app: { endpoints: [${app.url}] } }
+ingress:
+  listen: 127.0.0.1:0
+  routes:
+    - { name: assets, match: { path: /static/ }, static: { root: ./public, maxAge: 1h, immutable: true } }
+    - { name: maybe, match: { path: /maybe/ }, static: { root: ./public, fallthrough: true } }
+    - { name: app, match: { path: / }, upstream: app }
+`, { 'public/css/site.css': 'body { color: red }' });
+  });
+  afterAll(async () => {
+    await sidecar?.close();
+    await app.close();
+  });
+
+  it('serves a file under the route prefix with cache headers, and never asks the app', async () => {
+    const response = await request(sidecar.url('/static/css/site.css'));
+    expect(response.statusCode).toBe(200);
+    expect(await response.body.text()).toBe('body { color: red }');
+    expect(response.headers['content-type']).toBe('text/css; charset=utf-8');
+    expect(response.headers['cache-control']).toBe('public, max-age=3600, immutable');
+    expect(response.headers.etag).toMatch(/^"/);
+    expect(appSaw).not.toContain('/static/css/site.css');
+  });
+
+  it('a miss on a fallthrough route goes on to the app', async () => {
+    const response = await request(sidecar.url('/maybe/missing.txt'));
+    expect(await response.body.text()).toBe('app:/maybe/missing.txt');
+  });
+
+  it('a miss without fallthrough is 404', async () => {
+    const response = await request(sidecar.url('/static/nope.css'));
+    expect(response.statusCode).toBe(404);
+    await response.body.text();
+  });
+
+  it('counts static responses in the metrics', async () => {
+    const metrics = await (await request(sidecar.admin('/metrics'))).body.text();
+    expect(metrics).toMatch(/sidecar_static_responses_total\{route="assets",code="200"\} [1-9]/);
+    expect(metrics).toMatch(/sidecar_requests_total\{listener="ingress",route="assets",upstream="",method="GET",code="200"\} [1-9]/);
+  });
+});
