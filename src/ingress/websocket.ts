@@ -49,12 +49,19 @@ export class WebSocketForwarder {
     exchange.upstream = upstream.name;
     exchange.attempts = 1;
     const endpoint = upstream.pick();
-    exchange.endpoint = endpoint.authority;
     this.#exchanges.set(req, exchange);
     socket.once('close', () => {
       if (exchange.status === 0) exchange.status = 499;
       exchange.finish(accessLogOn);
     });
+    if (!endpoint) {
+      const error = new ProxyError('no_healthy_endpoint');
+      exchange.status = error.status;
+      exchange.error = error.code;
+      this.refuse(socket, error);
+      return;
+    }
+    exchange.endpoint = endpoint.authority;
 
     const headers = req.headers;
     for (const name of route.requestHeaders?.remove ?? []) delete headers[name];

@@ -83,8 +83,9 @@ class ResponseWriter implements Dispatcher.DispatchHandler {
   /** Stops the attempt (client gone, deadline, shutdown). */
   cancel(error: ProxyError | AttemptAborted): void {
     this.#cancelled = error;
-    this.#controller?.abort(error);
+    // Settle first: undici may call onResponseError synchronously from abort().
     this.#finish(error instanceof ProxyError && this.#status === 0 ? { kind: 'failed', error } : { kind: 'broken', status: this.#status, error });
+    this.#controller?.abort(error);
   }
 
   #timeout(): void {
@@ -107,8 +108,8 @@ class ResponseWriter implements Dispatcher.DispatchHandler {
     clearTimeout(this.#headTimer);
     this.#headTimer = undefined;
     if (!this.#accept(statusCode, headers)) {
+      this.#finish({ kind: 'rejected', status: statusCode, headers }); // before abort(), which may report an error synchronously
       controller.abort(new AttemptAborted('response refused for a retry'));
-      this.#finish({ kind: 'rejected', status: statusCode, headers });
       return;
     }
     this.#status = statusCode;

@@ -1,17 +1,24 @@
 /**
- * A routed request, from the chosen route to the client's response: pick an
- * endpoint, rebuild the head, stream the body, run the attempt, and answer
- * with the sidecar's own error when nothing came back. Shared by ingress and
- * egress; what differs (Host, path) arrives in `ProxyTarget`.
+ * A routed request, from the chosen route to the client's response: the
+ * attempt loop. Each try picks an endpoint (balance policy, healthy and not
+ * ejected, a different one from the last try when there is one), goes through
+ * the upstream's circuit breaker, and runs through forward.ts. A try that
+ * failed before anything reached the client may be tried again (retry.ts
+ * decides); once response bytes left, the outcome is final. Shared by ingress
+ * and egress; what differs (Host, path) arrives in `ProxyTarget`.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { Transform, type TransformCallback } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { CompiledRoute } from '../config/compile.ts';
 import type { Exchange } from '../observe/exchange.ts';
+import { retryStopsTotal, upstreamRetriesTotal } from '../observe/metrics.ts';
 import type { EndpointState, UpstreamState } from '../upstream/registry.ts';
+import { isReusedSocketReset } from '../upstream/reuse.ts';
+import { requestBody, type RequestBody } from './body.ts';
 import { ProxyError, sendError } from './errors.ts';
-import { startAttempt } from './forward.ts';
+import { startAttempt, type AcceptHead, type AttemptOutcome } from './forward.ts';
 import { upstreamRequestHeaders } from './headers.ts';
+import { IDEMPOTENT_METHODS, RetryPlan, conditionOf, type Verdict } from './retry.ts';
 
 /** Where and how the request goes. */
 export interface ProxyTarget {
@@ -24,45 +31,8 @@ export interface ProxyTarget {
   readonly originalHost: string | undefined;
 }
 
-/** Counts request body bytes and refuses more than `limit` (0 = no limit). */
-class BodyMeter extends Transform {
-  readonly #exchange: Exchange;
-  readonly #limit: number;
-
-  constructor(exchange: Exchange, limit: number) {
-    super();
-    this.#exchange = exchange;
-    this.#limit = limit;
-  }
-
-  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
-    this.#exchange.bytesIn += chunk.length;
-    if (this.#limit > 0 && this.#exchange.bytesIn > this.#limit) {
-      callback(new ProxyError('payload_too_large'));
-      return;
-    }
-    callback(null, chunk);
-  }
-}
-
-function hasBody(req: IncomingMessage): boolean {
-  const length = req.headers['content-length'];
-  if (length !== undefined) return length !== '0';
-  return req.headers['transfer-encoding'] !== undefined;
-}
-
-/**
- * The request body as undici will read it. It is never `req` itself: undici
- * destroys a body stream when an attempt fails, and we still need the client
- * socket to send our error answer.
- */
-function requestBody(req: IncomingMessage, exchange: Exchange, limit: number): BodyMeter | null {
-  if (!hasBody(req)) return null;
-  const meter = new BodyMeter(exchange, limit);
-  req.pipe(meter);
-  meter.on('error', () => req.unpipe(meter));
-  return meter;
-}
+/** Body kept for the one retry after a reused connection's reset, on routes without `retry` (the retry default). */
+const DEFAULT_KEEP_BODY = 64 * 1024;
 
 /** Applies `rewrite.stripPrefix` to a path with query. */
 export function rewritePath(url: string, route: CompiledRoute): string {
@@ -70,6 +40,39 @@ export function rewritePath(url: string, route: CompiledRoute): string {
   if (!prefix || !url.startsWith(prefix)) return url;
   const rest = url.slice(prefix.length);
   return rest.startsWith('/') ? rest : `/${rest}`;
+}
+
+/** How much of the body to keep for a retry; 0 when this request can never be retried. */
+function keepLimit(route: CompiledRoute, method: string): number {
+  if (route.retry && RetryPlan.replayableMethod(route.retry, method)) return route.retry.bufferBody;
+  return IDEMPOTENT_METHODS.has(method) ? DEFAULT_KEEP_BODY : 0;
+}
+
+/** What the breaker and outlier ejection count as the upstream's failure (SPEC "Breaker failures"). */
+function upstreamFailed(outcome: AttemptOutcome): boolean {
+  switch (outcome.kind) {
+    case 'failed':
+      return outcome.error.code !== 'payload_too_large';
+    case 'broken':
+      return true; // cut mid-response by the upstream (a client that left is filtered out by the caller)
+    default:
+      return outcome.status >= 500;
+  }
+}
+
+/** One request's journey through its tries. */
+interface Flight {
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  readonly route: CompiledRoute;
+  readonly target: ProxyTarget;
+  readonly exchange: Exchange;
+  readonly body: RequestBody;
+  readonly plan: RetryPlan;
+  readonly deadline: number;
+  /** Aborted when the client leaves. */
+  readonly gone: AbortSignal;
+  readonly tried: Set<EndpointState>;
 }
 
 /** Forwards one request to its upstream and writes the answer; resolves when the exchange is over. */
@@ -90,43 +93,143 @@ export async function proxyRequest(
     return;
   }
 
-  const endpoint: EndpointState = target.upstream.pick();
-  exchange.endpoint = endpoint.authority;
-  exchange.attempts = 1;
-  const headers = upstreamRequestHeaders(
-    req.rawHeaders,
-    req.headers,
-    {
-      host: target.host ?? endpoint.authority,
-      clientAddress: req.socket.remoteAddress,
-      proto: 'http',
-      originalHost: target.originalHost,
-      requestId: exchange.reqId,
-    },
-    route.requestHeaders,
-  );
-
-  const attempt = startAttempt(res, exchange, {
-    endpoint,
-    method: req.method ?? 'GET',
-    path: target.path,
-    headers,
-    body: requestBody(req, exchange, route.maxBody),
-    headTimeout: route.timeout,
-    bodyIdleTimeout: route.idleTimeout,
-    responseRules: route.responseHeaders,
-  });
-  // A client that leaves aborts the upstream request at once.
+  const method = req.method ?? 'GET';
+  const deadline = route.timeout > 0 ? exchange.start + route.timeout : Infinity;
+  target.upstream.budget.deposit(performance.now());
+  const gone = new AbortController();
   const onClientGone = () => {
-    if (!res.writableFinished) attempt.cancel(new Error('client closed the connection'));
+    if (!res.writableFinished) gone.abort();
   };
   res.once('close', onClientGone);
-  const outcome = await attempt.outcome;
-  res.off('close', onClientGone);
-
-  if (outcome.kind === 'failed') {
-    exchange.error = outcome.error.code;
-    if (outcome.error.code === 'payload_too_large') res.shouldKeepAlive = false;
-    if (!res.destroyed) sendError(res, outcome.error);
+  try {
+    await run({
+      req,
+      res,
+      route,
+      target,
+      exchange,
+      body: requestBody(req, exchange, route.maxBody, keepLimit(route, method)),
+      plan: new RetryPlan({ policy: route.retry, method, deadline, budget: target.upstream.budget }),
+      deadline,
+      gone: gone.signal,
+      tried: new Set(),
+    });
+  } finally {
+    res.off('close', onClientGone);
   }
+}
+
+async function run(flight: Flight): Promise<void> {
+  const upstream = flight.target.upstream;
+  for (;;) {
+    const endpoint = upstream.pick(flight.tried);
+    if (!endpoint) return answer(flight, new ProxyError('no_healthy_endpoint'));
+    flight.tried.add(endpoint);
+    const head: { verdict?: Verdict } = {};
+    let outcome: AttemptOutcome;
+    try {
+      outcome = await tryOnce(flight, endpoint, head);
+    } catch (err) {
+      if (err instanceof ProxyError) return answer(flight, err); // circuit_open, overloaded
+      throw err;
+    }
+    if (flight.gone.aborted) return; // the client left: nothing to answer, nothing to blame the endpoint for
+    upstream.report(endpoint, upstreamFailed(outcome));
+
+    let verdict = head.verdict;
+    if (outcome.kind === 'done' || outcome.kind === 'broken') return noteStop(flight, verdict);
+    if (outcome.kind === 'failed') {
+      const failure = { condition: conditionOf(outcome.error.code), reusedReset: isReusedSocketReset(outcome.error.cause) };
+      verdict = flight.plan.next(failure, flight.body.replayable, performance.now());
+      if (!verdict.retry) {
+        noteStop(flight, verdict);
+        return answer(flight, outcome.error);
+      }
+    }
+    // Here the verdict is a retry: `rejected` happens only when accept() decided one.
+    if (!verdict?.retry) throw new Error('a refused response without a retry verdict');
+    upstreamRetriesTotal.inc({ upstream: upstream.name, reason: verdict.reason });
+    if (verdict.delayMs > 0) {
+      try {
+        await sleep(verdict.delayMs, undefined, { signal: flight.gone });
+      } catch {
+        return;
+      }
+    }
+    if (flight.gone.aborted) return;
+  }
+}
+
+/** Runs one try on `endpoint` (through the breaker, if the upstream has one). */
+function tryOnce(flight: Flight, endpoint: EndpointState, head: { verdict?: Verdict }): Promise<AttemptOutcome> {
+  const { route, exchange, req, target } = flight;
+  const accept: AcceptHead = (status, headers) => {
+    if (!route.retry?.on.includes(status)) return true;
+    const failure = { condition: status, reusedReset: false, retryAfter: headers['retry-after'] };
+    head.verdict = flight.plan.next(failure, flight.body.replayable, performance.now());
+    return !head.verdict.retry;
+  };
+  const attemptOnce = (): Promise<AttemptOutcome> => {
+    exchange.attempts++;
+    exchange.endpoint = endpoint.authority;
+    const headers = upstreamRequestHeaders(
+      req.rawHeaders,
+      req.headers,
+      {
+        host: target.host ?? endpoint.authority,
+        clientAddress: req.socket.remoteAddress,
+        proto: 'http',
+        originalHost: target.originalHost,
+        requestId: exchange.reqId,
+      },
+      route.requestHeaders,
+    );
+    const attempt = startAttempt(
+      flight.res,
+      exchange,
+      {
+        endpoint,
+        method: req.method ?? 'GET',
+        path: target.path,
+        headers,
+        body: flight.body.forAttempt(),
+        headTimeout: headTimeout(flight),
+        bodyIdleTimeout: route.idleTimeout,
+        responseRules: route.responseHeaders,
+        extraResponseHeaders: exchange.attempts > 1 ? { 'x-sidecar-attempts': String(exchange.attempts) } : undefined,
+      },
+      accept,
+    );
+    // A client that leaves aborts the upstream request at once.
+    const cancel = () => attempt.cancel(new Error('client closed the connection'));
+    if (flight.gone.aborted) cancel();
+    flight.gone.addEventListener('abort', cancel, { once: true });
+    return attempt.outcome.finally(() => flight.gone.removeEventListener('abort', cancel));
+  };
+  const breaker = target.upstream.breaker;
+  if (!breaker) return attemptOnce();
+  return breaker.run(attemptOnce, (outcome) => !flight.gone.aborted && upstreamFailed(outcome));
+}
+
+/** Time this try may wait for the response head: perTryTimeout, within what is left of the route timeout (0 = none). */
+function headTimeout(flight: Flight): number {
+  const perTry = flight.route.retry?.perTryTimeout ?? 0;
+  const limit = Math.min(perTry > 0 ? perTry : Infinity, flight.deadline - performance.now());
+  return limit === Infinity ? 0 : Math.max(1, limit);
+}
+
+/** Records why retries ended, when a retry policy applied and the last try failed. */
+function noteStop(flight: Flight, verdict: Verdict | undefined): void {
+  if (!verdict || verdict.retry || verdict.stop === undefined) return;
+  flight.exchange.retryStop = verdict.stop;
+  retryStopsTotal.inc({ upstream: flight.target.upstream.name, reason: verdict.stop });
+}
+
+/** The sidecar's own answer, with x-sidecar-attempts when more than one try was made. */
+function answer(flight: Flight, error: ProxyError): void {
+  const { res, exchange } = flight;
+  exchange.error = error.code;
+  if (error.code === 'payload_too_large') res.shouldKeepAlive = false;
+  if (res.destroyed) return;
+  sendError(res, error, exchange.attempts > 1 ? { 'x-sidecar-attempts': String(exchange.attempts) } : undefined);
 }

@@ -1,14 +1,21 @@
 /**
  * Per-upstream and per-endpoint state that outlives a config snapshot: the
- * undici pools (keep-alive connections), the balancer's cursor and, as they
- * come, breaker / ejection / health state. Keyed by upstream name and endpoint
- * URL, so a reload that keeps an upstream keeps its connections and state
- * (Caddy's hosts.go keeps upstream health in a global pool for this reason).
+ * undici pools (keep-alive connections), the balancer's cursor, the retry
+ * budget, the circuit breaker, outlier ejections and active health. Keyed by
+ * upstream name and endpoint URL, so a reload that keeps an upstream keeps its
+ * connections and state (Caddy's hosts.go keeps upstream health in a global
+ * pool for this reason); a breaker or health check whose settings changed is
+ * started afresh.
  */
 import { readFileSync } from 'node:fs';
 import { Pool } from 'undici';
 import type { UpstreamConfig } from '../config/schema.ts';
 import { log } from '../observe/log.ts';
+import { chooseIndex, untried, type Cursor } from './balance.ts';
+import { UpstreamBreaker } from './breaker.ts';
+import { RetryBudget } from './budget.ts';
+import { HealthChecker, HealthCount } from './health.ts';
+import { OutlierState, recordResult } from './outlier.ts';
 
 export class EndpointState {
   readonly url: string;
@@ -19,6 +26,10 @@ export class EndpointState {
   readonly pool: Pool;
   readonly poolKey: string;
   inFlight = 0;
+  /** Verdict of the active health check; true without one. */
+  healthy = true;
+  health = new HealthCount();
+  outlier = new OutlierState();
 
   constructor(url: string, pool: Pool, poolKey: string) {
     const parsed = new URL(url);
@@ -28,6 +39,19 @@ export class EndpointState {
     this.pool = pool;
     this.poolKey = poolKey;
   }
+
+  /** Takes over the health and ejection state of the endpoint it replaces (same URL, new pool). */
+  inherit(previous: EndpointState): void {
+    this.healthy = previous.healthy;
+    this.health = previous.health;
+    this.outlier = previous.outlier;
+  }
+}
+
+/** One upstream in GET /upstreams (SPEC "Admin JSON"). */
+export interface UpstreamView {
+  readonly breaker: 'closed' | 'open' | 'half_open';
+  readonly endpoints: ReadonlyArray<{ url: string; healthy: boolean; ejected: boolean; inFlight: number }>;
 }
 
 export class UpstreamState {
@@ -35,7 +59,10 @@ export class UpstreamState {
   config: UpstreamConfig;
   endpoints: EndpointState[];
   /** Round-robin cursor; survives reloads with the upstream. */
-  cursor = 0;
+  readonly cursor: Cursor = { value: 0 };
+  readonly budget = new RetryBudget();
+  breaker: UpstreamBreaker | undefined;
+  health: HealthChecker | undefined;
 
   constructor(name: string, config: UpstreamConfig, endpoints: EndpointState[]) {
     this.name = name;
@@ -43,12 +70,76 @@ export class UpstreamState {
     this.endpoints = endpoints;
   }
 
-  /** Round-robin over the endpoints (the `balance` policies plug in here). */
-  pick(): EndpointState {
-    const endpoint = this.endpoints[this.cursor % this.endpoints.length];
-    this.cursor = (this.cursor + 1) % this.endpoints.length;
-    return endpoint;
+  /**
+   * The endpoint for the next try by the `balance` policy, among the healthy,
+   * non-ejected endpoints not in `tried` (unless all were tried); undefined
+   * when no endpoint is eligible (503 no_healthy_endpoint).
+   */
+  pick(tried?: ReadonlySet<EndpointState>, now: number = performance.now()): EndpointState | undefined {
+    const all = this.endpoints;
+    const usable = (endpoint: EndpointState) => endpoint.healthy && !endpoint.outlier.isEjected(now);
+    const eligible = all.every(usable) ? all : all.filter(usable); // no copy on the common path
+    if (eligible.length === 0) return undefined;
+    const candidates = untried(eligible, tried);
+    return candidates[chooseIndex(this.config.balance, candidates, this.cursor)];
   }
+
+  /** Passive health: the result of one try on `endpoint`. */
+  report(endpoint: EndpointState, failed: boolean, now: number = performance.now()): void {
+    const outlier = this.config.outlier;
+    if (!outlier) return;
+    const ejectedFor = recordResult(endpoint, this.endpoints, failed, outlier, now);
+    if (ejectedFor !== undefined) {
+      log.warn({ upstream: this.name, endpoint: endpoint.url, ejectedForMs: ejectedFor, multiplier: endpoint.outlier.multiplier }, 'endpoint ejected');
+    }
+  }
+
+  view(now: number = performance.now()): UpstreamView {
+    return {
+      breaker: this.breaker?.state ?? 'closed',
+      endpoints: this.endpoints.map((endpoint) => ({
+        url: endpoint.url,
+        healthy: endpoint.healthy,
+        ejected: endpoint.outlier.isEjected(now),
+        inFlight: endpoint.inFlight,
+      })),
+    };
+  }
+
+  /** Starts, keeps, restarts or stops the breaker and health checker to match `config`. */
+  syncPolicies(): void {
+    const { breaker, healthCheck } = this.config;
+    if (!sameSettings(this.breaker?.config, breaker)) {
+      this.breaker?.shutdown();
+      this.breaker = breaker && new UpstreamBreaker(this.name, breaker);
+    }
+    if (!sameSettings(this.health?.config, healthCheck)) {
+      this.health?.stop();
+      this.health = undefined;
+      for (const endpoint of this.endpoints) {
+        endpoint.healthy = true;
+        endpoint.health = new HealthCount();
+      }
+      if (healthCheck) {
+        this.health = new HealthChecker(this.name, healthCheck, () => this.endpoints, (endpoint) =>
+          new Pool(endpoint.origin, { ...poolOptions(this.config, endpoint.url).options, connections: 1 }),
+        );
+        this.health.start();
+      }
+    }
+  }
+
+  /** Stops the timers of the breaker and the health checker. */
+  stopPolicies(): void {
+    this.breaker?.shutdown();
+    this.breaker = undefined;
+    this.health?.stop();
+    this.health = undefined;
+  }
+}
+
+function sameSettings(a: object | undefined, b: object | undefined): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
 }
 
 /** Options of the pool of one endpoint; a change of any of them means a new pool. */
@@ -108,19 +199,25 @@ export class UpstreamRegistry {
           previous.delete(url);
           return kept;
         }
-        return new EndpointState(url, new Pool(new URL(url).origin, options), key);
+        const fresh = new EndpointState(url, new Pool(new URL(url).origin, options), key);
+        if (kept) fresh.inherit(kept);
+        return fresh;
       });
       retired.push(...previous.values());
-      if (existing) {
-        existing.config = plan.config;
-        existing.endpoints = endpoints;
+      let state = existing;
+      if (state) {
+        state.config = plan.config;
+        state.endpoints = endpoints;
       } else {
-        this.#upstreams.set(name, new UpstreamState(name, plan.config, endpoints));
+        state = new UpstreamState(name, plan.config, endpoints);
+        this.#upstreams.set(name, state);
       }
+      state.syncPolicies();
     }
     for (const [name, state] of this.#upstreams) {
       if (planned.has(name)) continue;
       this.#upstreams.delete(name);
+      state.stopPolicies();
       retired.push(...state.endpoints);
     }
     for (const endpoint of retired) drain(endpoint);
@@ -128,14 +225,18 @@ export class UpstreamRegistry {
 
   /** Closes every pool, letting in-flight requests finish. */
   async close(): Promise<void> {
-    const closing = [...this.#upstreams.values()].flatMap((state) => state.endpoints.map((endpoint) => endpoint.pool.close()));
+    const states = [...this.#upstreams.values()];
+    for (const state of states) state.stopPolicies();
+    const closing = states.flatMap((state) => state.endpoints.map((endpoint) => endpoint.pool.close()));
     this.#upstreams.clear();
     await Promise.allSettled(closing);
   }
 
   /** Destroys every pool at once (after the shutdown deadline). */
   async destroy(): Promise<void> {
-    const destroying = [...this.#upstreams.values()].flatMap((state) => state.endpoints.map((endpoint) => endpoint.pool.destroy()));
+    const states = [...this.#upstreams.values()];
+    for (const state of states) state.stopPolicies();
+    const destroying = states.flatMap((state) => state.endpoints.map((endpoint) => endpoint.pool.destroy()));
     this.#upstreams.clear();
     await Promise.allSettled(destroying);
   }
