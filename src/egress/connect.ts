@@ -1,0 +1,266 @@
+/**
+ * CONNECT. The target is checked against the allow-list (and, for a
+ * pass-through route, its resolved addresses against the loop and metadata
+ * rules) before `200 Connection Established`. Then the first bytes decide:
+ *
+ * - a TLS ClientHello (or bytes of some other protocol, or silence: a protocol
+ *   where the server speaks first) is a blind tunnel (tunnel.ts);
+ * - anything that starts like an HTTP request line is HTTP/1.1, served by an
+ *   internal HTTP server, and every request on it is routed like an
+ *   absolute-form request to the CONNECT's host:port. Node's fetch with
+ *   NODE_USE_ENV_PROXY=1 sends `CONNECT host:80` even for http:// URLs; this
+ *   is how those calls keep routing, retries, logs and metrics.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { CompiledRoute, Snapshot } from '../config/compile.ts';
+import type { Listener } from '../net/listener.ts';
+import { Exchange } from '../observe/exchange.ts';
+import { log } from '../observe/log.ts';
+import { ProxyError } from '../proxy/errors.ts';
+import { carriesOwnVia, requestIdOf } from '../proxy/headers.ts';
+import { findRoute } from '../proxy/route.ts';
+import { clientErrorCode, writeRawError } from './answer.ts';
+import { PROXY_AUTHENTICATE, proxyAuthorized } from './auth.ts';
+import { LOOP_MESSAGE, type EgressDeps, type EgressDispatcher } from './dispatch.ts';
+import { DEFAULT_CONNECT_TIMEOUT_MS } from './destinations.ts';
+import { firstAllowing, pinnedLookup, resolveChecked, rulesFor } from './policy.ts';
+import { parseAuthority } from './target.ts';
+import { openTunnel, type TunnelTarget } from './tunnel.ts';
+
+/**
+ * How long to wait for the client's first bytes after 200. Clients of
+ * client-first protocols (TLS, HTTP) send at once; silence this long means
+ * the server is expected to speak first (SSH, SMTP): tunnel blindly.
+ */
+const PEEK_WAIT_MS = 500;
+
+const ESTABLISHED = 'HTTP/1.1 200 Connection Established\r\n\r\n';
+
+type FirstBytes = { readonly kind: 'http' | 'tunnel'; readonly chunk: Buffer | undefined } | { readonly kind: 'gone' };
+
+/** Waits for the first bytes the client sends through the tunnel and says what they are. */
+function peek(socket: Socket, head: Buffer): Promise<FirstBytes> {
+  const classify = (chunk: Buffer): FirstBytes => {
+    const first = chunk[0];
+    // 0x16 = TLS handshake record; 'A'..'Z' = the start of a method token.
+    const http = first !== 0x16 && first >= 0x41 && first <= 0x5a;
+    return { kind: http ? 'http' : 'tunnel', chunk };
+  };
+  if (head.length > 0) return Promise.resolve(classify(head));
+  return new Promise((resolve) => {
+    const finish = (result: FirstBytes) => {
+      clearTimeout(timer);
+      socket.off('data', onData);
+      socket.off('end', onGone);
+      socket.off('close', onGone);
+      resolve(result);
+    };
+    const onData = (chunk: Buffer) => {
+      socket.pause();
+      finish(classify(chunk));
+    };
+    const onGone = () => finish({ kind: 'gone' });
+    const timer = setTimeout(() => {
+      socket.pause();
+      finish({ kind: 'tunnel', chunk: undefined });
+    }, PEEK_WAIT_MS);
+    socket.on('data', onData);
+    socket.once('end', onGone);
+    socket.once('close', onGone);
+  });
+}
+
+/**
+ * Limits of the HTTP server inside tunnels: the egress listener's. A Host
+ * header is not required there (the destination is the CONNECT's).
+ */
+function innerLimits(snapshot: Snapshot): { headersTimeout: number; requestTimeout: number; keepAliveTimeout: number; maxHeaderSize: number } {
+  const settings = snapshot.config.egress;
+  const requestTimeout = settings?.requestTimeout ?? 300_000;
+  return {
+    headersTimeout: Math.min(settings?.headersTimeout ?? 10_000, requestTimeout || Infinity),
+    requestTimeout,
+    keepAliveTimeout: settings?.keepAliveTimeout ?? 5_000,
+    maxHeaderSize: settings?.maxHeaderSize ?? 16 * 1024,
+  };
+}
+
+/** What an HTTP request inside a tunnel needs to know about its CONNECT. */
+interface TunnelContext {
+  readonly host: string;
+  readonly port: number;
+}
+
+export class ConnectHandler {
+  readonly #deps: EgressDeps;
+  readonly #listener: Listener;
+  readonly #dispatcher: EgressDispatcher;
+  /** Serves HTTP carried inside CONNECT tunnels; it never listens, sockets are handed to it. */
+  readonly #inner: Server;
+  readonly #contexts = new WeakMap<Socket, TunnelContext>();
+  #draining = false;
+
+  constructor(deps: EgressDeps, listener: Listener, dispatcher: EgressDispatcher) {
+    this.#deps = deps;
+    this.#listener = listener;
+    this.#dispatcher = dispatcher;
+    this.#inner = createServer(
+      { ...innerLimits(deps.store.current()), connectionsCheckingInterval: 250, requireHostHeader: false, insecureHTTPParser: false },
+      (req, res) => this.#onInnerRequest(req, res),
+    );
+    // A reload's new limits apply to the HTTP inside tunnels too (as Listener.setLimits does for the listener).
+    deps.store.onSwap((next) => Object.assign(this.#inner, innerLimits(next)));
+    this.#inner.on('clientError', (err: Error & { code?: string }, socket: Duplex) => {
+      if (err.code === 'ECONNRESET') socket.destroy();
+      else writeRawError(socket, new ProxyError(clientErrorCode(err.code)));
+    });
+    // Node tracks a server's connections (timeouts, closeIdleConnections) from 'listening' on;
+    // this server is never bound, so start the tracking by hand.
+    this.#inner.emit('listening');
+  }
+
+  handle(req: IncomingMessage, duplex: Duplex, head: Buffer): void {
+    const socket = duplex as Socket;
+    socket.on('error', () => socket.destroy());
+    const snapshot = this.#deps.store.current();
+    const egress = snapshot.egress;
+    const target = parseAuthority(req.url);
+    const exchangeFor = () => new Exchange('egress', requestIdOf(req.headers), 'CONNECT', target?.host ?? '', '');
+    const refuse = (error: ProxyError, route = '', headers?: Record<string, string>) => {
+      const exchange = exchangeFor();
+      exchange.route = route;
+      exchange.error = error.code;
+      exchange.status = error.status;
+      writeRawError(socket, error, headers);
+      exchange.finish(snapshot.config.log.access);
+    };
+
+    if (!egress) return refuse(new ProxyError('destination_denied'));
+    if (!target) return refuse(new ProxyError('bad_request', `malformed CONNECT target ${JSON.stringify(req.url ?? '')} (write host:port)`));
+    if (!proxyAuthorized(req.headers['proxy-authorization'], snapshot.config.egress?.auth)) {
+      return refuse(new ProxyError('proxy_auth_required'), '', PROXY_AUTHENTICATE);
+    }
+    if (carriesOwnVia(req.headers)) return refuse(new ProxyError('destination_denied', LOOP_MESSAGE));
+    const index = firstAllowing(egress.routes, target.host, target.port);
+    if (index === -1) return refuse(new ProxyError('destination_denied'));
+    const route = egress.routes[index];
+    this.#listener.track(socket);
+
+    const established = () => {
+      if (!socket.writable) return;
+      socket.write(ESTABLISHED);
+      peek(socket, head).then((first) => {
+        if (first.kind === 'gone') socket.destroy();
+        else if (first.kind === 'http') this.#serveHttp(socket, first.chunk!, target);
+        else this.#tunnel(req, socket, first.chunk, snapshot, target, exchangeFor());
+      });
+    };
+    if (route.upstream !== undefined) {
+      established();
+      return;
+    }
+    // A pass-through destination: refuse loops and metadata addresses now, with a proper status.
+    resolveChecked(target.host, target.port, rulesFor(snapshot.config.egress?.routes[index]?.match.host, this.#deps.ownAddresses)).then(
+      established,
+      (err: unknown) => {
+        const error = err instanceof ProxyError ? err : new ProxyError('upstream_connect_failed', `cannot resolve ${target.host}`, { cause: err });
+        refuse(error, route.name);
+      },
+    );
+  }
+
+  /** HTTP inside the tunnel: the peeked bytes go back in front, and the internal server parses. */
+  #serveHttp(socket: Socket, chunk: Buffer, target: TunnelContext): void {
+    if (log.isLevelEnabled('debug')) log.debug({ host: target.host, port: target.port }, 'CONNECT carries HTTP: each request is routed');
+    this.#contexts.set(socket, target);
+    socket.unshift(chunk);
+    this.#inner.emit('connection', socket);
+    socket.resume();
+  }
+
+  #onInnerRequest(req: IncomingMessage, res: ServerResponse): void {
+    const context = this.#contexts.get(req.socket);
+    const url = req.url ?? '/';
+    // The destination is the CONNECT's host:port, whatever the request line or Host say.
+    const path = url.startsWith('/') ? url : /^https?:\/\/[^/]*(\/.*)?$/i.exec(url)?.[1] ?? '/';
+    this.#dispatcher.handle(req, res, context && { scheme: 'http', host: context.host, port: context.port, path }, {
+      authenticated: true,
+      closeAfter: this.#draining,
+    });
+  }
+
+  /** A blind tunnel on the first route that allows a CONNECT to this host:port without looking inside. */
+  #tunnel(req: IncomingMessage, socket: Socket, first: Buffer | undefined, snapshot: Snapshot, target: TunnelContext, exchange: Exchange): void {
+    const egress = snapshot.egress!;
+    const accessLog = snapshot.config.log.access;
+    const idleTimeout = snapshot.config.egress?.tunnelIdleTimeout ?? 0;
+    const index = findRoute(egress.routes, { method: 'CONNECT', host: target.host, port: target.port, path: '/', headers: req.headers });
+    if (index === -1) {
+      // The allow-list let the CONNECT in for HTTP only (e.g. routes with a path): no blind tunnel.
+      exchange.error = 'destination_denied';
+      exchange.status = 403;
+      socket.destroy();
+      exchange.finish(accessLog);
+      return;
+    }
+    const route: CompiledRoute = egress.routes[index];
+    exchange.route = route.name;
+    if (route.upstream !== undefined) {
+      const upstream = this.#deps.registry.get(route.upstream);
+      if (!upstream) {
+        exchange.error = 'no_healthy_endpoint';
+        exchange.status = 503;
+        socket.destroy();
+        exchange.finish(accessLog);
+        return;
+      }
+      // A logical name: the tunnel goes to one of the upstream's endpoints.
+      exchange.upstream = upstream.name;
+      const picked = upstream.pick();
+      if (!picked) {
+        exchange.error = 'no_healthy_endpoint';
+        exchange.status = 503;
+        socket.destroy();
+        exchange.finish(accessLog);
+        return;
+      }
+      const endpoint = new URL(picked.url);
+      const port = Number(endpoint.port) || (endpoint.protocol === 'https:' ? 443 : 80);
+      const tunnelTarget: TunnelTarget = { host: endpoint.hostname.replace(/^\[|\]$/g, ''), port, connectTimeout: route.connectTimeout ?? upstream.config.connectTimeout };
+      openTunnel(socket, tunnelTarget, first, idleTimeout, exchange, () => exchange.finish(accessLog));
+      return;
+    }
+    // A pass-through: check the addresses for this route, then connect to exactly those (no second lookup to rebind).
+    const rules = rulesFor(snapshot.config.egress?.routes[index]?.match.host, this.#deps.ownAddresses);
+    resolveChecked(target.host, target.port, rules).then(
+      (addresses) => {
+        const tunnelTarget: TunnelTarget = {
+          host: target.host,
+          port: target.port,
+          lookup: pinnedLookup(addresses),
+          connectTimeout: route.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT_MS,
+        };
+        openTunnel(socket, tunnelTarget, first, idleTimeout, exchange, () => exchange.finish(accessLog));
+      },
+      (err: unknown) => {
+        const error = err instanceof ProxyError ? err : new ProxyError('upstream_connect_failed', `cannot resolve ${target.host}`, { cause: err });
+        exchange.error = error.code;
+        exchange.status = error.status;
+        socket.destroy();
+        exchange.finish(accessLog);
+      },
+    );
+  }
+
+  /** Shutdown: idle HTTP connections inside tunnels close now, busy ones after their response. */
+  drain(): void {
+    this.#draining = true;
+    this.#inner.closeIdleConnections();
+  }
+
+  close(): void {
+    this.#inner.close();
+  }
+}

@@ -1,0 +1,163 @@
+/**
+ * Pass-through destinations: an egress route without `upstream:` forwards to
+ * the host and port the app asked for. Each destination gets an UpstreamState
+ * of its own (one endpoint, one undici pool), so `proxyRequest` serves it
+ * exactly like a configured upstream. The set is bounded and idle-evicted: an
+ * app that talks to many hosts must not grow the sidecar without limit.
+ */
+import { Pool } from 'undici';
+import { upstreamSchema } from '../config/schema.ts';
+import { log } from '../observe/log.ts';
+import { EndpointState, UpstreamState } from '../upstream/registry.ts';
+import { checkedLookup, type DestinationRules } from './policy.ts';
+import { authorityOf, hostPort } from './target.ts';
+
+/** Most destinations with a live pool (Envoy's dynamic forward proxy DNS cache holds 1024 hosts). */
+export const MAX_DESTINATIONS = 256;
+/** A destination unused this long is closed. */
+export const DESTINATION_IDLE_MS = 60_000;
+/** Connect timeout when the route sets none (the upstreams' default). */
+export const DEFAULT_CONNECT_TIMEOUT_MS = 2_000;
+
+export interface DestinationKey {
+  readonly scheme: 'http' | 'https';
+  readonly host: string;
+  readonly port: number;
+  readonly connectTimeout: number | undefined;
+  /** The route names this host exactly (decides whether metadata addresses are allowed). */
+  readonly explicit: boolean;
+}
+
+/** A destination in use; `release` once the request is over. */
+export interface DestinationLease {
+  readonly state: UpstreamState;
+  release(): void;
+}
+
+interface Entry {
+  readonly state: UpstreamState;
+  lastUsed: number;
+  /** Requests between `acquire` and `release`; an entry in use is never evicted. */
+  leases: number;
+}
+
+export class Destinations {
+  readonly #entries = new Map<string, Entry>();
+  readonly #own: DestinationRules['own'];
+  readonly #max: number;
+  readonly #idleMs: number;
+  readonly #sweeper: NodeJS.Timeout;
+
+  constructor(own: DestinationRules['own'], options: { max?: number; idleMs?: number } = {}) {
+    this.#own = own;
+    this.#max = options.max ?? MAX_DESTINATIONS;
+    this.#idleMs = options.idleMs ?? DESTINATION_IDLE_MS;
+    this.#sweeper = setInterval(() => this.#sweep(), Math.max(1_000, this.#idleMs / 2));
+    this.#sweeper.unref();
+  }
+
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  /**
+   * The state for a destination, leased until the lease is released (an
+   * entry in use is never evicted); undefined when the table is full of
+   * destinations in use.
+   */
+  acquire(key: DestinationKey): DestinationLease | undefined {
+    const id = JSON.stringify([key.scheme, key.host, key.port, key.connectTimeout ?? null, key.explicit]);
+    let entry = this.#entries.get(id);
+    if (entry) {
+      this.#entries.delete(id); // re-insert: Map order is least recently used first
+    } else {
+      if (this.#entries.size >= this.#max && !this.#evictOne()) return undefined;
+      entry = { state: createState(key, this.#own), lastUsed: 0, leases: 0 };
+    }
+    this.#entries.set(id, entry);
+    entry.lastUsed = Date.now();
+    entry.leases++;
+    const leased = entry;
+    let released = false;
+    return {
+      state: entry.state,
+      release: () => {
+        if (released) return;
+        released = true;
+        leased.leases--;
+        leased.lastUsed = Date.now();
+      },
+    };
+  }
+
+  #evictOne(): boolean {
+    for (const [id, entry] of this.#entries) {
+      if (entry.leases === 0 && busy(entry.state) === 0) {
+        this.#entries.delete(id);
+        closePools(entry.state);
+        return true;
+      }
+    }
+    return false;
+  }
+
+  #sweep(): void {
+    const before = Date.now() - this.#idleMs;
+    for (const [id, entry] of this.#entries) {
+      if (entry.leases === 0 && busy(entry.state) === 0 && entry.lastUsed < before) {
+        this.#entries.delete(id);
+        closePools(entry.state);
+      }
+    }
+  }
+
+  /** Closes every pool, letting in-flight requests finish. */
+  async close(): Promise<void> {
+    clearInterval(this.#sweeper);
+    const closing = [...this.#entries.values()].flatMap((entry) => entry.state.endpoints.map((endpoint) => endpoint.pool.close()));
+    this.#entries.clear();
+    await Promise.allSettled(closing);
+  }
+
+  /** Destroys every pool at once. */
+  async destroy(): Promise<void> {
+    clearInterval(this.#sweeper);
+    const destroying = [...this.#entries.values()].flatMap((entry) => entry.state.endpoints.map((endpoint) => endpoint.pool.destroy()));
+    this.#entries.clear();
+    await Promise.allSettled(destroying);
+  }
+}
+
+function busy(state: UpstreamState): number {
+  return state.endpoints.reduce((sum, endpoint) => sum + endpoint.inFlight, 0);
+}
+
+function closePools(state: UpstreamState): void {
+  for (const endpoint of state.endpoints) {
+    endpoint.pool.close().catch((err: unknown) => log.warn({ err, destination: state.name }, 'closing an egress destination pool failed'));
+  }
+}
+
+/**
+ * One destination as an upstream of one endpoint. Its name is `host:port`,
+ * which is what the access log and metrics show as `upstream`. The pool
+ * connects through `checkedLookup`, so every new connection is checked
+ * against the loop and metadata rules on the address it really uses.
+ */
+function createState(key: DestinationKey, own: DestinationRules['own']): UpstreamState {
+  const url = `${key.scheme}://${authorityOf(key.scheme, key.host, key.port)}`;
+  const config = upstreamSchema.parse({ endpoints: [url], connectTimeout: key.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT_MS });
+  const pool = new Pool(new URL(url).origin, {
+    connections: config.connections,
+    keepAliveTimeout: config.idleTimeout,
+    keepAliveMaxTimeout: config.idleTimeout,
+    keepAliveTimeoutThreshold: 1_000,
+    headersTimeout: 0,
+    bodyTimeout: 0,
+    connect: {
+      timeout: config.connectTimeout,
+      lookup: checkedLookup(key.port, { explicit: key.explicit, own }),
+    },
+  });
+  return new UpstreamState(hostPort(key.host, key.port), config, [new EndpointState(url, pool, `egress:${url}`)]);
+}

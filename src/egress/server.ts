@@ -1,0 +1,67 @@
+/**
+ * The egress listener: the ambassador the app reaches through HTTP_PROXY /
+ * HTTPS_PROXY. Absolute-form requests (`GET http://host/path`) and, for apps
+ * that call the sidecar directly, origin-form requests with a Host are routed
+ * by destination; CONNECT goes to connect.ts. No route = 403: never an open
+ * proxy.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ListenerSnapshot } from '../config/compile.ts';
+import { Listener } from '../net/listener.ts';
+import { ConnectHandler } from './connect.ts';
+import { Destinations } from './destinations.ts';
+import { EgressDispatcher, type EgressDeps } from './dispatch.ts';
+import { parseAbsolute, parseAuthority, type Destination } from './target.ts';
+
+export type { EgressDeps } from './dispatch.ts';
+
+export class EgressServer {
+  readonly listener: Listener;
+  readonly #destinations: Destinations;
+  readonly #dispatcher: EgressDispatcher;
+  readonly #connects: ConnectHandler;
+  #draining = false;
+
+  constructor(deps: EgressDeps, settings: ListenerSnapshot['settings']) {
+    this.#destinations = new Destinations(deps.ownAddresses);
+    this.#dispatcher = new EgressDispatcher(deps, this.#destinations);
+    this.listener = new Listener('egress', settings, {
+      request: (req, res) => this.#onRequest(req, res),
+      connect: (req, socket, head) => this.#connects.handle(req, socket, head),
+    });
+    this.#connects = new ConnectHandler(deps, this.listener, this.#dispatcher);
+  }
+
+  /** Pass-through destinations with a live pool (for tests and the admin view). */
+  get destinationCount(): number {
+    return this.#destinations.size;
+  }
+
+  #onRequest(req: IncomingMessage, res: ServerResponse): void {
+    const url = req.url ?? '';
+    let dest: Destination | undefined;
+    if (url.startsWith('/')) {
+      // Origin-form: the app called the sidecar itself, and Host names the destination (Envoy-style egress).
+      const authority = parseAuthority(req.headers.host, 80);
+      dest = authority && { scheme: 'http', host: authority.host, port: authority.port, path: url };
+    } else {
+      dest = parseAbsolute(url);
+    }
+    this.#dispatcher.handle(req, res, dest, { authenticated: false, closeAfter: this.#draining });
+  }
+
+  /** Stops accepting, lets requests and tunnels finish up to the deadline, then closes the destination pools. */
+  async close(deadlineMs: number): Promise<void> {
+    this.#draining = true;
+    this.#connects.drain();
+    const sweep = setInterval(() => this.#connects.drain(), 100);
+    try {
+      await this.listener.close(deadlineMs);
+    } finally {
+      clearInterval(sweep);
+      this.#connects.close();
+    }
+    await Promise.race([this.#destinations.close(), new Promise((resolve) => setTimeout(resolve, 1_000))]);
+    await this.#destinations.destroy();
+  }
+}

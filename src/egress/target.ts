@@ -1,0 +1,72 @@
+/**
+ * Request targets of a forward proxy (RFC 9112 3.2): absolute-form
+ * (`GET http://host:port/path`), authority-form (`CONNECT host:port`) and, for
+ * requests inside a CONNECT tunnel or from an app that calls the sidecar
+ * directly, origin-form with the destination given elsewhere.
+ */
+import { isIP } from 'node:net';
+
+/** Where a request goes: scheme, lower-case host (IPv6 without brackets), port, and path with query. */
+export interface Destination {
+  readonly scheme: 'http' | 'https';
+  readonly host: string;
+  readonly port: number;
+  /** Origin-form path and query sent upstream. */
+  readonly path: string;
+}
+
+const DEFAULT_PORT = { http: 80, https: 443 } as const;
+
+/** `host` or `host:port` for a Host header: brackets around IPv6, no default port. */
+export function authorityOf(scheme: 'http' | 'https', host: string, port: number): string {
+  const name = isIP(host) === 6 ? `[${host}]` : host;
+  return port === DEFAULT_PORT[scheme] ? name : `${name}:${port}`;
+}
+
+/** `host:port` always with the port (logs, pool keys). */
+export function hostPort(host: string, port: number): string {
+  return `${isIP(host) === 6 ? `[${host}]` : host}:${port}`;
+}
+
+/** A DNS name or IP literal: letters, digits, `-`, `_`, `.`; at most 253 characters. */
+const HOSTNAME = /^[a-z0-9_]([a-z0-9_.-]{0,251}[a-z0-9_])?$/;
+
+function validHost(host: string): boolean {
+  return HOSTNAME.test(host) || isIP(host) !== 0;
+}
+
+/** Parses an absolute-form target; undefined for anything that is not http(s)://host[:port]/... */
+export function parseAbsolute(url: string): Destination | undefined {
+  // A non-empty authority right after `//`, without userinfo (RFC 9110 4.2.4: treat userinfo as an error).
+  const authority = /^https?:\/\/([^/?#]*)/i.exec(url)?.[1];
+  if (!authority || authority.includes('@')) return undefined;
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return undefined;
+  }
+  const scheme = parsed.protocol === 'https:' ? 'https' : 'http';
+  const host = parsed.hostname.replace(/^\[|\]$/g, '').toLowerCase();
+  if (!host || !validHost(host)) return undefined;
+  const port = parsed.port === '' ? DEFAULT_PORT[scheme] : Number(parsed.port);
+  if (port < 1) return undefined;
+  return { scheme, host, port, path: `${parsed.pathname}${parsed.search}` };
+}
+
+/**
+ * Parses `host:port` (CONNECT's authority-form, or a Host header when
+ * `defaultPort` is given). The port is required unless a default is given.
+ */
+export function parseAuthority(value: string | undefined, defaultPort?: number): { host: string; port: number } | undefined {
+  if (!value) return undefined;
+  const match = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\s/@?#\[\]]+))(?::(\d{1,5}))?$/.exec(value);
+  if (!match) return undefined;
+  const host = (match[1] ?? match[2]).toLowerCase();
+  if (match[1] !== undefined && isIP(host) !== 6) return undefined;
+  if (!validHost(host)) return undefined;
+  if (match[3] === undefined && defaultPort === undefined) return undefined;
+  const port = match[3] === undefined ? defaultPort! : Number(match[3]);
+  if (port < 1 || port > 65535) return undefined;
+  return { host, port };
+}
