@@ -6,9 +6,13 @@
 import { compile, type Snapshot } from './config/compile.ts';
 import { formatConfigError, loadConfigFile } from './config/load.ts';
 import { ConfigStore } from './config/store.ts';
+import { ConfigWatcher } from './config/watch.ts';
+import { prepareRebind, type ListenerChange } from './net/rebind.ts';
 import { createAdminListener, type ReloadResult } from './admin/server.ts';
 import { AppSupervisor, appEnvironment } from './app/supervisor.ts';
 import { IngressServer } from './ingress/server.ts';
+import { EgressServer } from './egress/server.ts';
+import type { OwnAddress } from './egress/policy.ts';
 import type { Listener } from './net/listener.ts';
 import { UpstreamRegistry } from './upstream/registry.ts';
 import { configLastReloadSuccess, configReloadsTotal } from './observe/metrics.ts';
@@ -29,10 +33,14 @@ export class Sidecar {
   readonly store: ConfigStore;
   readonly registry = new UpstreamRegistry();
   #ingress: IngressServer | undefined;
+  #egress: EgressServer | undefined;
   #admin: Listener | undefined;
   #app: AppSupervisor | undefined;
   #listening = false;
   #draining = false;
+  #watcher: ConfigWatcher | undefined;
+  /** Reloads run one after the other (watcher, SIGHUP and POST /reload may coincide). */
+  #reloads: Promise<unknown> = Promise.resolve();
   readonly #options: SidecarOptions;
 
   constructor(initial: Snapshot, options: SidecarOptions = {}) {
@@ -47,6 +55,10 @@ export class Sidecar {
 
   get ingressPort(): number | undefined {
     return this.#ingress?.listener.port;
+  }
+
+  get egressPort(): number | undefined {
+    return this.#egress?.listener.port;
   }
 
   get adminPort(): number | undefined {
@@ -75,6 +87,13 @@ export class Sidecar {
       );
       await bind(this.#ingress.listener, snapshot.ingress.settings.listen);
     }
+    if (snapshot.egress) {
+      this.#egress = new EgressServer(
+        { store: this.store, registry: this.registry, ownAddresses: () => this.#ownAddresses() },
+        snapshot.egress.settings,
+      );
+      await bind(this.#egress.listener, snapshot.egress.settings.listen);
+    }
     this.#admin = createAdminListener({
       store: this.store,
       registry: this.registry,
@@ -91,6 +110,8 @@ export class Sidecar {
       {
         ingress: snapshot.ingress?.settings.listen,
         ingressPort: this.ingressPort,
+        egress: snapshot.egress?.settings.listen,
+        egressPort: this.egressPort,
         admin: snapshot.config.admin.listen,
         adminPort: this.adminPort,
         source: snapshot.source,
@@ -98,7 +119,20 @@ export class Sidecar {
       },
       'sidecar listening',
     );
+    this.#watcher = new ConfigWatcher({ file: snapshot.source, hash: snapshot.hash, onChange: () => this.reload() });
+    this.store.onSwap((next) => this.#watcher?.seen(next.hash));
+    await this.#watcher.start();
     this.#app?.start();
+  }
+
+  /** Where this process listens now (egress refuses to send requests there: a loop). */
+  #ownAddresses(): OwnAddress[] {
+    const own: OwnAddress[] = [];
+    for (const listener of [this.#ingress?.listener, this.#egress?.listener, this.#admin]) {
+      const address = listener?.server.address();
+      if (address && typeof address === 'object') own.push({ address: address.address, port: address.port });
+    }
+    return own;
   }
 
   #createApp(config: NonNullable<Snapshot['config']['app']>, snapshot: Snapshot): AppSupervisor {
@@ -106,18 +140,36 @@ export class Sidecar {
     return new AppSupervisor(config, env, (code) => this.#options.onAppExit?.(code));
   }
 
-  /** Re-reads the config file; swaps it in only when it is valid whole. */
-  async reload(): Promise<ReloadResult> {
+  /**
+   * Re-reads the config file; swaps it in only when it is valid whole and
+   * every changed `listen` address could be bound. One reload at a time.
+   */
+  reload(): Promise<ReloadResult> {
+    const run = this.#reloads.then(() => this.#reload());
+    this.#reloads = run.catch(() => undefined);
+    return run;
+  }
+
+  async #reload(): Promise<ReloadResult> {
     const current = this.store.current();
+    if (this.#draining) return { ok: false, errors: ['the sidecar is shutting down'] };
     const result = await loadConfigFile(current.source);
-    if (!result.ok) {
-      const errors = result.errors.map(formatConfigError);
-      configReloadsTotal.inc({ result: 'failure' });
-      for (const error of errors) log.error({ source: current.source }, `config reload refused: ${error}`);
-      return { ok: false, errors };
+    if (!result.ok) return refuse(current.source, result.errors.map(formatConfigError));
+    let next: Snapshot;
+    try {
+      next = compile(result.config, { hash: result.hash, source: current.source, loadedAt: result.loadedAt });
+    } catch (err) {
+      return refuse(current.source, [`internal error while compiling the config: ${(err as Error).message}`]);
     }
-    const next = compile(result.config, { hash: result.hash, source: current.source, loadedAt: result.loadedAt });
+    const rebind = await prepareRebind(this.#listenerChanges(current, next));
+    if (!rebind.ok) return refuse(current.source, rebind.errors);
+    if (this.#draining) {
+      // stop() began while the new addresses were being bound: nobody would ever close them.
+      await rebind.abort();
+      return { ok: false, errors: ['the sidecar is shutting down'] };
+    }
     this.store.swap(next);
+    rebind.commit();
     setLogLevel(next.config.log.level);
     configReloadsTotal.inc({ result: 'success' });
     configLastReloadSuccess.set(next.loadedAt.getTime() / 1000);
@@ -125,13 +177,19 @@ export class Sidecar {
     return { ok: true, hash: next.hash };
   }
 
+  /** Each listener with its address in the running and in the new config. */
+  #listenerChanges(current: Snapshot, next: Snapshot): ListenerChange[] {
+    return [
+      { key: 'ingress', listener: this.#ingress?.listener, from: current.ingress?.settings.listen, to: next.ingress?.settings.listen, limits: next.ingress?.settings },
+      { key: 'egress', listener: this.#egress?.listener, from: current.egress?.settings.listen, to: next.egress?.settings.listen, limits: next.egress?.settings },
+      { key: 'admin', listener: this.#admin, from: current.config.admin.listen, to: next.config.admin.listen },
+    ];
+  }
+
   upstreamsView(): unknown {
     const upstreams: Record<string, unknown> = {};
     for (const state of this.registry.all()) {
-      upstreams[state.name] = {
-        breaker: 'closed',
-        endpoints: state.endpoints.map((endpoint) => ({ url: endpoint.url, healthy: true, ejected: false, inFlight: endpoint.inFlight })),
-      };
+      upstreams[state.name] = state.view(); // breaker, health and ejection state live in the registry
     }
     return { upstreams };
   }
@@ -141,13 +199,21 @@ export class Sidecar {
     if (this.#draining) return;
     this.#draining = true;
     log.info({ deadlineMs }, 'draining');
-    await Promise.all([this.#ingress?.close(deadlineMs)]);
+    this.#watcher?.close();
+    await Promise.all([this.#ingress?.close(deadlineMs), this.#egress?.close(deadlineMs)]);
     await this.#app?.stop();
     await this.#admin?.close(1_000);
     await Promise.race([this.registry.close(), new Promise((resolve) => setTimeout(resolve, 1_000))]);
     await this.registry.destroy();
     log.info('stopped');
   }
+}
+
+/** A reload that changes nothing: counted, every error logged with the file it came from. */
+function refuse(source: string, errors: readonly string[]): ReloadResult {
+  configReloadsTotal.inc({ result: 'failure' });
+  for (const error of errors) log.error({ source }, `config reload refused: ${error}`);
+  return { ok: false, errors };
 }
 
 async function bind(listener: Listener, address: string): Promise<void> {

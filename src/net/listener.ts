@@ -26,34 +26,52 @@ export interface ListenerHandlers {
 /** An http.Server plus the sockets it must close on shutdown that Node does not track (upgrades, tunnels). */
 export class Listener {
   readonly name: ListenerName | 'admin';
-  readonly server: Server;
+  readonly #handlers: ListenerHandlers;
+  #limits: ListenerConfig | undefined;
+  #server: Server;
+  /** Servers replaced by a rebind: no longer accepting, finishing what they have in flight. */
+  readonly #retired = new Set<Server>();
+  /** Shared by every server of this listener, so a rebind keeps tracking upgrades made on the old one. */
   readonly #detached = new Set<Duplex>();
 
   constructor(name: ListenerName | 'admin', limits: ListenerConfig | undefined, handlers: ListenerHandlers) {
     this.name = name;
-    const requestTimeout = limits?.requestTimeout ?? 300_000;
-    const headersTimeout = Math.min(limits?.headersTimeout ?? 10_000, requestTimeout || Infinity);
-    this.server = createServer(
-      {
-        headersTimeout,
-        requestTimeout,
-        keepAliveTimeout: limits?.keepAliveTimeout ?? 5_000,
-        maxHeaderSize: limits?.maxHeaderSize ?? 16 * 1024,
-        connectionsCheckingInterval: CONNECTIONS_CHECK_MS,
-        requireHostHeader: true,
-        insecureHTTPParser: false,
+    this.#handlers = handlers;
+    this.#limits = limits;
+    this.#server = this.#createServer();
+  }
+
+  /** The server accepting connections now (a rebind replaces it). */
+  get server(): Server {
+    return this.#server;
+  }
+
+  #createServer(): Server {
+    const handlers = this.#handlers;
+    const active = new Set<ServerResponse>();
+    const server: Server = createServer(
+      { ...serverLimits(this.#limits), connectionsCheckingInterval: CONNECTIONS_CHECK_MS, requireHostHeader: true, insecureHTTPParser: false },
+      (req, res) => {
+        if (stopping.has(server)) {
+          res.shouldKeepAlive = false;
+        } else {
+          active.add(res);
+          res.once('close', () => active.delete(res));
+        }
+        handlers.request(req, res);
       },
-      handlers.request,
     );
-    if (limits) this.server.maxConnections = limits.maxConnections;
-    if (handlers.upgrade) this.server.on('upgrade', handlers.upgrade);
-    if (handlers.connect) this.server.on('connect', handlers.connect);
-    this.server.on('clientError', (err: Error & { code?: string }, socket: Duplex) => answerClientError(err, socket));
-    const metricLabel = { listener: name };
-    this.server.on('connection', (socket: Socket) => {
+    activeResponses.set(server, active);
+    if (this.#limits) server.maxConnections = this.#limits.maxConnections;
+    if (handlers.upgrade) server.on('upgrade', handlers.upgrade);
+    if (handlers.connect) server.on('connect', handlers.connect);
+    server.on('clientError', (err: Error & { code?: string }, socket: Duplex) => answerClientError(err, socket));
+    const metricLabel = { listener: this.name };
+    server.on('connection', (socket: Socket) => {
       activeConnections.inc(metricLabel);
       socket.once('close', () => activeConnections.dec(metricLabel));
     });
+    return server;
   }
 
   /** A socket that left HTTP (WebSocket, CONNECT tunnel): closed by us at the shutdown deadline. */
@@ -67,43 +85,62 @@ export class Listener {
   }
 
   listen(host: string, port: number): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const onError = (err: Error) => reject(err);
-      this.server.once('error', onError);
-      this.server.listen({ host, port, exclusive: true }, () => {
-        this.server.off('error', onError);
-        this.server.on('error', (err) => log.error({ err, listener: this.name }, 'listener error'));
-        resolve();
-      });
-    });
+    return listenOn(this.#server, host, port, this.name);
+  }
+
+  /**
+   * New limits (a reload): applied in place, to new connections and to the
+   * timeouts Node checks on the open ones. Servers bound later get them too.
+   */
+  setLimits(limits: ListenerConfig): void {
+    this.#limits = limits;
+    Object.assign(this.#server, serverLimits(limits));
+    this.#server.maxConnections = limits.maxConnections;
+  }
+
+  /**
+   * Binds a second server with the same handlers and limits on a new address
+   * while the current one keeps serving. `commit` makes it the current one and
+   * retires the old (it stops accepting and finishes its requests, upgrades
+   * and tunnels); `abort` closes it. A bind failure rejects and changes nothing.
+   */
+  async bindNext(host: string, port: number): Promise<{ commit(): void; abort(): Promise<void> }> {
+    const next = this.#createServer();
+    await listenOn(next, host, port, this.name);
+    return {
+      commit: () => {
+        const old = this.#server;
+        this.#server = next;
+        this.#retired.add(old);
+        void stopAccepting(old).then(() => this.#retired.delete(old));
+      },
+      abort: () => stopAccepting(next),
+    };
   }
 
   /** The bound port (useful when the config asked for port 0). */
   get port(): number {
-    const address = this.server.address();
+    const address = this.#server.address();
     return typeof address === 'object' && address ? address.port : 0;
   }
 
   /**
    * Stops accepting, closes idle keep-alive connections, waits for in-flight
    * requests (and tunnels) up to `deadlineMs`, then destroys what is left.
+   * Servers retired by a rebind get the same deadline.
    */
   async close(deadlineMs: number): Promise<void> {
-    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
-    this.server.closeIdleConnections();
-    // Responses that end from now on close their connection instead of keeping it.
-    this.server.on('request', (_req: IncomingMessage, res: ServerResponse) => res.setHeader('connection', 'close'));
-    const idleSweep = setInterval(() => this.server.closeIdleConnections(), 100);
+    const servers = [this.#server, ...this.#retired];
+    const closed = Promise.all(servers.map(stopAccepting));
     const detachedGone = this.#waitDetached(deadlineMs);
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<'deadline'>((resolve) => {
       timer = setTimeout(() => resolve('deadline'), deadlineMs);
     });
     const result = await Promise.race([Promise.all([closed, detachedGone]).then(() => 'drained' as const), deadline]);
-    clearInterval(idleSweep);
     clearTimeout(timer);
     if (result === 'deadline') {
-      this.server.closeAllConnections();
+      for (const server of servers) server.closeAllConnections();
       for (const socket of this.#detached) socket.destroy();
       await closed;
     }
@@ -115,6 +152,51 @@ export class Listener {
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
   }
+}
+
+/** The limits Node reads from the server object (per connection, or in its periodic connections check). */
+function serverLimits(limits: ListenerConfig | undefined): { headersTimeout: number; requestTimeout: number; keepAliveTimeout: number; maxHeaderSize: number } {
+  const requestTimeout = limits?.requestTimeout ?? 300_000;
+  return {
+    headersTimeout: Math.min(limits?.headersTimeout ?? 10_000, requestTimeout || Infinity),
+    requestTimeout,
+    keepAliveTimeout: limits?.keepAliveTimeout ?? 5_000,
+    maxHeaderSize: limits?.maxHeaderSize ?? 16 * 1024,
+  };
+}
+
+function listenOn(server: Server, host: string, port: number, name: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: Error) => reject(err);
+    server.once('error', onError);
+    server.listen({ host, port, exclusive: true }, () => {
+      server.off('error', onError);
+      server.on('error', (err) => log.error({ err, listener: name }, 'listener error'));
+      resolve();
+    });
+  });
+}
+
+const stopping = new WeakMap<Server, Promise<void>>();
+/** Responses in progress on each server, told to close their connection when the server stops. */
+const activeResponses = new WeakMap<Server, Set<ServerResponse>>();
+
+/**
+ * Stops a server accepting; resolves once its last connection is gone. Idle
+ * keep-alive connections close at once, busy ones after their response
+ * (which says `connection: close`). Idempotent.
+ */
+function stopAccepting(server: Server): Promise<void> {
+  let done = stopping.get(server);
+  if (done) return done;
+  // Responses not yet started end their connection (`connection: close`): a keep-alive
+  // client is told to go elsewhere instead of finding its connection cut.
+  for (const res of activeResponses.get(server) ?? []) if (!res.headersSent) res.shouldKeepAlive = false;
+  const idleSweep = setInterval(() => server.closeIdleConnections(), 100);
+  done = new Promise<void>((resolve) => server.close(() => resolve())).finally(() => clearInterval(idleSweep));
+  server.closeIdleConnections();
+  stopping.set(server, done);
+  return done;
 }
 
 /** Parser and timeout errors of Node's server, answered in the sidecar's format. */

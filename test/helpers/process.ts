@@ -16,6 +16,7 @@ export interface SidecarProcess {
   readonly stderr: () => string;
   ingressPort?: number;
   adminPort?: number;
+  egressPort?: number;
   exited: Promise<number | null>;
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
@@ -66,6 +67,7 @@ export async function spawnSidecar(args: string[], options: { waitListening?: bo
     if (listening) {
       proc.ingressPort = listening.ingressPort as number | undefined;
       proc.adminPort = listening.adminPort as number | undefined;
+      proc.egressPort = listening.egressPort as number | undefined;
       return proc;
     }
     await new Promise((r) => setTimeout(r, 50));

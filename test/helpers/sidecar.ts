@@ -16,6 +16,10 @@ export interface RunningSidecar {
   /** http://127.0.0.1:INGRESSPORT + path */
   url(path?: string): string;
   admin(path?: string): string;
+  /** The egress port (the app's HTTP_PROXY); set by startSidecar when the config has egress. */
+  readonly egressPort?: number;
+  /** http://127.0.0.1:EGRESSPORT: what an app puts in HTTP_PROXY / HTTPS_PROXY. */
+  readonly egressUrl?: string;
   close(): Promise<void>;
 }
 
@@ -38,6 +42,12 @@ export async function startSidecar(yaml: string, files: Record<string, string> =
     file,
     url: (path = '/') => `http://127.0.0.1:${sidecar.ingressPort}${path}`,
     admin: (path = '/') => `http://127.0.0.1:${sidecar.adminPort}${path}`,
+    get egressPort() {
+      return sidecar.egressPort ?? 0;
+    },
+    get egressUrl() {
+      return `http://127.0.0.1:${sidecar.egressPort}`;
+    },
     close: async () => {
       await sidecar.stop(1_000);
       rmSync(dir, { recursive: true, force: true });
