@@ -160,7 +160,8 @@ function sidecarPeer(name: string, access: boolean): PeerSpec {
       // JSON log lines (access log included) go to a file, so the terminal stays readable.
       const stdout = join(dir, 'sidecar-stdout.log');
       const stderr = join(dir, 'sidecar-stderr.log');
-      const proc = start(name, NODE, [cli, '--config', config], stderr, { cpu: env.cpu, cwd: ROOT, stdoutFile: stdout });
+      // The same Node flags as `npm start` and the Docker image (package.json "start").
+      const proc = start(name, NODE, ['--max-semi-space-size=8', cli, '--config', config], stderr, { cpu: env.cpu, cwd: ROOT, stdoutFile: stdout });
       check(await waitHttp(ports.admin, '/readyz', proc, env.readyMs, 200), [stderr, stdout]);
       return { name, proc, ingress: ports.ingress, static: ports.ingress, forward: ports.egress, truncate: [stdout] };
     },
