@@ -10,7 +10,10 @@
 import { compile } from './config/compile.ts';
 import { formatConfigError, loadConfigFile } from './config/load.ts';
 import { configJsonSchema } from './config/schema.ts';
+import cluster from 'node:cluster';
 import { Sidecar, DRAIN_DEADLINE_MS } from './sidecar.ts';
+import { WorkerPool } from './cluster/primary.ts';
+import { runWorker } from './cluster/worker.ts';
 import { flushLogs, log } from './observe/log.ts';
 
 interface Args {
@@ -65,6 +68,14 @@ async function main(): Promise<number | undefined> {
     return 0;
   }
 
+  // A worker of a multi-process sidecar (`workers` > 1): it serves; its primary coordinates.
+  if (cluster.isWorker) {
+    const failed = await runWorker(args.config);
+    if (failed === undefined) return undefined;
+    flushLogs();
+    process.exit(failed); // the IPC channel to the primary would keep a failed worker alive
+  }
+
   const loaded = await loadConfigFile(args.config);
   if (!loaded.ok) {
     process.stderr.write(`${loaded.errors.map(formatConfigError).join('\n')}\n`);
@@ -78,7 +89,10 @@ async function main(): Promise<number | undefined> {
 
   const snapshot = compile(loaded.config, { hash: loaded.hash, source: loaded.source, loadedAt: loaded.loadedAt });
   let appExitCode: number | undefined;
+  const workers = snapshot.config.workers > 1 ? new WorkerPool(snapshot.config.workers) : undefined;
   const sidecar = new Sidecar(snapshot, {
+    role: workers ? 'primary' : 'single',
+    cluster: workers,
     appCommand: args.appCommand,
     onAppExit: (code) => {
       appExitCode = code;
@@ -101,6 +115,12 @@ async function main(): Promise<number | undefined> {
   process.on('SIGHUP', () => void sidecar.reload());
 
   try {
+    if (workers) {
+      workers.setAppReady(sidecar.appReady);
+      await workers.start();
+      // Workers answer 503 app_not_ready until the app (in this process's care) is ready.
+      setInterval(() => workers.setAppReady(sidecar.appReady), 100).unref();
+    }
     await sidecar.start();
   } catch (err) {
     process.stderr.write(`sidecar: ${(err as Error).message}\n`);

@@ -22,11 +22,35 @@ import { parseListen } from './config/units.ts';
 /** How long in-flight requests may take to finish at shutdown. */
 export const DRAIN_DEADLINE_MS = 10_000;
 
+/**
+ * `single`: one process does everything. With `workers` > 1 (node:cluster) the
+ * `primary` keeps the admin port, the app and the config watcher, and each
+ * `worker` serves ingress and egress on SO_REUSEPORT listeners.
+ */
+export type SidecarRole = 'single' | 'primary' | 'worker';
+
+/** What a cluster primary asks of its workers (src/cluster/primary.ts). */
+export interface ClusterHooks {
+  /** Every worker is up and listening. */
+  ready(): boolean;
+  /** Makes every worker reload the file; called after the primary validated it, before it swaps. */
+  reloadWorkers(): Promise<ReloadResult>;
+  metricsText(): Promise<string>;
+  upstreamsView(): Promise<unknown>;
+  /** Drains and ends every worker. */
+  stop(deadlineMs: number): Promise<void>;
+}
+
 export interface SidecarOptions {
   /** Overrides app.command (`npm start -- --config F -- CMD ARGS`). */
   readonly appCommand?: readonly string[];
   /** Called once the supervised app has ended for good (restart: never). */
   readonly onAppExit?: (code: number) => void;
+  readonly role?: SidecarRole;
+  /** For a primary. */
+  readonly cluster?: ClusterHooks;
+  /** For a worker: the app's readiness, as its primary reports it. */
+  readonly appReady?: () => boolean;
 }
 
 export class Sidecar {
@@ -48,9 +72,20 @@ export class Sidecar {
     this.#options = options;
   }
 
-  /** Readiness: listeners bound, the app (if any) ready, not draining. */
+  /** Readiness: listeners bound, the app (if any) ready, not draining (and, for a primary, every worker up). */
   ready(): boolean {
-    return this.#listening && !this.#draining && (this.#app?.ready ?? true);
+    return this.#listening && !this.#draining && this.appReady && (this.#options.cluster?.ready() ?? true);
+  }
+
+  /** The supervised app is ready, or there is none (an app not started yet is not ready). */
+  get appReady(): boolean {
+    if (this.#app) return this.#app.ready;
+    if (this.#role !== 'worker' && (this.#options.appCommand ?? this.store.current().config.app)) return false;
+    return this.#options.appReady?.() ?? true;
+  }
+
+  get #role(): SidecarRole {
+    return this.#options.role ?? 'single';
   }
 
   get ingressPort(): number | undefined {
@@ -72,7 +107,7 @@ export class Sidecar {
     this.store.onSwap((next) => this.registry.reconcile(next.upstreams));
 
     const appConfig = snapshot.config.app;
-    const appCommand = this.#options.appCommand ?? appConfig?.command;
+    const appCommand = this.#role === 'worker' ? undefined : (this.#options.appCommand ?? appConfig?.command);
     if (appCommand && appConfig === undefined) {
       // `-- CMD` without an app block: supervise with the defaults.
       this.#app = this.#createApp({ command: [...appCommand], cwd: process.cwd(), env: {}, restart: 'never', stopTimeout: 10_000 }, snapshot);
@@ -80,28 +115,32 @@ export class Sidecar {
       this.#app = this.#createApp({ ...appConfig, command: [...appCommand] }, snapshot);
     }
 
-    if (snapshot.ingress) {
-      this.#ingress = new IngressServer(
-        { store: this.store, registry: this.registry, appReady: () => this.#app?.ready ?? true },
-        snapshot.ingress.settings,
-      );
+    const serves = this.#role !== 'primary';
+    if (snapshot.ingress && serves) {
+      this.#ingress = new IngressServer({ store: this.store, registry: this.registry, appReady: () => this.appReady }, snapshot.ingress.settings);
+      this.#ingress.listener.reusePort = this.#role === 'worker';
       await bind(this.#ingress.listener, snapshot.ingress.settings.listen);
     }
-    if (snapshot.egress) {
+    if (snapshot.egress && serves) {
       this.#egress = new EgressServer(
         { store: this.store, registry: this.registry, ownAddresses: () => this.#ownAddresses() },
         snapshot.egress.settings,
       );
+      this.#egress.listener.reusePort = this.#role === 'worker';
       await bind(this.#egress.listener, snapshot.egress.settings.listen);
     }
-    this.#admin = createAdminListener({
-      store: this.store,
-      registry: this.registry,
-      ready: () => this.ready(),
-      reload: () => this.reload(),
-      upstreamsView: () => this.upstreamsView(),
-    });
-    await bind(this.#admin, snapshot.config.admin.listen);
+    if (this.#role !== 'worker') {
+      const cluster = this.#options.cluster;
+      this.#admin = createAdminListener({
+        store: this.store,
+        registry: this.registry,
+        ready: () => this.ready(),
+        reload: () => this.reload(),
+        upstreamsView: cluster ? () => cluster.upstreamsView() : () => this.upstreamsView(),
+        metricsText: cluster ? () => cluster.metricsText() : undefined,
+      });
+      await bind(this.#admin, snapshot.config.admin.listen);
+    }
     this.#listening = true;
     configReloadsTotal.inc({ result: 'success' }, 0);
     configReloadsTotal.inc({ result: 'failure' }, 0);
@@ -119,9 +158,12 @@ export class Sidecar {
       },
       'sidecar listening',
     );
-    this.#watcher = new ConfigWatcher({ file: snapshot.source, hash: snapshot.hash, onChange: () => this.reload() });
-    this.store.onSwap((next) => this.#watcher?.seen(next.hash));
-    await this.#watcher.start();
+    if (this.#role !== 'worker') {
+      // A worker reloads when its primary says so: one watcher per sidecar.
+      this.#watcher = new ConfigWatcher({ file: snapshot.source, hash: snapshot.hash, onChange: () => this.reload() });
+      this.store.onSwap((next) => this.#watcher?.seen(next.hash));
+      await this.#watcher.start();
+    }
     this.#app?.start();
   }
 
@@ -163,6 +205,13 @@ export class Sidecar {
     }
     const rebind = await prepareRebind(this.#listenerChanges(current, next));
     if (!rebind.ok) return refuse(current.source, rebind.errors);
+    if (this.#options.cluster) {
+      const workers = await this.#options.cluster.reloadWorkers();
+      if (!workers.ok) {
+        await rebind.abort();
+        return refuse(current.source, workers.errors ?? ['a worker refused the reload']);
+      }
+    }
     if (this.#draining) {
       // stop() began while the new addresses were being bound: nobody would ever close them.
       await rebind.abort();
@@ -200,7 +249,8 @@ export class Sidecar {
     this.#draining = true;
     log.info({ deadlineMs }, 'draining');
     this.#watcher?.close();
-    await Promise.all([this.#ingress?.close(deadlineMs), this.#egress?.close(deadlineMs)]);
+    // The app stops only once nothing is in flight towards it.
+    await Promise.all([this.#ingress?.close(deadlineMs), this.#egress?.close(deadlineMs), this.#options.cluster?.stop(deadlineMs)]);
     await this.#app?.stop();
     await this.#admin?.close(1_000);
     await Promise.race([this.registry.close(), new Promise((resolve) => setTimeout(resolve, 1_000))]);

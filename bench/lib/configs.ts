@@ -100,10 +100,11 @@ export interface SidecarPorts {
  * admin port always serves them), a retry policy and a breaker on the upstream.
  * `access: false` is the access-log-off variant; everything else is identical.
  */
-export function sidecarYaml(ports: SidecarPorts, staticRoot: string, access: boolean): string {
+export function sidecarYaml(ports: SidecarPorts, staticRoot: string, access: boolean, workers = 1): string {
   const config = {
     admin: { listen: `127.0.0.1:${ports.admin}` },
     log: { level: 'info', access },
+    workers,
     upstreams: {
       app: {
         endpoints: [`http://127.0.0.1:${ports.upstream}`],

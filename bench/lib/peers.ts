@@ -137,12 +137,20 @@ export const squid: PeerSpec = {
   },
 };
 
-function sidecarPeer(name: string, access: boolean): PeerSpec {
+/**
+ * `workers` > 1 and `pinned: false` are for the scaling scenario: a sidecar
+ * given both CPUs (which the upstream and the load generator use too).
+ */
+function sidecarPeer(name: string, access: boolean, workers = 1, pinned = true): PeerSpec {
   return {
     name,
-    about: access
-      ? 'the sidecar (src/cli.ts) with the realistic config: access log on (to a file), metrics, retry, breaker'
-      : 'the same sidecar config with log.access: false',
+    about: workers > 1
+      ? `the realistic sidecar config with workers: ${workers}, not pinned`
+      : !pinned
+        ? 'the realistic sidecar config, one process, not pinned'
+        : access
+          ? 'the sidecar (src/cli.ts) with the realistic config: access log on (to a file), metrics, retry, breaker'
+          : 'the same sidecar config with log.access: false',
     async start(env) {
       const cli = join(ROOT, 'src/cli.ts');
       if (!existsSync(cli)) throw new Error('src/cli.ts does not exist yet (the sidecar core is not written)');
@@ -156,12 +164,12 @@ function sidecarPeer(name: string, access: boolean): PeerSpec {
       const dir = join(env.tmp, name);
       mkdirSync(dir, { recursive: true });
       const config = join(dir, 'sidecar.yaml');
-      writeFileSync(config, sidecarYaml(ports, join(env.www, 'static'), access));
+      writeFileSync(config, sidecarYaml(ports, join(env.www, 'static'), access, workers));
       // JSON log lines (access log included) go to a file, so the terminal stays readable.
       const stdout = join(dir, 'sidecar-stdout.log');
       const stderr = join(dir, 'sidecar-stderr.log');
       // The same Node flags as `npm start` and the Docker image (package.json "start").
-      const proc = start(name, NODE, ['--max-semi-space-size=8', cli, '--config', config], stderr, { cpu: env.cpu, cwd: ROOT, stdoutFile: stdout });
+      const proc = start(name, NODE, ['--max-semi-space-size=8', cli, '--config', config], stderr, { cpu: pinned ? env.cpu : undefined, cwd: ROOT, stdoutFile: stdout });
       check(await waitHttp(ports.admin, '/readyz', proc, env.readyMs, 200), [stderr, stdout]);
       return { name, proc, ingress: ports.ingress, static: ports.ingress, forward: ports.egress, truncate: [stdout] };
     },
@@ -170,6 +178,20 @@ function sidecarPeer(name: string, access: boolean): PeerSpec {
 
 export const sidecar = sidecarPeer('sidecar', true);
 export const sidecarNoLog = sidecarPeer('sidecar-nolog', false);
+export const sidecarUnpinned = sidecarPeer('sidecar-1w', true, 1, false);
+export const sidecarTwoWorkers = sidecarPeer('sidecar-2w', true, 2, false);
 
 /** Every peer, in start order. */
-export const ALL_PEERS: readonly PeerSpec[] = [direct, nginx, squid, undiciCeiling, fastifyProxy, httpProxy, sendStatic, sidecar, sidecarNoLog];
+export const ALL_PEERS: readonly PeerSpec[] = [
+  direct,
+  nginx,
+  squid,
+  undiciCeiling,
+  fastifyProxy,
+  httpProxy,
+  sendStatic,
+  sidecar,
+  sidecarNoLog,
+  sidecarUnpinned,
+  sidecarTwoWorkers,
+];

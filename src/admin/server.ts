@@ -26,6 +26,8 @@ export interface AdminDeps {
   readonly reload: () => Promise<ReloadResult>;
   /** Per-upstream view for GET /upstreams. */
   readonly upstreamsView: () => unknown;
+  /** Prometheus text; by default this process's registry (a cluster primary adds its workers'). */
+  readonly metricsText?: () => Promise<string>;
 }
 
 function sendJson(res: ServerResponse, status: number, body: unknown): void {
@@ -46,7 +48,7 @@ export function createAdminListener(deps: AdminDeps): Listener {
       case 'HEAD /readyz':
         return deps.ready() ? sendJson(res, 200, { status: 'ready' }) : sendJson(res, 503, { status: 'not_ready' });
       case 'GET /metrics': {
-        const text = await metrics.metrics();
+        const text = deps.metricsText ? await deps.metricsText() : await metrics.metrics();
         res.writeHead(200, { 'content-type': metrics.contentType });
         res.end(text);
         return;
@@ -61,7 +63,7 @@ export function createAdminListener(deps: AdminDeps): Listener {
         });
       }
       case 'GET /upstreams':
-        return sendJson(res, 200, deps.upstreamsView());
+        return sendJson(res, 200, await deps.upstreamsView());
       case 'POST /reload': {
         const result = await deps.reload();
         return result.ok ? sendJson(res, 200, { hash: result.hash }) : sendJson(res, 400, { errors: result.errors });

@@ -248,6 +248,13 @@ export const configSchema = z
         access: z.boolean().default(true),
       })
       .default({ level: 'info', access: true }),
+    workers: z
+      .number()
+      .int()
+      .min(1)
+      .max(64)
+      .default(1)
+      .meta({ description: 'Processes serving ingress and egress (node:cluster, SO_REUSEPORT); 1 = the sidecar process itself.' }),
     app: appSchema.optional(),
     upstreams: z.record(z.string().regex(/^[A-Za-z0-9_.-]+$/, { message: 'upstream names use letters, digits, _ . -' }), upstreamSchema).default({}),
     ingress: ingressSchema.optional(),

@@ -59,6 +59,11 @@ function checkListeners(config: Config): Problem[] {
   const problems: Problem[] = [];
   listeners.forEach((later, index) => {
     const mine = parseListen(later.listen);
+    if (mine?.port === 0 && config.workers > 1 && later.name !== 'admin') {
+      // Each worker binds for itself: port 0 would give every worker a different port.
+      problems.push({ path: [later.name, 'listen'], message: `port 0 cannot be shared by ${config.workers} workers: give a port` });
+      return;
+    }
     if (!mine || mine.port === 0) return; // port 0: the OS picks a free port, never a clash
     for (const earlier of listeners.slice(0, index)) {
       const theirs = parseListen(earlier.listen);

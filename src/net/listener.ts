@@ -26,6 +26,11 @@ export interface ListenerHandlers {
 /** An http.Server plus the sockets it must close on shutdown that Node does not track (upgrades, tunnels). */
 export class Listener {
   readonly name: ListenerName | 'admin';
+  /**
+   * Bind with SO_REUSEPORT, so that several worker processes (`workers`) each
+   * bind the same address and the kernel spreads connections among them.
+   */
+  reusePort = false;
   readonly #handlers: ListenerHandlers;
   #limits: ListenerConfig | undefined;
   #server: Server;
@@ -85,7 +90,7 @@ export class Listener {
   }
 
   listen(host: string, port: number): Promise<void> {
-    return listenOn(this.#server, host, port, this.name);
+    return listenOn(this.#server, host, port, this.name, this.reusePort);
   }
 
   /**
@@ -106,7 +111,7 @@ export class Listener {
    */
   async bindNext(host: string, port: number): Promise<{ commit(): void; abort(): Promise<void> }> {
     const next = this.#createServer();
-    await listenOn(next, host, port, this.name);
+    await listenOn(next, host, port, this.name, this.reusePort);
     return {
       commit: () => {
         const old = this.#server;
@@ -165,11 +170,12 @@ function serverLimits(limits: ListenerConfig | undefined): { headersTimeout: num
   };
 }
 
-function listenOn(server: Server, host: string, port: number, name: string): Promise<void> {
+function listenOn(server: Server, host: string, port: number, name: string, reusePort: boolean): Promise<void> {
   return new Promise((resolve, reject) => {
     const onError = (err: Error) => reject(err);
     server.once('error', onError);
-    server.listen({ host, port, exclusive: true }, () => {
+    // exclusive: a cluster worker binds its own socket instead of sharing the primary's.
+    server.listen({ host, port, exclusive: true, reusePort }, () => {
       server.off('error', onError);
       server.on('error', (err) => log.error({ err, listener: name }, 'listener error'));
       resolve();

@@ -19,7 +19,11 @@ const REDACT = {
   censor: '[redacted]',
 };
 
-const destination = pino.destination({ dest: 1, sync: false });
+/**
+ * maxWrite 4 KiB: each write stays within PIPE_BUF, so lines of several
+ * processes (`workers`) sharing one stdout pipe never interleave mid-line.
+ */
+const destination = pino.destination({ dest: 1, sync: false, maxWrite: 4096 });
 
 /** The process-wide logger; its level follows `log.level` of the live config. */
 export const log: Logger = pino(

@@ -41,6 +41,8 @@ export const circuitState = new Gauge({
   name: 'sidecar_circuit_state',
   help: '1 for the current state (closed, open, half_open) of each upstream breaker.',
   labelNames: ['upstream', 'state'] as const,
+  // With workers, each has its own breaker: a state is 1 when any worker's breaker is in it.
+  aggregator: 'max',
   registers: [registry],
 });
 
@@ -83,12 +85,15 @@ export const configReloadsTotal = new Counter({
   name: 'sidecar_config_reloads_total',
   help: 'Config reloads, by result (success, failure).',
   labelNames: ['result'] as const,
+  // With workers, the primary and every worker count the same reload once each.
+  aggregator: 'max',
   registers: [registry],
 });
 
 export const configLastReloadSuccess = new Gauge({
   name: 'sidecar_config_last_reload_success_timestamp_seconds',
   help: 'Unix time of the last config load or reload that took effect.',
+  aggregator: 'max',
   registers: [registry],
 });
 
