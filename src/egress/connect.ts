@@ -21,7 +21,7 @@ import { log } from '../observe/log.ts';
 import { ProxyError } from '../proxy/errors.ts';
 import { carriesOwnVia, requestIdOf } from '../proxy/headers.ts';
 import { findRoute } from '../proxy/route.ts';
-import { clientErrorCode, writeRawError } from './answer.ts';
+import { answerClientError, writeRawError } from '../net/raw-answer.ts';
 import { PROXY_AUTHENTICATE, proxyAuthorized } from './auth.ts';
 import { LOOP_MESSAGE, type EgressDeps, type EgressDispatcher } from './dispatch.ts';
 import { DEFAULT_CONNECT_TIMEOUT_MS } from './destinations.ts';
@@ -112,10 +112,7 @@ export class ConnectHandler {
     );
     // A reload's new limits apply to the HTTP inside tunnels too (as Listener.setLimits does for the listener).
     deps.store.onSwap((next) => Object.assign(this.#inner, innerLimits(next)));
-    this.#inner.on('clientError', (err: Error & { code?: string }, socket: Duplex) => {
-      if (err.code === 'ECONNRESET') socket.destroy();
-      else writeRawError(socket, new ProxyError(clientErrorCode(err.code)));
-    });
+    this.#inner.on('clientError', answerClientError);
     // Node tracks a server's connections (timeouts, closeIdleConnections) from 'listening' on;
     // this server is never bound, so start the tracking by hand.
     this.#inner.emit('listening');

@@ -14,16 +14,7 @@ import { ProxyError, fromUpstreamError } from '../proxy/errors.ts';
 import { VIA_TOKEN, requestIdOf } from '../proxy/headers.ts';
 import { rewritePath } from '../proxy/proxy.ts';
 import { pathOf } from '../proxy/route.ts';
-
-/** Writes one of our error answers on a socket that has not been upgraded. */
-function writeRawError(socket: Duplex, error: ProxyError): void {
-  if (!socket.writable) return;
-  const body = JSON.stringify({ error: error.code, message: error.message });
-  socket.write(
-    `HTTP/1.1 ${error.status} Error\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
-      `x-sidecar-error: ${error.code}\r\nconnection: close\r\n\r\n${body}`,
-  );
-}
+import { writeRawError } from '../net/raw-answer.ts';
 
 export class WebSocketForwarder {
   readonly #proxy = httpProxy.createProxyServer({ ws: true, xfwd: true, changeOrigin: false });
@@ -40,7 +31,6 @@ export class WebSocketForwarder {
 
   refuse(socket: Duplex, error: ProxyError): void {
     writeRawError(socket, error);
-    socket.end();
   }
 
   forward(req: IncomingMessage, socket: Duplex, head: Buffer, route: CompiledRoute, upstream: UpstreamState, accessLogOn: boolean): void {

@@ -10,7 +10,7 @@ import type { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
 import type { ListenerName } from '../config/compile.ts';
 import type { ListenerConfig } from '../config/schema.ts';
-import { ProxyError, type ErrorCode } from '../proxy/errors.ts';
+import { answerClientError } from './raw-answer.ts';
 import { activeConnections } from '../observe/metrics.ts';
 import { log } from '../observe/log.ts';
 
@@ -70,7 +70,7 @@ export class Listener {
     if (this.#limits) server.maxConnections = this.#limits.maxConnections;
     if (handlers.upgrade) server.on('upgrade', handlers.upgrade);
     if (handlers.connect) server.on('connect', handlers.connect);
-    server.on('clientError', (err: Error & { code?: string }, socket: Duplex) => answerClientError(err, socket));
+    server.on('clientError', answerClientError);
     const metricLabel = { listener: this.name };
     server.on('connection', (socket: Socket) => {
       activeConnections.inc(metricLabel);
@@ -205,41 +205,3 @@ function stopAccepting(server: Server): Promise<void> {
   return done;
 }
 
-/** Parser and timeout errors of Node's server, answered in the sidecar's format. */
-function answerClientError(err: Error & { code?: string }, socket: Duplex): void {
-  if (err.code === 'ECONNRESET' || !socket.writable) {
-    socket.destroy();
-    return;
-  }
-  const error = new ProxyError(clientErrorCode(err.code));
-  const body = JSON.stringify({ error: error.code, message: error.message });
-  socket.end(
-    `HTTP/1.1 ${error.status} ${STATUS_TEXT[error.status] ?? 'Error'}\r\n` +
-      'content-type: application/json\r\n' +
-      `content-length: ${Buffer.byteLength(body)}\r\n` +
-      `x-sidecar-error: ${error.code}\r\n` +
-      'connection: close\r\n\r\n' +
-      body,
-  );
-}
-
-function clientErrorCode(code: string | undefined): ErrorCode {
-  switch (code) {
-    case 'HPE_HEADER_OVERFLOW':
-      return 'headers_too_large';
-    case 'ERR_HTTP_REQUEST_TIMEOUT':
-    case 'HPE_HEADERS_TIMEOUT':
-      return 'request_timeout';
-    case 'HPE_INVALID_TRANSFER_ENCODING':
-      return 'not_implemented';
-    default:
-      return 'bad_request';
-  }
-}
-
-const STATUS_TEXT: Record<number, string> = {
-  400: 'Bad Request',
-  408: 'Request Timeout',
-  431: 'Request Header Fields Too Large',
-  501: 'Not Implemented',
-};

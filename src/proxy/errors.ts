@@ -103,6 +103,19 @@ export function fromUpstreamError(err: unknown): ProxyError {
   }
 }
 
+/** Body and headers of the sidecar's own answer (for a ServerResponse or a raw socket). */
+export function errorAnswer(error: ProxyError, extraHeaders?: Record<string, string>): { body: string; headers: Record<string, string | number> } {
+  const body = JSON.stringify({ error: error.code, message: error.message });
+  const headers: Record<string, string | number> = {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(body),
+    'x-sidecar-error': error.code,
+    'cache-control': 'no-store',
+    ...extraHeaders,
+  };
+  return { body, headers };
+}
+
 /**
  * Writes the sidecar's own answer: `x-sidecar-error: CODE` and a JSON body.
  * Does nothing to the body when headers already left (the caller then destroys
@@ -113,14 +126,7 @@ export function sendError(res: ServerResponse, error: ProxyError, extraHeaders?:
     res.destroy(error);
     return;
   }
-  const body = JSON.stringify({ error: error.code, message: error.message });
-  const headers: Record<string, string | number> = {
-    'content-type': 'application/json',
-    'content-length': Buffer.byteLength(body),
-    'x-sidecar-error': error.code,
-    'cache-control': 'no-store',
-    ...extraHeaders,
-  };
+  const { body, headers } = errorAnswer(error, extraHeaders);
   // A malformed request leaves the connection in an unknown state: close it.
   if (error.code === 'bad_request') headers.connection = 'close';
   res.writeHead(error.status, headers);

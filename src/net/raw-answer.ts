@@ -1,11 +1,12 @@
 /**
  * The sidecar's own answers written straight to a socket, for the places
- * where there is no ServerResponse: a refused CONNECT, and parser errors of
- * HTTP carried inside a CONNECT tunnel. Same shape as errors.ts `sendError`.
+ * where there is no ServerResponse: parser and timeout errors of Node's HTTP
+ * servers (listeners and HTTP inside CONNECT tunnels), a refused CONNECT, a
+ * refused or failed WebSocket upgrade. Same shape as errors.ts `sendError`.
  */
 import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { ProxyError, type ErrorCode } from '../proxy/errors.ts';
+import { ProxyError, errorAnswer, type ErrorCode } from '../proxy/errors.ts';
 
 /** Writes `error` as a complete HTTP/1.1 response and ends the socket. */
 export function writeRawError(socket: Duplex, error: ProxyError, extraHeaders: Record<string, string> = {}): void {
@@ -13,21 +14,19 @@ export function writeRawError(socket: Duplex, error: ProxyError, extraHeaders: R
     socket.destroy();
     return;
   }
-  const body = JSON.stringify({ error: error.code, message: error.message });
+  const { body, headers } = errorAnswer(error, { ...extraHeaders, connection: 'close' });
   let head = `HTTP/1.1 ${error.status} ${STATUS_CODES[error.status] ?? 'Error'}\r\n`;
-  const headers: Record<string, string | number> = {
-    'content-type': 'application/json',
-    'content-length': Buffer.byteLength(body),
-    'x-sidecar-error': error.code,
-    'cache-control': 'no-store',
-    ...extraHeaders,
-    connection: 'close',
-  };
   for (const [name, value] of Object.entries(headers)) head += `${name}: ${value}\r\n`;
   socket.end(`${head}\r\n${body}`);
 }
 
-/** The code for a parser / timeout error of Node's HTTP server (as listener.ts answers them). */
+/** A server's 'clientError' handler: the parser or timeout error answered in the sidecar's format. */
+export function answerClientError(err: Error & { code?: string }, socket: Duplex): void {
+  if (err.code === 'ECONNRESET') socket.destroy();
+  else writeRawError(socket, new ProxyError(clientErrorCode(err.code)));
+}
+
+/** The code for a parser / timeout error of Node's HTTP server. */
 export function clientErrorCode(code: string | undefined): ErrorCode {
   switch (code) {
     case 'HPE_HEADER_OVERFLOW':
