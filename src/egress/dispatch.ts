@@ -77,8 +77,8 @@ export class EgressDispatcher {
     if (index === -1) return refuse(new ProxyError('destination_denied'));
     this.#forward(req, res, snapshot, index, dest, exchange).catch((err: unknown) => {
       log.error({ err, reqId: exchange.reqId }, 'egress request failed unexpectedly');
-      exchange.error = 'upstream_reset';
-      sendError(res, new ProxyError('upstream_reset', 'internal error in the sidecar'));
+      exchange.error = 'internal_error';
+      sendError(res, new ProxyError('internal_error'));
     });
   }
 

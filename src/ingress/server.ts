@@ -77,8 +77,8 @@ export class IngressServer {
     const input: RouteInput = { method: exchange.method, host: hostInfo.host, port: hostInfo.port, path: exchange.path, headers: req.headers };
     this.#route(req, res, snapshot, ingress, input, exchange, 0).catch((err: unknown) => {
       log.error({ err, reqId: exchange.reqId }, 'ingress request failed unexpectedly');
-      exchange.error = 'bad_request';
-      sendError(res, new ProxyError('upstream_reset', 'internal error in the sidecar'));
+      exchange.error = 'internal_error';
+      sendError(res, new ProxyError('internal_error'));
     });
   }
 
