@@ -11,6 +11,7 @@ import { compile } from './config/compile.ts';
 import { formatConfigError, loadConfigFile } from './config/load.ts';
 import { configJsonSchema } from './config/schema.ts';
 import cluster from 'node:cluster';
+import { resolve } from 'node:path';
 import { Sidecar, DRAIN_DEADLINE_MS } from './sidecar.ts';
 import { WorkerPool } from './cluster/primary.ts';
 import { runWorker } from './cluster/worker.ts';
@@ -28,7 +29,8 @@ const USAGE = `usage: sidecar [--config PATH] [-- CMD ARGS...]
 The config defaults to $SIDECAR_CONFIG, else config/sidecar.yaml.`;
 
 function parseArgs(argv: string[]): Args | string {
-  const args: Args = { command: 'run', config: process.env.SIDECAR_CONFIG || 'config/sidecar.yaml' };
+  const given = process.env.SIDECAR_CONFIG;
+  const args: Args = { command: 'run', config: given ? fromUserDir(given) : 'config/sidecar.yaml' };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     if (arg === '--') {
@@ -39,9 +41,9 @@ function parseArgs(argv: string[]): Args | string {
     if (arg === '--config' || arg === '-c') {
       const value = argv[++i];
       if (!value) return `${arg} needs a file path`;
-      args.config = value;
+      args.config = fromUserDir(value);
     } else if (arg.startsWith('--config=')) {
-      args.config = arg.slice('--config='.length);
+      args.config = fromUserDir(arg.slice('--config='.length));
     } else if (arg === 'check' || arg === 'schema' || arg === 'run') {
       args.command = arg;
     } else if (arg === '--help' || arg === '-h' || arg === 'help') {
@@ -51,6 +53,14 @@ function parseArgs(argv: string[]): Args | string {
     }
   }
   return args;
+}
+
+/**
+ * A path the user typed, relative to where they typed it: `npm start` runs in
+ * the package folder and says where the user was in INIT_CWD.
+ */
+function fromUserDir(path: string): string {
+  return resolve(process.env.INIT_CWD ?? process.cwd(), path);
 }
 
 async function main(): Promise<number | undefined> {
