@@ -127,3 +127,30 @@ ingress:
     expect(response.headers['x-upstream']).toBeUndefined();
   });
 });
+
+describe('trace context across retries', () => {
+  it('a created traceparent is the same on every try of a request', async () => {
+    const seen: string[] = [];
+    const flaky = await startHttpServer((req, res) => {
+      seen.push(String(req.headers.traceparent));
+      res.writeHead(seen.length === 1 ? 503 : 200).end();
+    });
+    const sidecar = await startSidecar(`${TEST_BASE}
+upstreams: { flaky: { endpoints: [${flaky.url}] } }
+ingress:
+  listen: 127.0.0.1:0
+  routes: [{ match: { path: / }, upstream: flaky, retry: { attempts: 2, backoff: { base: 1ms, max: 2ms } } }]
+`);
+    try {
+      const response = await request(sidecar.url('/'));
+      await response.body.text();
+      expect(response.headers['x-sidecar-attempts']).toBe('2');
+      expect(seen).toHaveLength(2);
+      expect(seen[0]).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
+      expect(seen[1]).toBe(seen[0]);
+    } finally {
+      await sidecar.close();
+      await flaky.close();
+    }
+  });
+});
