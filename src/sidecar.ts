@@ -61,6 +61,7 @@ export class Sidecar {
   #admin: Listener | undefined;
   #app: AppSupervisor | undefined;
   #listening = false;
+  #own: OwnAddress[] | undefined;
   #draining = false;
   #watcher: ConfigWatcher | undefined;
   /** Reloads run one after the other (watcher, SIGHUP and POST /reload may coincide). */
@@ -167,13 +168,19 @@ export class Sidecar {
     this.#app?.start();
   }
 
-  /** Where this process listens now (egress refuses to send requests there: a loop). */
+  /**
+   * Where this process listens now (egress refuses to send requests there: a
+   * loop). Kept once every listener is bound, since server.address() is a
+   * getsockname() call per listener and per egress request; a rebind clears it.
+   */
   #ownAddresses(): OwnAddress[] {
+    if (this.#own) return this.#own;
     const own: OwnAddress[] = [];
     for (const listener of [this.#ingress?.listener, this.#egress?.listener, this.#admin]) {
       const address = listener?.server.address();
       if (address && typeof address === 'object') own.push({ address: address.address, port: address.port });
     }
+    if (this.#listening) this.#own = own;
     return own;
   }
 
@@ -219,6 +226,7 @@ export class Sidecar {
     }
     this.store.swap(next);
     rebind.commit();
+    this.#own = undefined;
     setLogLevel(next.config.log.level);
     configReloadsTotal.inc({ result: 'success' });
     configLastReloadSuccess.set(next.loadedAt.getTime() / 1000);
