@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { request } from 'undici';
 import { echoServer, type TestServer } from './helpers/servers.ts';
 import { spawnSidecar, writeConfig, type SidecarProcess } from './helpers/process.ts';
-import { clientEnv, openConnect, proxiedRequest, run } from './helpers/egress.ts';
+import { clientEnv, eventually, openConnect, proxiedRequest, run } from './helpers/egress.ts';
 
 const USER = 'app';
 const PASSWORD = 's3cret-Pa55word';
@@ -82,6 +82,8 @@ egress:
   });
 
   it('never shows the password: not in any log line, not in GET /config', async () => {
+    // Access lines are written in batches (at most 200 ms late): wait for the egress ones first.
+    await eventually(() => (sidecar.lines.some((line) => line.log === 'access' && line.listener === 'egress') ? true : undefined));
     const config = await (await request(`http://127.0.0.1:${sidecar.adminPort}/config`)).body.text();
     expect(config).not.toContain(PASSWORD);
     expect(JSON.parse(config).config.egress.auth).toEqual({ user: USER, password: '[redacted]' });

@@ -51,7 +51,12 @@ ingress:
 
   it('serves from both workers, each its own process', async () => {
     for (let i = 0; i < 40; i++) expect((await freshRequest(`/n${i}`)).status).toBe(200);
-    const pids = new Set(sidecar.lines.filter((line) => line.log === 'access').map((line) => line.pid));
+    // Access lines are written in batches, at most 200 ms late.
+    const accessPids = () => new Set(sidecar.lines.filter((line) => line.log === 'access').map((line) => line.pid));
+    for (let i = 0; i < 40 && sidecar.lines.filter((line) => line.log === 'access').length < 40; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    const pids = accessPids();
     expect(pids.size).toBe(2);
     expect(pids.has(sidecar.child.pid)).toBe(false); // the primary carries no traffic
   });
