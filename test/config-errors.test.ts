@@ -71,7 +71,7 @@ describe('one mistake, one exact message', () => {
     ['duplicate route names', `${UPSTREAMS}egress:\n  routes:\n    - { name: out, upstream: app }\n    - { name: out, upstream: payments }\n`, [
       `${FILE}:7:15 egress.routes[1].name: duplicate route name "out" (also egress.routes[0])`,
     ]],
-    ['http and https endpoints in one upstream', 'upstreams:\n  app:\n    endpoints:\n      - http://10.0.0.1:80\n      - https://10.0.0.2:443\n', [
+    ['http and https endpoints in one upstream', 'upstreams:\n  app:\n    endpoints:\n      - http://127.0.0.1:80\n      - https://127.0.0.2:443\n', [
       `${FILE}:5:9 upstreams.app.endpoints[1]: mixes http:// and https:// endpoints (one upstream speaks one protocol; split it in two)`,
     ]],
     ['app.ready.url that is not http', 'app:\n  command: [node, server.js]\n  ready: { url: "ftp://127.0.0.1/" }\n', [
@@ -124,7 +124,7 @@ describe('files', () => {
 
   it('names a missing static root and an unreadable CA file by absolute path', () => {
     const file = join(dir, 'sidecar.yaml');
-    const yaml = `upstreams:\n  app: { endpoints: [https://10.0.0.1:443], tls: { ca: ./ca.pem } }\ningress:\n  routes:\n    - static: { root: ./public }\n`;
+    const yaml = `upstreams:\n  app: { endpoints: [https://app.test:443], tls: { ca: ./ca.pem } }\ningress:\n  routes:\n    - static: { root: ./public }\n`;
     expect(errorsOf(yaml, {}, file)).toEqual([
       `${file}:2:56 upstreams.app.tls.ca: cannot read CA file ${join(dir, 'ca.pem')}: it does not exist`,
       `${file}:5:23 ingress.routes[0].static.root: static root ${join(dir, 'public')} does not exist`,

@@ -632,7 +632,7 @@ describe('streaming', () => {
     return check();
   };
 
-  it.skipIf(!fs.existsSync('/proc/self/fd'))('closes the file when the client goes away mid-body', async () => {
+  it('closes the file when the client goes away mid-body (counts its descriptors in /proc)', async () => {
     const file = fs.realpathSync(path.join(root, 'big.bin'));
     const req = http.get({ host: '127.0.0.1', port: main.port, path: '/static/big.bin', agent: false });
     const res = await new Promise<http.IncomingMessage>((resolve, reject) => {
