@@ -23,7 +23,7 @@ interface Args {
   appCommand?: string[];
 }
 
-const USAGE = `usage: sidecar [--config PATH] [-- CMD ARGS...]
+const USAGE = `usage: sidecar [--config PATH] [--pretty] [-- CMD ARGS...]
        sidecar check [--config PATH]
        sidecar schema
 The config defaults to $SIDECAR_CONFIG, else config/sidecar.yaml.`;
@@ -46,6 +46,8 @@ function parseArgs(argv: string[]): Args | string {
       args.config = fromUserDir(arg.slice('--config='.length));
     } else if (arg === 'check' || arg === 'schema' || arg === 'run') {
       args.command = arg;
+    } else if (arg === '--pretty') {
+      // Read by observe/log.ts when the logger is made (before this runs).
     } else if (arg === '--help' || arg === '-h' || arg === 'help') {
       args.command = 'help';
     } else {
