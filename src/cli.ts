@@ -99,7 +99,7 @@ async function main(): Promise<number | undefined> {
     return 0;
   }
 
-  const snapshot = compile(loaded.config, { hash: loaded.hash, source: loaded.source, loadedAt: loaded.loadedAt });
+  const snapshot = compile(loaded);
   let appExitCode: number | undefined;
   const workers = snapshot.config.workers > 1 ? new WorkerPool(snapshot.config.workers) : undefined;
   const sidecar = new Sidecar(snapshot, {

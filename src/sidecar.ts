@@ -206,7 +206,7 @@ export class Sidecar {
     if (!result.ok) return refuse(current.source, result.errors.map(formatConfigError));
     let next: Snapshot;
     try {
-      next = compile(result.config, { hash: result.hash, source: current.source, loadedAt: result.loadedAt });
+      next = compile(result);
     } catch (err) {
       return refuse(current.source, [`internal error while compiling the config: ${(err as Error).message}`]);
     }

@@ -23,7 +23,7 @@ export async function runWorker(configPath: string): Promise<number | undefined>
     return 1;
   }
   let appReady = process.env.SIDECAR_APP_READY === '1';
-  const sidecar = new Sidecar(compile(loaded.config, { hash: loaded.hash, source: loaded.source, loadedAt: loaded.loadedAt }), {
+  const sidecar = new Sidecar(compile(loaded), {
     role: 'worker',
     appReady: () => appReady,
   });

@@ -76,10 +76,20 @@ export interface Snapshot {
   readonly egress?: ListenerSnapshot;
 }
 
+/** A loaded config with where and when it came from (load.ts's successful LoadResult). */
+export interface LoadedConfig {
+  readonly config: Config;
+  readonly hash: string;
+  readonly source: string;
+  readonly loadedAt: Date;
+}
+
 /** Builds the immutable snapshot a request will carry from start to end. */
-export function compile(config: Config, meta: { hash: string; source: string; loadedAt: Date }): Snapshot {
+export function compile({ config, hash, source, loadedAt }: LoadedConfig): Snapshot {
   const snapshot: Snapshot = {
-    ...meta,
+    hash,
+    source,
+    loadedAt,
     config,
     upstreams: config.upstreams,
     ingress: config.ingress && compileListener('ingress', config.ingress),

@@ -15,7 +15,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { CompiledRoute, Snapshot } from '../config/compile.ts';
-import type { Listener } from '../net/listener.ts';
+import { serverLimits, type Listener } from '../net/listener.ts';
 import { Exchange } from '../observe/exchange.ts';
 import { log } from '../observe/log.ts';
 import { ProxyError } from '../proxy/errors.ts';
@@ -73,18 +73,11 @@ function peek(socket: Socket, head: Buffer): Promise<FirstBytes> {
 }
 
 /**
- * Limits of the HTTP server inside tunnels: the egress listener's. A Host
- * header is not required there (the destination is the CONNECT's).
+ * Limits of the HTTP server inside tunnels: the egress listener's. (A Host
+ * header is not required there: the destination is the CONNECT's.)
  */
-function innerLimits(snapshot: Snapshot): { headersTimeout: number; requestTimeout: number; keepAliveTimeout: number; maxHeaderSize: number } {
-  const settings = snapshot.config.egress;
-  const requestTimeout = settings?.requestTimeout ?? 300_000;
-  return {
-    headersTimeout: Math.min(settings?.headersTimeout ?? 10_000, requestTimeout || Infinity),
-    requestTimeout,
-    keepAliveTimeout: settings?.keepAliveTimeout ?? 5_000,
-    maxHeaderSize: settings?.maxHeaderSize ?? 16 * 1024,
-  };
+function innerLimits(snapshot: Snapshot): ReturnType<typeof serverLimits> {
+  return serverLimits(snapshot.config.egress);
 }
 
 /** What an HTTP request inside a tunnel needs to know about its CONNECT. */

@@ -160,7 +160,7 @@ export class Listener {
 }
 
 /** The limits Node reads from the server object (per connection, or in its periodic connections check). */
-function serverLimits(limits: ListenerConfig | undefined): { headersTimeout: number; requestTimeout: number; keepAliveTimeout: number; maxHeaderSize: number } {
+export function serverLimits(limits: ListenerConfig | undefined): { headersTimeout: number; requestTimeout: number; keepAliveTimeout: number; maxHeaderSize: number } {
   const requestTimeout = limits?.requestTimeout ?? 300_000;
   return {
     headersTimeout: Math.min(limits?.headersTimeout ?? 10_000, requestTimeout || Infinity),

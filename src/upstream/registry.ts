@@ -224,21 +224,21 @@ export class UpstreamRegistry {
   }
 
   /** Closes every pool, letting in-flight requests finish. */
-  async close(): Promise<void> {
-    const states = [...this.#upstreams.values()];
-    for (const state of states) state.stopPolicies();
-    const closing = states.flatMap((state) => state.endpoints.map((endpoint) => endpoint.pool.close()));
-    this.#upstreams.clear();
-    await Promise.allSettled(closing);
+  close(): Promise<void> {
+    return this.#end('close');
   }
 
   /** Destroys every pool at once (after the shutdown deadline). */
-  async destroy(): Promise<void> {
+  destroy(): Promise<void> {
+    return this.#end('destroy');
+  }
+
+  async #end(how: 'close' | 'destroy'): Promise<void> {
     const states = [...this.#upstreams.values()];
     for (const state of states) state.stopPolicies();
-    const destroying = states.flatMap((state) => state.endpoints.map((endpoint) => endpoint.pool.destroy()));
+    const ending = states.flatMap((state) => state.endpoints.map((endpoint) => endpoint.pool[how]()));
     this.#upstreams.clear();
-    await Promise.allSettled(destroying);
+    await Promise.allSettled(ending);
   }
 }
 
