@@ -5,35 +5,19 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { Readable } from 'node:stream';
 import { ProxyAgent, request } from 'undici';
 import { startHttpServer, type TestServer } from './helpers/servers.ts';
-import { peakRss, spawnSidecar, writeConfig, type SidecarProcess } from './helpers/process.ts';
+import { ALLOWED_GROWTH, MiB, lazyBody, peakRss, spawnSidecar, writeConfig, type SidecarProcess } from './helpers/process.ts';
 import { makeTestPki, startHttpsServer, type TestHttpsServer, type TestPki } from './helpers/tls.ts';
 
-const MiB = 1024 * 1024;
 const TOTAL = 100 * MiB;
-/** Same allowance as the ingress memory test (see there): buffering a body would add at least its 100 MiB. */
-const ALLOWED_GROWTH = 48 * MiB;
-
-function bytes(total: number): Readable {
-  const chunk = Buffer.alloc(64 * 1024, 'x');
-  let sent = 0;
-  return new Readable({
-    read() {
-      if (sent >= total) return void this.push(null);
-      sent += chunk.length;
-      this.push(chunk);
-    },
-  });
-}
 
 /** GET /download/N sends N bytes; anything else counts the body it receives and answers the count. */
 function handler(req: IncomingMessage, res: ServerResponse): void {
   const download = /^\/download\/(\d+)$/.exec(req.url ?? '');
   if (download) {
     res.writeHead(200, { 'content-length': download[1] });
-    bytes(Number(download[1])).pipe(res);
+    lazyBody(Number(download[1])).pipe(res);
     return;
   }
   let received = 0;
@@ -84,7 +68,7 @@ egress:
   });
 
   async function roundTrip(origin: string, dispatcher: ProxyAgent, total: number): Promise<void> {
-    const upload = await request(`${origin}/upload`, { method: 'POST', body: bytes(total), dispatcher });
+    const upload = await request(`${origin}/upload`, { method: 'POST', body: lazyBody(total), dispatcher });
     expect(await upload.body.text()).toBe(String(total));
     const download = await request(`${origin}/download/${total}`, { dispatcher });
     expect(download.statusCode).toBe(200);

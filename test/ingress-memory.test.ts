@@ -1,31 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Readable } from 'node:stream';
 import { request } from 'undici';
 import { startHttpServer, type TestServer } from './helpers/servers.ts';
-import { peakRss, spawnSidecar, writeConfig, type SidecarProcess } from './helpers/process.ts';
+import { ALLOWED_GROWTH, MiB, lazyBody, peakRss, spawnSidecar, writeConfig, type SidecarProcess } from './helpers/process.ts';
 
-const MiB = 1024 * 1024;
 const TOTAL = 100 * MiB;
-/**
- * Growth of the sidecar's peak RSS that we accept while 100 MiB flow each way,
- * measured after a 32 MiB warm-up has grown the heap to its working size
- * (measured: it plateaus near 64 MiB above idle whatever the body size, 50 MiB
- * or 400 MiB). Buffering a body would add at least its 100 MiB.
- */
-const ALLOWED_GROWTH = 48 * MiB;
-
-/** `total` bytes produced lazily, 64 KiB at a time. */
-function hundredMiB(total = TOTAL): Readable {
-  const chunk = Buffer.alloc(64 * 1024, 'x');
-  let sent = 0;
-  return new Readable({
-    read() {
-      if (sent >= total) return void this.push(null);
-      sent += chunk.length;
-      this.push(chunk);
-    },
-  });
-}
 
 describe('bodies stream with bounded memory (sidecar in its own process)', () => {
   let upstream: TestServer;
@@ -37,7 +15,7 @@ describe('bodies stream with bounded memory (sidecar in its own process)', () =>
       if (req.url === '/download' || req.url === '/warm') {
         const total = req.url === '/warm' ? 32 * MiB : TOTAL;
         res.writeHead(200, { 'content-length': total });
-        hundredMiB(total).pipe(res);
+        lazyBody(total).pipe(res);
         return;
       }
       let bytes = 0;
@@ -67,11 +45,11 @@ ingress:
   it('streams a 100 MiB upload and a 100 MiB download without growing memory', async () => {
     const url = (path: string) => `http://127.0.0.1:${sidecar.ingressPort}${path}`;
     // Warm up (32 MiB each way) so the baseline includes pools, parsers, JIT and the heap's working size.
-    await (await request(url('/warm-upload'), { method: 'POST', body: hundredMiB(32 * MiB) })).body.text();
+    await (await request(url('/warm-upload'), { method: 'POST', body: lazyBody(32 * MiB) })).body.text();
     for await (const chunk of (await request(url('/warm'))).body) void chunk;
     const baseline = peakRss(sidecar.child.pid!);
 
-    const upload = await request(url('/upload'), { method: 'POST', body: hundredMiB() });
+    const upload = await request(url('/upload'), { method: 'POST', body: lazyBody(TOTAL) });
     expect(await upload.body.text()).toBe(String(TOTAL));
     expect(received).toBe(TOTAL);
 

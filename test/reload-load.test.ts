@@ -14,8 +14,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Client, request } from 'undici';
 import { startHttpServer, type TestServer } from './helpers/servers.ts';
-import { ConfigMapDir, reloads, renameReplace, startSidecarFile, tempDir, versionAt, waitFor, writeInPlace } from './helpers/reload.ts';
-import type { RunningSidecar } from './helpers/sidecar.ts';
+import { ConfigMapDir, reloads, renameReplace, tempDir, versionAt, waitFor, writeInPlace } from './helpers/reload.ts';
+import { startSidecarFile, type RunningSidecar } from './helpers/sidecar.ts';
 
 const STEPS = 20;
 const STEP_MS = 450; // 20 steps: about 9 s of rewriting under load

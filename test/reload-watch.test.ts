@@ -10,8 +10,8 @@ import { join } from 'node:path';
 import { request } from 'undici';
 import { ConfigWatcher } from '../src/config/watch.ts';
 import { echoServer, type TestServer } from './helpers/servers.ts';
-import { startSidecar, TEST_BASE, type RunningSidecar } from './helpers/sidecar.ts';
-import { ConfigMapDir, reloads, renameReplace, startSidecarFile, tempDir, versionAt, waitFor, waitForVersion, writeInPlace } from './helpers/reload.ts';
+import { startSidecar, startSidecarFile, TEST_BASE, type RunningSidecar } from './helpers/sidecar.ts';
+import { ConfigMapDir, reloads, renameReplace, tempDir, versionAt, waitFor, waitForVersion, writeInPlace } from './helpers/reload.ts';
 
 let upstream: TestServer;
 const running: RunningSidecar[] = [];

@@ -6,6 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { Readable } from 'node:stream';
 
 export const ROOT = resolve(import.meta.dirname, '../..');
 export const CLI = join(ROOT, 'src/cli.ts');
@@ -88,4 +89,27 @@ export function currentRss(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const match = /VmRSS:\s+(\d+) kB/.exec(status);
   return match ? Number(match[1]) * 1024 : 0;
+}
+
+export const MiB = 1024 * 1024;
+
+/**
+ * Growth of the sidecar's peak RSS that the memory tests accept while 100 MiB
+ * flow each way, measured after a 32 MiB warm-up has grown the heap to its
+ * working size (measured: it plateaus near 64 MiB above idle whatever the body
+ * size, 50 MiB or 400 MiB). Buffering a body would add at least its 100 MiB.
+ */
+export const ALLOWED_GROWTH = 48 * MiB;
+
+/** A body of `total` bytes produced lazily, 64 KiB at a time. */
+export function lazyBody(total: number): Readable {
+  const chunk = Buffer.alloc(64 * 1024, 'x');
+  let sent = 0;
+  return new Readable({
+    read() {
+      if (sent >= total) return void this.push(null);
+      sent += chunk.length;
+      this.push(chunk);
+    },
+  });
 }

@@ -7,10 +7,6 @@ import { mkdtempSync, readlinkSync, renameSync, rmSync, symlinkSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'undici';
-import { compile } from '../../src/config/compile.ts';
-import { formatConfigError, loadConfigFile } from '../../src/config/load.ts';
-import { Sidecar } from '../../src/sidecar.ts';
-import type { RunningSidecar } from './sidecar.ts';
 
 /** Polls `probe` every `intervalMs` until it returns a value other than undefined; throws after `timeoutMs`. */
 export async function waitFor<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 5_000, intervalMs = 25): Promise<T> {
@@ -100,25 +96,6 @@ function isSymlink(path: string): boolean {
 /** A temp directory for one test's config files. */
 export function tempDir(): string {
   return mkdtempSync(join(tmpdir(), 'sidecar-reload-'));
-}
-
-/** Like startSidecar, for a config file that already exists (a symlink, a ConfigMap layout). */
-export async function startSidecarFile(file: string, dir: string): Promise<RunningSidecar> {
-  const loaded = await loadConfigFile(file);
-  if (!loaded.ok) throw new Error(`test config invalid:\n${loaded.errors.map(formatConfigError).join('\n')}`);
-  const sidecar = new Sidecar(compile(loaded.config, { hash: loaded.hash, source: loaded.source, loadedAt: loaded.loadedAt }));
-  await sidecar.start();
-  return {
-    sidecar,
-    dir,
-    file,
-    url: (path = '/') => `http://127.0.0.1:${sidecar.ingressPort}${path}`,
-    admin: (path = '/') => `http://127.0.0.1:${sidecar.adminPort}${path}`,
-    close: async () => {
-      await sidecar.stop(1_000);
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
 }
 
 /** The `x-config-version` a GET answers with (undefined on any error). */

@@ -11,21 +11,24 @@ export interface TestServer {
   close(): Promise<void>;
 }
 
-/** Starts a node:http server on 127.0.0.1:0. */
-export async function startHttpServer(handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<TestServer> {
-  const server = createServer(handler);
+/** Binds an http or https server to 127.0.0.1:0; `close` also ends its open connections. */
+export async function listenOnLoopback<S extends Server>(server: S): Promise<{ server: S; port: number; close(): Promise<void> }> {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as AddressInfo).port;
   return {
     server,
-    port,
-    url: `http://127.0.0.1:${port}`,
+    port: (server.address() as AddressInfo).port,
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();
         server.close(() => resolve());
       }),
   };
+}
+
+/** Starts a node:http server on 127.0.0.1:0. */
+export async function startHttpServer(handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<TestServer> {
+  const listening = await listenOnLoopback(createServer(handler));
+  return { ...listening, url: `http://127.0.0.1:${listening.port}` };
 }
 
 /** An upstream that answers with what it received, as JSON. */

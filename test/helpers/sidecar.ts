@@ -32,9 +32,14 @@ export async function startSidecar(yaml: string, files: Record<string, string> =
   }
   const file = join(dir, 'sidecar.yaml');
   writeFileSync(file, yaml);
+  return startSidecarFile(file, dir);
+}
+
+/** Starts a sidecar on a config file that already exists (a symlink, a ConfigMap layout); `dir` is removed at close. */
+export async function startSidecarFile(file: string, dir: string): Promise<RunningSidecar> {
   const loaded = await loadConfigFile(file);
   if (!loaded.ok) throw new Error(`test config invalid:\n${loaded.errors.map(formatConfigError).join('\n')}`);
-  const sidecar = new Sidecar(compile(loaded.config, { hash: loaded.hash, source: loaded.source, loadedAt: loaded.loadedAt }));
+  const sidecar = new Sidecar(compile(loaded));
   await sidecar.start();
   return {
     sidecar,

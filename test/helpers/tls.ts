@@ -7,9 +7,9 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer as createHttpsServer, type Server } from 'node:https';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { listenOnLoopback } from './servers.ts';
 
 export interface TestPki {
   readonly dir: string;
@@ -58,15 +58,5 @@ export interface TestHttpsServer {
 
 /** An HTTPS server on 127.0.0.1:0 with the PKI's server certificate. */
 export async function startHttpsServer(pki: TestPki, handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<TestHttpsServer> {
-  const server = createHttpsServer({ key: pki.key, cert: pki.cert }, handler);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    server,
-    port: (server.address() as AddressInfo).port,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
+  return listenOnLoopback(createHttpsServer({ key: pki.key, cert: pki.cert }, handler));
 }
