@@ -5,7 +5,7 @@
  */
 import type { ErrorCode } from '../proxy/errors.ts';
 import type { ListenerName } from '../config/compile.ts';
-import { accessLog } from './log.ts';
+import { logAccess } from './log.ts';
 import { activeRequests, requestDuration, requestsTotal } from './metrics.ts';
 
 interface Series {
@@ -54,6 +54,9 @@ export class Exchange {
   upstream = '';
   endpoint = '';
   status = 0;
+  durationMs = 0;
+  /** When it ended, in ms since the epoch. */
+  endedAt = 0;
   bytesIn = 0;
   bytesOut = 0;
   attempts = 0;
@@ -72,33 +75,18 @@ export class Exchange {
     activeByListener[listener].inc();
   }
 
-  /** Writes the access line and metrics; later calls do nothing. */
+  /** Writes the metrics and queues the access line (log.ts writes lines in batches); later calls do nothing. */
   finish(accessLogOn: boolean): void {
     if (this.#done) return;
     this.#done = true;
-    const seconds = (performance.now() - this.start) / 1000;
+    const ms = performance.now() - this.start;
+    this.durationMs = Math.round(ms * 100) / 100;
     activeByListener[this.listener].dec();
     const series = seriesOf(this.listener, this.route, this.upstream, this.method, this.status);
     series.requests.inc();
-    series.duration.observe(seconds);
+    series.duration.observe(ms / 1000);
     if (!accessLogOn) return;
-    accessLog.info({
-      reqId: this.reqId,
-      listener: this.listener,
-      route: this.route,
-      method: this.method,
-      host: this.host,
-      path: this.path,
-      status: this.status,
-      durationMs: Math.round(seconds * 100_000) / 100,
-      bytesIn: this.bytesIn,
-      bytesOut: this.bytesOut,
-      upstream: this.upstream,
-      endpoint: this.endpoint,
-      attempts: this.attempts,
-      error: this.error,
-      retryStop: this.retryStop,
-      aborted: this.aborted || undefined,
-    });
+    this.endedAt = Date.now();
+    logAccess(this);
   }
 }

@@ -1,0 +1,123 @@
+/**
+ * The hand-built access line must be the JSON pino would have written, for
+ * any client-supplied path, host or request id; and the batch that writes
+ * the lines must keep every write within its byte bound, in order.
+ */
+import { describe, expect, it } from 'vitest';
+import { accessLine, type AccessRecord } from '../src/observe/access-line.ts';
+import { LineBatch } from '../src/observe/line-batch.ts';
+
+function record(overrides: Partial<AccessRecord> = {}): AccessRecord {
+  return {
+    reqId: 'req-1',
+    listener: 'ingress',
+    route: 'app',
+    method: 'GET',
+    host: 'example.test',
+    path: '/',
+    status: 200,
+    durationMs: 1.25,
+    endedAt: Date.UTC(2026, 10, 22, 6, 30, 0, 123),
+    bytesIn: 0,
+    bytesOut: 5,
+    upstream: 'app',
+    endpoint: '127.0.0.1:3000',
+    attempts: 1,
+    error: undefined,
+    retryStop: undefined,
+    aborted: false,
+    ...overrides,
+  };
+}
+
+describe('accessLine', () => {
+  it('writes one JSON line with pino\'s keys first and every SPEC field', () => {
+    const line = accessLine(record());
+    expect(line.endsWith('}\n')).toBe(true);
+    expect(line.indexOf('\n')).toBe(line.length - 1);
+    const parsed = JSON.parse(line);
+    expect(Object.keys(parsed).slice(0, 4)).toEqual(['level', 'time', 'pid', 'log']);
+    expect(parsed).toEqual({
+      level: 'info',
+      time: '2026-11-22T06:30:00.123Z',
+      pid: process.pid,
+      log: 'access',
+      reqId: 'req-1',
+      listener: 'ingress',
+      route: 'app',
+      method: 'GET',
+      host: 'example.test',
+      path: '/',
+      status: 200,
+      durationMs: 1.25,
+      bytesIn: 0,
+      bytesOut: 5,
+      upstream: 'app',
+      endpoint: '127.0.0.1:3000',
+      attempts: 1,
+    });
+  });
+
+  it('adds error, retryStop and aborted only when set', () => {
+    const parsed = JSON.parse(accessLine(record({ status: 504, error: 'upstream_timeout', retryStop: 'deadline', aborted: true })));
+    expect(parsed).toMatchObject({ error: 'upstream_timeout', retryStop: 'deadline', aborted: true });
+  });
+
+  it('escapes whatever a client puts in the path, host and request id', () => {
+    const hostile = {
+      path: '/a"b\\c\u0000d\u001fe\n{"injected":true}é😀',
+      host: 'h"\\\r\n',
+      reqId: 'id"},{"level":"fatal',
+    };
+    const line = accessLine(record(hostile));
+    expect(line.indexOf('\n')).toBe(line.length - 1);
+    const parsed = JSON.parse(line);
+    expect(parsed.path).toBe(hostile.path);
+    expect(parsed.host).toBe(hostile.host);
+    expect(parsed.reqId).toBe(hostile.reqId);
+    expect(parsed.level).toBe('info');
+    expect(parsed.injected).toBeUndefined();
+  });
+
+  it('gives each line its own time, also within one millisecond and across them', () => {
+    const t = Date.UTC(2026, 0, 1, 0, 0, 0, 999);
+    const times = [t, t, t + 1, t].map((endedAt) => JSON.parse(accessLine(record({ endedAt }))).time);
+    expect(times).toEqual(['2026-01-01T00:00:00.999Z', '2026-01-01T00:00:00.999Z', '2026-01-01T00:00:01.000Z', '2026-01-01T00:00:00.999Z']);
+  });
+});
+
+describe('LineBatch', () => {
+  const format = (n: number): string => `${'x'.repeat(n)}\n`;
+
+  it('writes once per maxRecords, in order, each write within maxBytes', () => {
+    const writes: string[] = [];
+    const batch = new LineBatch<number>({ write: (chunk) => writes.push(chunk) }, format, { maxBytes: 100, maxRecords: 8, flushMs: 60_000 });
+    const sizes = [10, 20, 30, 40, 5, 60, 70, 9];
+    for (const size of sizes.slice(0, 7)) batch.push(size);
+    expect(writes).toEqual([]);
+    batch.push(sizes[7]);
+    expect(writes.length).toBeGreaterThan(1);
+    for (const chunk of writes) expect(Buffer.byteLength(chunk)).toBeLessThanOrEqual(100);
+    expect(writes.join('')).toBe(sizes.map(format).join(''));
+  });
+
+  it('writes a line longer than maxBytes alone, and measures bytes, not characters', () => {
+    const writes: string[] = [];
+    const batch = new LineBatch<string>({ write: (chunk) => writes.push(chunk) }, (s) => `${s}\n`, { maxBytes: 16, maxRecords: 100, flushMs: 60_000 });
+    batch.push('short');
+    batch.push('a line far longer than sixteen bytes');
+    batch.push('éééééé'); // 12 bytes + newline, 7 characters
+    batch.push('ab');
+    batch.flush();
+    expect(writes).toEqual(['short\n', 'a line far longer than sixteen bytes\n', 'éééééé\nab\n']);
+    for (const chunk of writes.filter((c) => c.length < 20)) expect(Buffer.byteLength(chunk)).toBeLessThanOrEqual(16);
+  });
+
+  it('writes a light traffic\'s lines within flushMs', async () => {
+    const writes: string[] = [];
+    const batch = new LineBatch<number>({ write: (chunk) => writes.push(chunk) }, format, { maxBytes: 4096, maxRecords: 16, flushMs: 20 });
+    batch.push(3);
+    for (let i = 0; i < 50 && writes.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(writes).toEqual(['xxx\n']);
+  });
+});
