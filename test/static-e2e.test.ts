@@ -1,6 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { request } from 'undici';
 import { startHttpServer, type TestServer } from './helpers/servers.ts';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { eventually } from './helpers/egress.ts';
+import { spawnSidecar, writeConfig } from './helpers/process.ts';
 import { startSidecar, TEST_BASE, type RunningSidecar } from './helpers/sidecar.ts';
 
 /** Static routes through the whole sidecar: routing, fallthrough to the app, access log fields, metrics. */
@@ -55,5 +60,39 @@ ingress:
     const metrics = await (await request(sidecar.admin('/metrics'))).body.text();
     expect(metrics).toMatch(/sidecar_static_responses_total\{route="assets",code="200"\} [1-9]/);
     expect(metrics).toMatch(/sidecar_requests_total\{listener="ingress",route="assets",upstream="",method="GET",code="200"\} [1-9]/);
+  });
+});
+
+describe('static routes in the access log', () => {
+  it('bytesOut is the body sent, for a file from memory and for one streamed from disk', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'sidecar-static-log-'));
+    writeFileSync(join(root, 'small.txt'), 'x'.repeat(100));
+    writeFileSync(join(root, 'big.bin'), Buffer.alloc(300 * 1024, 'y')); // over maxFileSize: streamed
+    const config = writeConfig(`
+admin: { listen: 127.0.0.1:0 }
+log: { level: info, access: true }
+ingress:
+  listen: 127.0.0.1:0
+  routes:
+    - { name: files, match: { path: / }, static: { root: ${root}, cache: { maxFileSize: 64KiB } } }
+`);
+    const proc = await spawnSidecar(['--config', config]);
+    try {
+      for (const [path, size] of [['/small.txt', 100], ['/big.bin', 300 * 1024]] as const) {
+        const response = await request(`http://127.0.0.1:${proc.ingressPort}${path}`);
+        expect((await response.body.arrayBuffer()).byteLength).toBe(size);
+      }
+      const partial = await request(`http://127.0.0.1:${proc.ingressPort}/big.bin`, { headers: { range: 'bytes=0-9' } });
+      expect(partial.statusCode).toBe(206);
+      await partial.body.text();
+      const line = (path: string, status: number) => proc.lines.find((l) => l.log === 'access' && l.path === path && l.status === status);
+      await eventually(() => line('/big.bin', 206));
+      expect(line('/small.txt', 200)?.bytesOut).toBe(100);
+      expect(line('/big.bin', 200)?.bytesOut).toBe(300 * 1024);
+      expect(line('/big.bin', 206)?.bytesOut).toBe(10);
+    } finally {
+      await proc.stop();
+      rmSync(root, { recursive: true, force: true });
+    }
   });
 });

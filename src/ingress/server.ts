@@ -101,7 +101,7 @@ export class IngressServer {
     const route: CompiledRoute = ingress.routes[index];
     exchange.route = route.name;
     if (route.static) {
-      const served = await this.#statics.get(route).handle(req, res);
+      const served = await this.#statics.get(route).handle(req, res, exchange);
       if (served === 'served') return;
       return this.#route(req, res, snapshot, ingress, input, exchange, index + 1);
     }

@@ -45,9 +45,14 @@ export interface StaticRoute {
   config: StaticConfig;
 }
 
+/** Where the body bytes of a served file are counted (the request's Exchange: `bytesOut` of its access line). */
+export interface BodyCounter {
+  bytesOut: number;
+}
+
 export interface StaticHandler {
   /** Serves the request, or returns 'miss' (only when fallthrough is true and no file exists) without touching res. */
-  handle(req: IncomingMessage, res: ServerResponse): Promise<'served' | 'miss'>;
+  handle(req: IncomingMessage, res: ServerResponse, sent?: BodyCounter): Promise<'served' | 'miss'>;
   /** Drops the memory cache (there are no watchers to stop). */
   close(): void;
   /** Hot-file cache counters, for tests and the admin port. */
@@ -88,9 +93,9 @@ class StaticFiles implements StaticHandler {
     this.#cacheControl = cacheControl(route.config.maxAge, route.config.immutable);
   }
 
-  async handle(req: IncomingMessage, res: ServerResponse): Promise<'served' | 'miss'> {
+  async handle(req: IncomingMessage, res: ServerResponse, sent: BodyCounter = { bytesOut: 0 }): Promise<'served' | 'miss'> {
     try {
-      return await this.#handle(req, res);
+      return await this.#handle(req, res, sent);
     } catch (err) {
       if (res.headersSent) {
         res.destroy();
@@ -112,7 +117,7 @@ class StaticFiles implements StaticHandler {
     return this.#cache.stats();
   }
 
-  async #handle(req: IncomingMessage, res: ServerResponse): Promise<'served' | 'miss'> {
+  async #handle(req: IncomingMessage, res: ServerResponse, sent: BodyCounter): Promise<'served' | 'miss'> {
     const config = this.#config;
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       // With fallthrough the app behind may well accept a POST on this path.
@@ -148,7 +153,7 @@ class StaticFiles implements StaticHandler {
     }
 
     const variant = await this.#variant(req, name, found);
-    await this.#send(req, res, variant.file, variant.encoding, name);
+    await this.#send(req, res, sent, variant.file, variant.encoding, name);
     return 'served';
   }
 
@@ -162,7 +167,7 @@ class StaticFiles implements StaticHandler {
     return { file: identity };
   }
 
-  async #send(req: IncomingMessage, res: ServerResponse, file: Resolved, encoding: Encoding | undefined, name: string): Promise<void> {
+  async #send(req: IncomingMessage, res: ServerResponse, sent: BodyCounter, file: Resolved, encoding: Encoding | undefined, name: string): Promise<void> {
     let stat = file.stat;
     let handle: FileHandle | undefined;
     let streaming = false;
@@ -245,12 +250,13 @@ class StaticFiles implements StaticHandler {
         res.writeHead(status, headers);
         if (body) {
           res.end(body.subarray(start, end + 1));
+          sent.bytesOut += length;
           this.#count(status, length);
           return;
         }
         streaming = true;
         this.#count(status);
-        await this.#stream(res, handle!, start, end, length);
+        await this.#stream(res, sent, handle!, start, end, length);
         return;
       }
     } finally {
@@ -259,7 +265,7 @@ class StaticFiles implements StaticHandler {
   }
 
   /** Streams with backpressure; a client that goes away destroys the read stream (and closes the file). */
-  async #stream(res: ServerResponse, handle: FileHandle, start: number, end: number, length: number): Promise<void> {
+  async #stream(res: ServerResponse, sent: BodyCounter, handle: FileHandle, start: number, end: number, length: number): Promise<void> {
     const stream = handle.createReadStream({ start, end, highWaterMark: STREAM_CHUNK });
     try {
       await pipeline(stream, res, { end: false });
@@ -269,6 +275,7 @@ class StaticFiles implements StaticHandler {
     } catch {
       res.destroy();
     } finally {
+      sent.bytesOut += stream.bytesRead;
       if (stream.bytesRead > 0) this.#bytes.inc(stream.bytesRead);
     }
   }
