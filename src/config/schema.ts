@@ -129,12 +129,12 @@ const staticSchema = z.strictObject({
   cache: z
     .strictObject({
       maxBytes: size.default(16 * 1024 * 1024),
-      maxFileSize: size.default(64 * 1024),
+      maxFileSize: size.default(1024 * 1024),
       revalidate: duration
         .default(250)
         .meta({ description: 'How long a path lookup (realpath + stat) is trusted before the file is looked at again; 0 = every request.' }),
     })
-    .default({ maxBytes: 16 * 1024 * 1024, maxFileSize: 64 * 1024, revalidate: 250 })
+    .default({ maxBytes: 16 * 1024 * 1024, maxFileSize: 1024 * 1024, revalidate: 250 })
     .meta({ description: 'In-memory cache of small hot files and of path lookups.' }),
 });
 
