@@ -6,7 +6,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { HOST } from './net.ts';
-import { NODE, start, stop, treeRss, type Proc } from './procs.ts';
+import { NODE, start, stop, treeCpuSeconds, treeRss, type Proc } from './procs.ts';
 
 /** One measurement of one peer in one scenario and round. */
 export interface Measurement {
@@ -20,6 +20,8 @@ export interface Measurement {
   errors: number;
   /** Peak resident memory of the proxy's process tree during the run. */
   rssBytes?: number;
+  /** CPU (user + system) the proxy's process tree spent per request, or per MB for CONNECT bulk, in microseconds. */
+  cpuUs?: number;
 }
 
 export interface HttpLoad {
@@ -118,12 +120,15 @@ export async function runHttp(load: HttpLoad, ctx: LoadContext, rssPid?: number)
   const id = ++sequence;
   const out = join(ctx.tmpDir, `load-${id}.out`);
   const [cmd, args] = loadArgs(load, ctx, id);
+  const cpuBefore = rssPid === undefined ? undefined : treeCpuSeconds(rssPid);
   const proc = start(`${ctx.loader}#${id}`, cmd, args, out, { cpu: ctx.cpu });
   const [, rss] = await withRss(rssPid, finished(proc, (load.seconds + 20) * 1000));
+  const cpu = cpuBefore === undefined ? undefined : treeCpuSeconds(rssPid!) - cpuBefore;
   const text = readFileSync(out, 'utf8');
   const result = ctx.loader === 'wrk' ? parseWrk(text) : (JSON.parse(text.trim().split('\n').pop() ?? '{}') as Measurement);
   if (result.rps === undefined) throw new Error(`${ctx.loader} printed no result: ${text.slice(-300)}`);
-  return { ...result, rssBytes: rss };
+  const cpuUs = cpu !== undefined && result.requests ? (cpu * 1e6) / result.requests : undefined;
+  return { ...result, rssBytes: rss, cpuUs };
 }
 
 export interface ConnectLoad {
@@ -139,8 +144,11 @@ export interface ConnectLoad {
 export async function runConnect(load: ConnectLoad, ctx: LoadContext, rssPid?: number): Promise<Measurement> {
   const id = ++sequence;
   const out = join(ctx.tmpDir, `connect-${id}.out`);
+  const cpuBefore = rssPid === undefined ? undefined : treeCpuSeconds(rssPid);
   const proc = start(`connect-bulk#${id}`, NODE, [join(BENCH, 'clients/connect-bulk.ts'), JSON.stringify(load)], out, { cpu: ctx.cpu });
   const [, rss] = await withRss(rssPid, finished(proc, (load.seconds + load.warmupSeconds + 20) * 1000));
+  // Over the whole client run, warm-up second included: it moves data too, at the same rate.
+  const cpu = cpuBefore === undefined ? undefined : treeCpuSeconds(rssPid!) - cpuBefore;
   const text = readFileSync(out, 'utf8').trim();
   const line = text.split('\n').pop() ?? '';
   let parsed: { mbps: number; opened: number; tunnels: number; errorCount: number; errors: string[] };
@@ -150,5 +158,7 @@ export async function runConnect(load: ConnectLoad, ctx: LoadContext, rssPid?: n
     throw new Error(`connect client printed no result: ${text.slice(-300)}`);
   }
   if (parsed.opened === 0) throw new Error(`no tunnel opened: ${parsed.errors.join('; ') || 'no answer'}`);
-  return { mbps: parsed.mbps, errors: Math.max(parsed.errorCount, parsed.tunnels - parsed.opened), rssBytes: rss };
+  const megabytes = parsed.mbps * (load.seconds + load.warmupSeconds);
+  const cpuUs = cpu !== undefined && megabytes > 0 ? (cpu * 1e6) / megabytes : undefined;
+  return { mbps: parsed.mbps, errors: Math.max(parsed.errorCount, parsed.tunnels - parsed.opened), rssBytes: rss, cpuUs };
 }

@@ -14,6 +14,8 @@ export interface Row {
   p99ms?: number;
   errors?: number;
   rssMB?: number;
+  /** CPU per request (per MB for CONNECT bulk), microseconds. */
+  cpuUs?: number;
   rounds: number;
   /** (max - min) / median of value over rounds. */
   spread?: number;
@@ -21,6 +23,8 @@ export interface Row {
   ratio?: number;
   /** subject p99 / this peer's p99 (lower is better for the subject). */
   p99Ratio?: number;
+  /** subject CPU per request / this peer's (lower is better for the subject). */
+  cpuRatio?: number;
   skipped?: string;
   failures?: string[];
 }
@@ -56,6 +60,7 @@ function row(cell: Cell): Row {
     p99ms: median(defined(cell.samples.map((m) => m.p99ms))),
     errors: cell.samples.reduce((sum, m) => sum + m.errors, 0),
     rssMB: rss === undefined ? undefined : rss / 2 ** 20,
+    cpuUs: median(defined(cell.samples.map((m) => m.cpuUs))),
     rounds: cell.samples.length,
     spread: value && values.length > 1 ? (Math.max(...values) - Math.min(...values)) / value : undefined,
     failures: cell.failures.length ? cell.failures : undefined,
@@ -71,6 +76,7 @@ export function summarize(scenarios: readonly Scenario[], cells: ReadonlyMap<str
       if (r === subject || !subject?.value || !r.value) continue;
       r.ratio = subject.value / r.value;
       if (subject.p99ms && r.p99ms) r.p99Ratio = subject.p99ms / r.p99ms;
+      if (subject.cpuUs && r.cpuUs) r.cpuRatio = subject.cpuUs / r.cpuUs;
     }
     return { name: scenario.name, title: scenario.title, unit: scenario.unit, subject: scenario.subject, rows };
   });
@@ -88,7 +94,8 @@ export function table(results: readonly ScenarioResult[]): string {
   const lines: string[] = [];
   for (const result of results) {
     lines.push('', `${result.name}: ${result.title}`);
-    const header = ['peer', result.unit, 'p50', 'p99', 'errors', 'rss', 'spread', `${result.subject}/peer`, 'p99 ratio'];
+    const cpuUnit = result.unit === 'MB/s' ? 'cpu/MB' : 'cpu/req';
+    const header = ['peer', result.unit, 'p50', 'p99', 'errors', 'rss', cpuUnit, 'spread', `${result.subject}/peer`, 'p99 ratio', 'cpu ratio'];
     const body = result.rows.map((r) =>
       r.skipped
         ? [r.peer, `skipped: ${r.skipped.split('\n')[0].slice(0, 150)}`]
@@ -99,9 +106,11 @@ export function table(results: readonly ScenarioResult[]): string {
             fmt.ms(r.p99ms),
             String(r.errors ?? 0),
             r.rssMB === undefined ? '-' : `${r.rssMB.toFixed(0)}MB`,
+            r.cpuUs === undefined ? '-' : `${r.cpuUs.toFixed(1)}us`,
             fmt.pct(r.spread),
             r.peer === result.subject ? '(subject)' : fmt.ratio(r.ratio),
             fmt.ratio(r.p99Ratio),
+            fmt.ratio(r.cpuRatio),
           ],
     );
     const widths = header.map((h, i) => Math.max(h.length, ...body.filter((b) => b.length > 2).map((b) => (b[i] ?? '').length)));
