@@ -14,7 +14,7 @@
  * they have a small JSON body but no `x-sidecar-error`.
  */
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
-import { constants } from 'node:fs';
+import { constants, type BigIntStats } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -35,6 +35,33 @@ import {
   typeFor,
   type Encoding,
 } from './static-negotiate.ts';
+
+interface Validators {
+  readonly etag: string;
+  readonly lastModified: string;
+}
+
+/**
+ * ETag and Last-Modified of one stat of a file. A hot file's stat object is
+ * reused for `cache.revalidate` (static-resolve.ts), so they are made once per
+ * stat instead of once per request (two BigInt-to-hex and a date format).
+ */
+const validatorsByStat = new WeakMap<BigIntStats, Validators>();
+
+function validatorsOf(stat: BigIntStats, encoding: Encoding | undefined): Validators {
+  let validators = validatorsByStat.get(stat);
+  if (!validators) {
+    validators = {
+      // A strong validator from size and mtime (ns), as NGINX does; the inode is left
+      // out so replicas that deployed the same files agree. Each encoding has its own tag
+      // (a variant is its own file, so one stat never serves two encodings).
+      etag: `"${stat.size.toString(16)}-${stat.mtimeNs.toString(16)}${encoding ? `-${encoding}` : ''}"`,
+      lastModified: stat.mtime.toUTCString(),
+    };
+    validatorsByStat.set(stat, validators);
+  }
+  return validators;
+}
 
 export interface StaticRoute {
   /** Route name, the `route` label of the static metrics. */
@@ -174,10 +201,7 @@ class StaticFiles implements StaticHandler {
     try {
       for (let attempt = 1; ; attempt++) {
         const size = Number(stat.size);
-        // A strong validator from size and mtime (ns), as NGINX does; the inode is left
-        // out so replicas that deployed the same files agree. Each encoding has its own tag.
-        const etag = `"${stat.size.toString(16)}-${stat.mtimeNs.toString(16)}${encoding ? `-${encoding}` : ''}"`;
-        const lastModified = stat.mtime.toUTCString();
+        const { etag, lastModified } = validatorsOf(stat, encoding);
         const headers: OutgoingHttpHeaders = {
           'accept-ranges': 'bytes',
           'cache-control': this.#cacheControl,
