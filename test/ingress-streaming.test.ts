@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { request as httpRequest } from 'node:http';
+import { Agent, request as httpRequest } from 'node:http';
 import { once } from 'node:events';
 import { WebSocket, WebSocketServer } from 'ws';
 import { startHttpServer, type TestServer } from './helpers/servers.ts';
@@ -27,6 +27,21 @@ describe('streaming through ingress', () => {
         });
         return; // never answers: only the client leaving ends it
       }
+      if (req.url === '/empty') {
+        res.writeHead(200, { 'content-length': '0', 'x-kind': 'empty' });
+        return void res.end();
+      }
+      if (req.url === '/no-content') {
+        res.writeHead(204);
+        return void res.end();
+      }
+      if (req.url === '/pieces') {
+        // An announced length sent in three writes: the proxy must wait for the last one.
+        res.writeHead(200, { 'content-length': '15' });
+        res.write('first');
+        setTimeout(() => res.write('-mid-'), 20);
+        return void setTimeout(() => res.end('last!'), 40);
+      }
       res.end('plain');
     });
     wss = new WebSocketServer({ server: upstream.server });
@@ -49,6 +64,31 @@ ingress:
     await sidecar.close();
     wss.close();
     await upstream.close();
+  });
+
+  it('ends bodies of every announced length, empty ones and HEAD included, on a kept-alive connection', async () => {
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    try {
+      const get = (path: string, method = 'GET') =>
+        new Promise<{ status: number; body: string; length?: string }>((resolve, reject) => {
+          const req = httpRequest(sidecar.url(path), { method, agent }, (res) => {
+            let body = '';
+            res.setEncoding('utf8');
+            res.on('data', (chunk: string) => (body += chunk));
+            res.on('end', () => resolve({ status: res.statusCode ?? 0, body, length: res.headers['content-length'] }));
+          });
+          req.setTimeout(5_000, () => req.destroy(new Error(`no complete answer for ${method} ${path}`)));
+          req.on('error', reject);
+          req.end();
+        });
+      expect(await get('/empty')).toEqual({ status: 200, body: '', length: '0' });
+      expect(await get('/no-content')).toMatchObject({ status: 204, body: '' });
+      expect(await get('/pieces')).toEqual({ status: 200, body: 'first-mid-last!', length: '15' });
+      expect(await get('/pieces', 'HEAD')).toEqual({ status: 200, body: '', length: '15' });
+      expect(await get('/plain')).toEqual({ status: 200, body: 'plain', length: '5' });
+    } finally {
+      agent.destroy();
+    }
   });
 
   it('flushes server-sent events as they arrive', async () => {

@@ -67,6 +67,10 @@ class ResponseWriter implements Dispatcher.DispatchHandler {
   #settled = false;
   #cancelled: Error | undefined;
   #status = 0;
+  /** Body bytes still to come when the upstream announced a Content-Length; -1 otherwise. */
+  #remaining = -1;
+  /** The client's response was ended with the last announced bytes. */
+  #ended = false;
   #headTimer: NodeJS.Timeout | undefined;
 
   constructor(res: ServerResponse, exchange: Exchange, request: AttemptRequest, accept: AcceptHead, settle: (o: AttemptOutcome) => void) {
@@ -119,12 +123,23 @@ class ResponseWriter implements Dispatcher.DispatchHandler {
     res.writeHead(statusCode, outgoing);
     // A streamed body (server-sent events, chunked) may be slow to start: send the head now.
     // With a Content-Length the head leaves with the body in one write, saving a syscall.
-    if (headers['content-length'] === undefined) res.flushHeaders();
+    const length = headers['content-length'];
+    if (length === undefined) res.flushHeaders();
+    else if (typeof length === 'string') this.#remaining = Number(length);
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
     if (this.#settled) return;
     this.#exchange.bytesOut += chunk.length;
+    if (this.#remaining === chunk.length) {
+      // The last bytes of an announced length: head, body and end leave in one go
+      // (one write path instead of write() then end()). onResponseEnd settles.
+      this.#remaining = 0;
+      this.#ended = true;
+      this.#res.end(chunk);
+      return;
+    }
+    if (this.#remaining > 0) this.#remaining -= chunk.length;
     if (!this.#res.write(chunk)) {
       controller.pause();
       this.#res.once('drain', () => controller.resume());
@@ -133,10 +148,12 @@ class ResponseWriter implements Dispatcher.DispatchHandler {
 
   onResponseEnd(_controller: Dispatcher.DispatchController, trailers: Record<string, string | string[] | undefined>): void {
     if (this.#settled) return;
-    if (trailers && Object.keys(trailers).length > 0 && this.#res.hasHeader('trailer')) {
-      this.#res.addTrailers(trailers as Record<string, string>);
+    if (!this.#ended) {
+      if (trailers && Object.keys(trailers).length > 0 && this.#res.hasHeader('trailer')) {
+        this.#res.addTrailers(trailers as Record<string, string>);
+      }
+      this.#res.end();
     }
-    this.#res.end();
     this.#finish({ kind: 'done', status: this.#status });
   }
 
