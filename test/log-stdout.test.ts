@@ -45,13 +45,14 @@ async function start(config: string, admin: number, stdoutFd: number) {
   cleanup.push(() => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   });
-  for (let i = 0; i < 150; i++) {
+  // Up to 15 s, as spawnSidecar allows: a cold start on a busy 2-core machine can take seconds.
+  for (let i = 0; i < 300 && child.exitCode === null; i++) {
     const ready = await request(`http://127.0.0.1:${admin}/readyz`).then((r) => r.body.text().then(() => r.statusCode), () => 0);
     if (ready === 200) return { child, exited, stderr: () => stderr };
     await new Promise((r) => setTimeout(r, 50));
   }
   child.kill('SIGKILL');
-  throw new Error(`sidecar did not start: ${stderr}`);
+  throw new Error(`sidecar did not start (exit code ${child.exitCode}): ${stderr}`);
 }
 
 async function get(port: number, path: string): Promise<number> {
