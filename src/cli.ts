@@ -11,6 +11,7 @@ import { compile } from './config/compile.ts';
 import { formatConfigError, loadConfigFile } from './config/load.ts';
 import { configJsonSchema } from './config/schema.ts';
 import cluster from 'node:cluster';
+import { flushCompileCache } from 'node:module';
 import { resolve } from 'node:path';
 import { Sidecar, DRAIN_DEADLINE_MS } from './sidecar.ts';
 import { WorkerPool } from './cluster/primary.ts';
@@ -134,6 +135,10 @@ async function main(): Promise<number | undefined> {
       setInterval(() => workers.setAppReady(sidecar.appReady), 100).unref();
     }
     await sidecar.start();
+    // Every module is loaded now: with NODE_COMPILE_CACHE set (npm start, the image), write
+    // the cache at once rather than at exit, which a SIGKILL never reaches. A warm cache
+    // spares the next start the TypeScript stripper (about 20 MB of RSS) and its time.
+    flushCompileCache();
   } catch (err) {
     process.stderr.write(`sidecar: ${(err as Error).message}\n`);
     await sidecar.stop(0).catch(() => undefined);

@@ -169,7 +169,14 @@ function sidecarPeer(name: string, access: boolean, workers = 1, pinned = true):
       const stdout = join(dir, 'sidecar-stdout.log');
       const stderr = join(dir, 'sidecar-stderr.log');
       // The same Node flags as `npm start` and the Docker image (package.json "start").
-      const proc = start(name, NODE, ['--max-semi-space-size=8', cli, '--config', config], stderr, { cpu: pinned ? env.cpu : undefined, cwd: ROOT, stdoutFile: stdout });
+      // Started as `npm start` starts it: the same V8 flag and compile cache (package.json).
+      const compileCache = join(ROOT, 'node_modules/.cache/sidecar-compile');
+      const proc = start(name, NODE, ['--max-semi-space-size=8', cli, '--config', config], stderr, {
+        cpu: pinned ? env.cpu : undefined,
+        cwd: ROOT,
+        stdoutFile: stdout,
+        env: { ...process.env, NODE_COMPILE_CACHE: compileCache },
+      });
       check(await waitHttp(ports.admin, '/readyz', proc, env.readyMs, 200), [stderr, stdout]);
       return { name, proc, ingress: ports.ingress, static: ports.ingress, forward: ports.egress, truncate: [stdout] };
     },

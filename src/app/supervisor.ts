@@ -10,9 +10,15 @@ import { log } from '../observe/log.ts';
 import { appRestartsTotal, appUp } from '../observe/metrics.ts';
 import { AppUsageSampler } from './usage.ts';
 
-/** Environment for the app: inherited < injected proxy variables < app.env (SPEC "Injected proxy variables"). */
+/**
+ * Environment for the app: inherited < injected proxy variables < app.env (SPEC
+ * "Injected proxy variables"). NODE_COMPILE_CACHE is not passed on: `npm start`
+ * and the image set it for the sidecar's own start-up, and the app's modules
+ * have no business in the sidecar's cache folder (app.env may set one).
+ */
 export function appEnvironment(config: AppConfig, egressListen: string | undefined, inherited: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...inherited };
+  delete env.NODE_COMPILE_CACHE;
   const inject = config.proxyEnv ?? egressListen !== undefined;
   if (inject && egressListen) {
     const proxy = `http://${egressListen.startsWith('0.0.0.0:') ? `127.0.0.1:${egressListen.slice(8)}` : egressListen}`;
