@@ -653,7 +653,7 @@ describe('metrics', () => {
   it('counts responses by route and code, and body bytes', async () => {
     const s = await serve({}, { name: 'metrics-route' });
     const value = async (metric: typeof staticResponsesTotal | typeof staticBytesTotal, labels: Record<string, string>) =>
-      (await metric.get()).values.find((v) => {
+      (await metric.counter.get()).values.find((v) => {
         const have = v.labels as Record<string, string | number | undefined>;
         return Object.entries(labels).every(([k, val]) => have[k] === val);
       })?.value ?? 0;

@@ -21,8 +21,8 @@ import { tunnelBytesTotal } from '../observe/metrics.ts';
 import { ProxyError, fromUpstreamError } from '../proxy/errors.ts';
 import { hostPort } from './target.ts';
 
-const upBytes = tunnelBytesTotal.labels({ direction: 'up' });
-const downBytes = tunnelBytesTotal.labels({ direction: 'down' });
+const upBytes = tunnelBytesTotal.series({ direction: 'up' });
+const downBytes = tunnelBytesTotal.series({ direction: 'down' });
 
 /** Size of a tunnel's download read buffer: what Node reads at most per call anyway. */
 const READ_BUFFER = 64 * 1024;

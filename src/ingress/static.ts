@@ -112,7 +112,7 @@ class StaticFiles implements StaticHandler {
   readonly #bytes: { inc(value: number): void };
 
   constructor(route: StaticRoute, options: StaticHandlerOptions) {
-    this.#bytes = staticBytesTotal.labels(route.name);
+    this.#bytes = staticBytesTotal.series({ route: route.name });
     this.#paths = new ResolveCache(route.config.root, route.config.dotfiles, route.config.cache.revalidate);
     this.#route = route;
     this.#config = route.config;
@@ -333,7 +333,7 @@ class StaticFiles implements StaticHandler {
   #count(status: number, bytes = 0): void {
     let counter = this.#responses.get(status);
     if (!counter) {
-      counter = staticResponsesTotal.labels(this.#route.name, String(status));
+      counter = staticResponsesTotal.series({ route: this.#route.name, code: String(status) });
       this.#responses.set(status, counter);
     }
     counter.inc();

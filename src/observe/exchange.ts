@@ -6,7 +6,7 @@
 import type { ErrorCode } from '../proxy/errors.ts';
 import type { ListenerName } from '../config/compile.ts';
 import { logAccess } from './log.ts';
-import { activeRequests, requestDuration, requestsTotal } from './metrics.ts';
+import { requestDuration, requestsInFlight, requestsTotal } from './metrics.ts';
 
 interface Series {
   readonly requests: { inc(): void };
@@ -27,18 +27,13 @@ function seriesOf(listener: ListenerName, route: string, upstream: string, metho
   if (!series) {
     if (seriesCache.size >= SERIES_CACHE_MAX) seriesCache.clear();
     series = {
-      requests: requestsTotal.labels(listener, route, upstream, method, String(status)),
+      requests: requestsTotal.series({ listener, route, upstream, method, code: String(status) }),
       duration: requestDuration.labels(listener, route, upstream),
     };
     seriesCache.set(key, series);
   }
   return series;
 }
-
-const activeByListener = {
-  ingress: activeRequests.labels('ingress'),
-  egress: activeRequests.labels('egress'),
-};
 
 export type RetryStop = 'exhausted' | 'budget' | 'not_replayable' | 'body_too_large' | 'deadline';
 
@@ -72,7 +67,7 @@ export class Exchange {
     this.method = method;
     this.host = host;
     this.path = path;
-    activeByListener[listener].inc();
+    requestsInFlight[listener]++;
   }
 
   /** Writes the metrics and queues the access line (log.ts writes lines in batches); later calls do nothing. */
@@ -81,7 +76,7 @@ export class Exchange {
     this.#done = true;
     const ms = performance.now() - this.start;
     this.durationMs = Math.round(ms * 100) / 100;
-    activeByListener[this.listener].dec();
+    requestsInFlight[this.listener]--;
     const series = seriesOf(this.listener, this.route, this.upstream, this.method, this.status);
     series.requests.inc();
     series.duration.observe(ms / 1000);

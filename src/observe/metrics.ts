@@ -3,12 +3,59 @@
  * live outside the config snapshot so a reload never resets a counter
  * (Caddy's metrics.go does the same).
  */
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type CounterConfiguration, type LabelValues } from 'prom-client';
 
 export const registry = new Registry();
 collectDefaultMetrics({ register: registry, prefix: 'sidecar_' });
 
-export const requestsTotal = new Counter({
+/** One labelled series of a HotCounter. */
+export interface HotSeries {
+  inc(by?: number): void;
+}
+
+/**
+ * A counter bumped on every request or chunk. prom-client's labelled child
+ * hashes and validates its label set on each inc() and returns a new object;
+ * here each series sums its increments in a plain number, and the sums go
+ * to prom-client when the registry is read (the counter's collect hook), so
+ * a scrape sees exactly what per-call inc() would have shown. The series are
+ * kept for the process's life, as prom-client keeps its own.
+ */
+export class HotCounter<T extends string> {
+  readonly counter: Counter<T>;
+  readonly #series = new Map<string, { readonly labels: LabelValues<T>; pending: number }>();
+
+  constructor(config: CounterConfiguration<T>) {
+    this.counter = new Counter({ ...config, collect: () => this.flush() });
+  }
+
+  /** The series of these label values (same values, same series). */
+  series(labels: LabelValues<T>): HotSeries {
+    const key = Object.values(labels).join('\u0000');
+    let entry = this.#series.get(key);
+    if (!entry) {
+      entry = { labels, pending: 0 };
+      this.#series.set(key, entry);
+    }
+    const target = entry;
+    return {
+      inc: (by = 1) => {
+        target.pending += by;
+      },
+    };
+  }
+
+  /** Hands the pending sums to prom-client. */
+  flush(): void {
+    for (const entry of this.#series.values()) {
+      if (entry.pending === 0) continue;
+      this.counter.inc(entry.labels, entry.pending);
+      entry.pending = 0;
+    }
+  }
+}
+
+export const requestsTotal = new HotCounter({
   name: 'sidecar_requests_total',
   help: 'Requests answered, by listener, route, upstream, method and status code.',
   labelNames: ['listener', 'route', 'upstream', 'method', 'code'] as const,
@@ -46,11 +93,18 @@ export const circuitState = new Gauge({
   registers: [registry],
 });
 
+/** Requests in flight, counted in plain numbers by exchange.ts and read at scrape time. */
+export const requestsInFlight = { ingress: 0, egress: 0 };
+
 export const activeRequests = new Gauge({
   name: 'sidecar_active_requests',
   help: 'Requests in flight, by listener.',
   labelNames: ['listener'] as const,
   registers: [registry],
+  collect() {
+    this.set({ listener: 'ingress' }, requestsInFlight.ingress);
+    this.set({ listener: 'egress' }, requestsInFlight.egress);
+  },
 });
 
 export const activeConnections = new Gauge({
@@ -60,21 +114,21 @@ export const activeConnections = new Gauge({
   registers: [registry],
 });
 
-export const staticResponsesTotal = new Counter({
+export const staticResponsesTotal = new HotCounter({
   name: 'sidecar_static_responses_total',
   help: 'Static file responses, by route and status code.',
   labelNames: ['route', 'code'] as const,
   registers: [registry],
 });
 
-export const staticBytesTotal = new Counter({
+export const staticBytesTotal = new HotCounter({
   name: 'sidecar_static_bytes_sent_total',
   help: 'Body bytes sent by static routes.',
   labelNames: ['route'] as const,
   registers: [registry],
 });
 
-export const tunnelBytesTotal = new Counter({
+export const tunnelBytesTotal = new HotCounter({
   name: 'sidecar_tunnel_bytes_total',
   help: 'Bytes carried by CONNECT tunnels, by direction (up = client to destination).',
   labelNames: ['direction'] as const,
