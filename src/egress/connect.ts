@@ -207,7 +207,7 @@ export class ConnectHandler {
         return;
       }
       // A logical name: the tunnel goes to one of the upstream's endpoints.
-      exchange.upstream = upstream.name;
+      exchange.setUpstream(upstream);
       const picked = upstream.pick();
       if (!picked) {
         exchange.error = 'no_healthy_endpoint';

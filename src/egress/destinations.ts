@@ -159,5 +159,6 @@ function createState(key: DestinationKey, own: DestinationRules['own']): Upstrea
       lookup: checkedLookup(key.port, { explicit: key.explicit, own }),
     },
   });
-  return new UpstreamState(hostPort(key.host, key.port), config, [new EndpointState(url, pool, `egress:${url}`)]);
+  // Named host:port for the access log; labelled '' in the metrics (see UpstreamState.metricLabel).
+  return new UpstreamState(hostPort(key.host, key.port), config, [new EndpointState(url, pool, `egress:${url}`)], '');
 }

@@ -36,7 +36,7 @@ export class WebSocketForwarder {
   forward(req: IncomingMessage, socket: Duplex, head: Buffer, route: CompiledRoute, upstream: UpstreamState, accessLogOn: boolean): void {
     const exchange = new Exchange('ingress', requestIdOf(req.headers), req.method ?? 'GET', req.headers.host ?? '', pathOf(req.url ?? '/'));
     exchange.route = route.name;
-    exchange.upstream = upstream.name;
+    exchange.setUpstream(upstream);
     exchange.attempts = 1;
     const endpoint = upstream.pick();
     this.#exchanges.set(req, exchange);

@@ -46,7 +46,10 @@ export class Exchange {
   /** The client's path without query, before any rewrite. */
   readonly path: string;
   route = '';
+  /** The upstream's name, as the access line gives it (host:port for an egress pass-through). */
   upstream = '';
+  /** The upstream's metric label (see UpstreamState.metricLabel). */
+  upstreamLabel = '';
   endpoint = '';
   status = 0;
   durationMs = 0;
@@ -70,6 +73,12 @@ export class Exchange {
     requestsInFlight[listener]++;
   }
 
+  /** Records the upstream that serves this request. */
+  setUpstream(upstream: { readonly name: string; readonly metricLabel: string }): void {
+    this.upstream = upstream.name;
+    this.upstreamLabel = upstream.metricLabel;
+  }
+
   /** Writes the metrics and queues the access line (log.ts writes lines in batches); later calls do nothing. */
   finish(accessLogOn: boolean): void {
     if (this.#done) return;
@@ -77,7 +86,7 @@ export class Exchange {
     const ms = performance.now() - this.start;
     this.durationMs = Math.round(ms * 100) / 100;
     requestsInFlight[this.listener]--;
-    const series = seriesOf(this.listener, this.route, this.upstream, this.method, this.status);
+    const series = seriesOf(this.listener, this.route, this.upstreamLabel, this.method, this.status);
     series.requests.inc();
     series.duration.observe(ms / 1000);
     if (!accessLogOn) return;

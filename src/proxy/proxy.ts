@@ -83,7 +83,7 @@ export async function proxyRequest(
   target: ProxyTarget,
   exchange: Exchange,
 ): Promise<void> {
-  exchange.upstream = target.upstream.name;
+  exchange.setUpstream(target.upstream);
 
   const declared = Number(req.headers['content-length'] ?? 0);
   if (route.maxBody > 0 && declared > route.maxBody) {
@@ -148,7 +148,7 @@ async function run(flight: Flight): Promise<void> {
     }
     // Here the verdict is a retry: `rejected` happens only when accept() decided one.
     if (!verdict?.retry) throw new Error('a refused response without a retry verdict');
-    upstreamRetriesTotal.inc({ upstream: upstream.name, reason: verdict.reason });
+    upstreamRetriesTotal.inc({ upstream: upstream.metricLabel, reason: verdict.reason });
     if (verdict.delayMs > 0) {
       try {
         await sleep(verdict.delayMs, undefined, { signal: flight.gone });
@@ -222,7 +222,7 @@ function headTimeout(flight: Flight): number {
 function noteStop(flight: Flight, verdict: Verdict | undefined): void {
   if (!verdict || verdict.retry || verdict.stop === undefined) return;
   flight.exchange.retryStop = verdict.stop;
-  retryStopsTotal.inc({ upstream: flight.target.upstream.name, reason: verdict.stop });
+  retryStopsTotal.inc({ upstream: flight.target.upstream.metricLabel, reason: verdict.stop });
 }
 
 /** The sidecar's own answer, with x-sidecar-attempts when more than one try was made. */

@@ -56,6 +56,12 @@ export interface UpstreamView {
 
 export class UpstreamState {
   readonly name: string;
+  /**
+   * The `upstream` label of its metrics: the name for a configured upstream. An
+   * egress pass-through destination passes '' instead: destinations are as many
+   * as the apps ask for, and every label value is a series kept forever.
+   */
+  readonly metricLabel: string;
   config: UpstreamConfig;
   endpoints: EndpointState[];
   /** Round-robin cursor; survives reloads with the upstream. */
@@ -64,8 +70,9 @@ export class UpstreamState {
   breaker: UpstreamBreaker | undefined;
   health: HealthChecker | undefined;
 
-  constructor(name: string, config: UpstreamConfig, endpoints: EndpointState[]) {
+  constructor(name: string, config: UpstreamConfig, endpoints: EndpointState[], metricLabel: string = name) {
     this.name = name;
+    this.metricLabel = metricLabel;
     this.config = config;
     this.endpoints = endpoints;
   }
