@@ -54,18 +54,33 @@ async function finished(proc: Proc, timeoutMs: number): Promise<void> {
   }
 }
 
-/** Samples the RSS of `pid` (and children) while `work` runs; returns the peak. */
-async function withRss<T>(pid: number | undefined, work: Promise<T>): Promise<[T, number | undefined]> {
-  if (pid === undefined) return [await work, undefined];
+/** What the proxy's process tree used during one run. */
+interface Usage {
+  /** Peak RSS, sampled every 250 ms. */
+  rssBytes?: number;
+  /** CPU (user + system) spent from just before the run started to its end. */
+  cpuSeconds?: number;
+}
+
+/** Runs `run` while watching `pid` (and its children): peak RSS and CPU spent. */
+async function withUsage<T>(pid: number | undefined, run: () => Promise<T>): Promise<[T, Usage]> {
+  if (pid === undefined) return [await run(), {}];
+  const cpuBefore = treeCpuSeconds(pid);
   let peak = 0;
   const timer = setInterval(() => {
     peak = Math.max(peak, treeRss(pid));
   }, 250);
   try {
-    return [await work, peak || undefined];
+    const result = await run();
+    return [result, { rssBytes: peak || undefined, cpuSeconds: treeCpuSeconds(pid) - cpuBefore }];
   } finally {
     clearInterval(timer);
   }
+}
+
+/** CPU microseconds per unit of work (request, MB), when both are known. */
+function perUnit(cpuSeconds: number | undefined, units: number | undefined): number | undefined {
+  return cpuSeconds !== undefined && units ? (cpuSeconds * 1e6) / units : undefined;
 }
 
 const UNIT_MS: Record<string, number> = { us: 0.001, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
@@ -120,15 +135,14 @@ export async function runHttp(load: HttpLoad, ctx: LoadContext, rssPid?: number)
   const id = ++sequence;
   const out = join(ctx.tmpDir, `load-${id}.out`);
   const [cmd, args] = loadArgs(load, ctx, id);
-  const cpuBefore = rssPid === undefined ? undefined : treeCpuSeconds(rssPid);
-  const proc = start(`${ctx.loader}#${id}`, cmd, args, out, { cpu: ctx.cpu });
-  const [, rss] = await withRss(rssPid, finished(proc, (load.seconds + 20) * 1000));
-  const cpu = cpuBefore === undefined ? undefined : treeCpuSeconds(rssPid!) - cpuBefore;
+  const [, usage] = await withUsage(rssPid, () => {
+    const proc = start(`${ctx.loader}#${id}`, cmd, args, out, { cpu: ctx.cpu });
+    return finished(proc, (load.seconds + 20) * 1000);
+  });
   const text = readFileSync(out, 'utf8');
   const result = ctx.loader === 'wrk' ? parseWrk(text) : (JSON.parse(text.trim().split('\n').pop() ?? '{}') as Measurement);
   if (result.rps === undefined) throw new Error(`${ctx.loader} printed no result: ${text.slice(-300)}`);
-  const cpuUs = cpu !== undefined && result.requests ? (cpu * 1e6) / result.requests : undefined;
-  return { ...result, rssBytes: rss, cpuUs };
+  return { ...result, rssBytes: usage.rssBytes, cpuUs: perUnit(usage.cpuSeconds, result.requests) };
 }
 
 export interface ConnectLoad {
@@ -144,11 +158,11 @@ export interface ConnectLoad {
 export async function runConnect(load: ConnectLoad, ctx: LoadContext, rssPid?: number): Promise<Measurement> {
   const id = ++sequence;
   const out = join(ctx.tmpDir, `connect-${id}.out`);
-  const cpuBefore = rssPid === undefined ? undefined : treeCpuSeconds(rssPid);
-  const proc = start(`connect-bulk#${id}`, NODE, [join(BENCH, 'clients/connect-bulk.ts'), JSON.stringify(load)], out, { cpu: ctx.cpu });
-  const [, rss] = await withRss(rssPid, finished(proc, (load.seconds + load.warmupSeconds + 20) * 1000));
-  // Over the whole client run, warm-up second included: it moves data too, at the same rate.
-  const cpu = cpuBefore === undefined ? undefined : treeCpuSeconds(rssPid!) - cpuBefore;
+  // CPU over the whole client run, warm-up second included: it moves data too, at the same rate.
+  const [, usage] = await withUsage(rssPid, () => {
+    const proc = start(`connect-bulk#${id}`, NODE, [join(BENCH, 'clients/connect-bulk.ts'), JSON.stringify(load)], out, { cpu: ctx.cpu });
+    return finished(proc, (load.seconds + load.warmupSeconds + 20) * 1000);
+  });
   const text = readFileSync(out, 'utf8').trim();
   const line = text.split('\n').pop() ?? '';
   let parsed: { mbps: number; opened: number; tunnels: number; errorCount: number; errors: string[] };
@@ -159,6 +173,5 @@ export async function runConnect(load: ConnectLoad, ctx: LoadContext, rssPid?: n
   }
   if (parsed.opened === 0) throw new Error(`no tunnel opened: ${parsed.errors.join('; ') || 'no answer'}`);
   const megabytes = parsed.mbps * (load.seconds + load.warmupSeconds);
-  const cpuUs = cpu !== undefined && megabytes > 0 ? (cpu * 1e6) / megabytes : undefined;
-  return { mbps: parsed.mbps, errors: Math.max(parsed.errorCount, parsed.tunnels - parsed.opened), rssBytes: rss, cpuUs };
+  return { mbps: parsed.mbps, errors: Math.max(parsed.errorCount, parsed.tunnels - parsed.opened), rssBytes: usage.rssBytes, cpuUs: perUnit(usage.cpuSeconds, megabytes) };
 }

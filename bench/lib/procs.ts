@@ -177,22 +177,28 @@ function childrenOf(pid: number): number[] {
   return out;
 }
 
-/** Resident memory (bytes) of `pid` and all its descendants, from /proc; 0 when unknown. */
-export function treeRss(pid: number): number {
+/** Sum of `read(pid)` over `pid` and all its descendants; a process that exits meanwhile counts 0. */
+function sumOverTree(pid: number, read: (pid: number) => number): number {
   let total = 0;
   const stack = [pid];
   while (stack.length > 0) {
     const current = stack.pop() as number;
     try {
-      const status = readFileSync(`/proc/${current}/status`, 'utf8');
-      const match = /VmRSS:\s+(\d+) kB/.exec(status);
-      if (match) total += Number(match[1]) * 1024;
+      total += read(current);
     } catch {
       // raced with an exit
     }
     stack.push(...childrenOf(current));
   }
   return total;
+}
+
+/** Resident memory (bytes) of `pid` and all its descendants, from /proc; 0 when unknown. */
+export function treeRss(pid: number): number {
+  return sumOverTree(pid, (current) => {
+    const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${current}/status`, 'utf8'));
+    return match ? Number(match[1]) * 1024 : 0;
+  });
 }
 
 /** Clock ticks per second of /proc/PID/stat times (USER_HZ: 100 on Linux whatever the kernel's HZ). */
@@ -205,19 +211,11 @@ const USER_HZ = 100;
  * not the only thing limiting the rate.
  */
 export function treeCpuSeconds(pid: number): number {
-  let ticks = 0;
-  const stack = [pid];
-  while (stack.length > 0) {
-    const current = stack.pop() as number;
-    try {
-      const stat = readFileSync(`/proc/${current}/stat`, 'utf8');
-      // Fields after "(comm)": state is field 3, utime field 14, stime field 15.
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      ticks += Number(fields[11]) + Number(fields[12]);
-    } catch {
-      // raced with an exit
-    }
-    stack.push(...childrenOf(current));
-  }
+  const ticks = sumOverTree(pid, (current) => {
+    const stat = readFileSync(`/proc/${current}/stat`, 'utf8');
+    // Fields after "(comm)": state is field 3, utime field 14, stime field 15.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return Number(fields[11]) + Number(fields[12]);
+  });
   return ticks / USER_HZ;
 }
