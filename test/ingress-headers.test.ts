@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { request as httpRequest } from 'node:http';
 import { request } from 'undici';
-import { echoServer, startHttpServer, type TestServer } from './helpers/servers.ts';
+import { closedPort, echoServer, startHttpServer, type TestServer } from './helpers/servers.ts';
 import { startSidecar, TEST_BASE, type RunningSidecar } from './helpers/sidecar.ts';
 
 describe('ingress headers', () => {
@@ -22,6 +22,7 @@ describe('ingress headers', () => {
         server: 'upstream/1.0',
         'x-kept': 'yes',
         'set-cookie': ['a=1', 'b=2'],
+        'x-request-id': 'upstream-own',
       });
       res.end('ok');
     });
@@ -29,9 +30,12 @@ describe('ingress headers', () => {
 upstreams:
   echo: { endpoints: [${echo.url}] }
   hop: { endpoints: [${hopUpstream.url}] }
+  dead: { endpoints: [http://127.0.0.1:${await closedPort()}] }
 ingress:
   listen: 127.0.0.1:0
   routes:
+    - { name: dead, match: { path: /dead }, upstream: dead, retry: { attempts: 2, backoff: { base: 1ms, max: 2ms } } }
+    - { name: limited, match: { path: /limited }, upstream: echo, maxBody: 10 }
     - name: rules
       match: { path: /rules/ }
       upstream: echo
@@ -79,6 +83,30 @@ ingress:
     expect(created.seen.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
     expect(created.seen.headers.traceparent).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
     expect(created.response.headers['x-request-id']).toBe(created.seen.headers['x-request-id']);
+  });
+
+  it("the sidecar's own answers carry the request id too", async () => {
+    // Before the route (URI too long), after the tries (connect failure, retried), and before any try (body over maxBody).
+    const tooLong = await request(sidecar.url(`/${'a'.repeat(9000)}`), { headers: { 'x-request-id': 'long-one' } });
+    await tooLong.body.text();
+    expect([tooLong.statusCode, tooLong.headers['x-request-id']]).toEqual([414, 'long-one']);
+
+    const dead = await request(sidecar.url('/dead'));
+    await dead.body.text();
+    expect(dead.statusCode).toBe(502);
+    expect(dead.headers['x-sidecar-error']).toBe('upstream_connect_failed');
+    expect(dead.headers['x-sidecar-attempts']).toBe('2');
+    expect(dead.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
+
+    const big = await request(sidecar.url('/limited'), { method: 'POST', body: 'x'.repeat(100), headers: { 'x-request-id': 'too-big' } });
+    await big.body.text();
+    expect([big.statusCode, big.headers['x-request-id']]).toEqual([413, 'too-big']);
+  });
+
+  it('keeps an x-request-id the upstream put on its answer', async () => {
+    const response = await request(sidecar.url('/hop'), { headers: { 'x-request-id': 'from-client' } });
+    await response.body.text();
+    expect(response.headers['x-request-id']).toBe('upstream-own');
   });
 
   it('strips hop-by-hop request headers, including those named in Connection', async () => {

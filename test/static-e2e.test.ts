@@ -42,12 +42,14 @@ ingress:
     expect(response.headers['content-type']).toBe('text/css; charset=utf-8');
     expect(response.headers['cache-control']).toBe('public, max-age=3600, immutable');
     expect(response.headers.etag).toMatch(/^"/);
+    expect(response.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
     expect(appSaw).not.toContain('/static/css/site.css');
   });
 
   it('a miss on a fallthrough route goes on to the app', async () => {
-    const response = await request(sidecar.url('/maybe/missing.txt'));
+    const response = await request(sidecar.url('/maybe/missing.txt'), { headers: { 'x-request-id': 'fell-through' } });
     expect(await response.body.text()).toBe('app:/maybe/missing.txt');
+    expect(response.headers['x-request-id']).toBe('fell-through');
   });
 
   it('a miss without fallthrough is 404', async () => {

@@ -12,7 +12,7 @@ import type { ConfigStore } from '../config/store.ts';
 import type { UpstreamRegistry } from '../upstream/registry.ts';
 import { Exchange } from '../observe/exchange.ts';
 import { log } from '../observe/log.ts';
-import { ProxyError, sendError } from '../proxy/errors.ts';
+import { ProxyError, refuse } from '../proxy/errors.ts';
 import { carriesOwnVia, requestIdOf } from '../proxy/headers.ts';
 import { proxyRequest, rewritePath } from '../proxy/proxy.ts';
 import { findRoute, pathOf } from '../proxy/route.ts';
@@ -53,32 +53,26 @@ export class EgressDispatcher {
   handle(req: IncomingMessage, res: ServerResponse, dest: Destination | undefined, options: DispatchOptions): void {
     const snapshot = this.#deps.store.current();
     const exchange = new Exchange('egress', requestIdOf(req.headers), req.method ?? 'GET', dest?.host ?? '', pathOf(dest?.path ?? req.url ?? ''));
-    res.setHeader('x-request-id', exchange.reqId);
     if (options.closeAfter) res.setHeader('connection', 'close');
     res.once('close', () => {
       exchange.status = res.headersSent ? res.statusCode : 499; // 499: the client left first (NGINX's code)
       if (!res.writableFinished) exchange.aborted = true;
       exchange.finish(snapshot.config.log.access);
     });
-    const refuse = (error: ProxyError, headers?: Record<string, string>) => {
-      exchange.error = error.code;
-      sendError(res, error, headers);
-    };
 
     const egress = snapshot.egress;
-    if (!egress || !dest) return refuse(new ProxyError(egress ? 'bad_request' : 'destination_denied'));
+    if (!egress || !dest) return refuse(res, exchange, new ProxyError(egress ? 'bad_request' : 'destination_denied'));
     if (!options.authenticated && !proxyAuthorized(req.headers['proxy-authorization'], snapshot.config.egress?.auth)) {
-      return refuse(new ProxyError('proxy_auth_required'), PROXY_AUTHENTICATE);
+      return refuse(res, exchange, new ProxyError('proxy_auth_required'), PROXY_AUTHENTICATE);
     }
-    if (carriesOwnVia(req.headers)) return refuse(new ProxyError('destination_denied', LOOP_MESSAGE));
+    if (carriesOwnVia(req.headers)) return refuse(res, exchange, new ProxyError('destination_denied', LOOP_MESSAGE));
 
     const input = { method: exchange.method, host: dest.host, port: dest.port, path: exchange.path, headers: req.headers };
     const index = findRoute(egress.routes, input);
-    if (index === -1) return refuse(new ProxyError('destination_denied'));
+    if (index === -1) return refuse(res, exchange, new ProxyError('destination_denied'));
     this.#forward(req, res, snapshot, index, dest, exchange).catch((err: unknown) => {
       log.error({ err, reqId: exchange.reqId }, 'egress request failed unexpectedly');
-      exchange.error = 'internal_error';
-      sendError(res, new ProxyError('internal_error'));
+      refuse(res, exchange, new ProxyError('internal_error'));
     });
   }
 
@@ -91,11 +85,7 @@ export class EgressDispatcher {
     if (route.upstream !== undefined) {
       // A logical name: the upstream's endpoints get the request, with their own authority (or TLS name) as Host.
       const upstream = this.#deps.registry.get(route.upstream);
-      if (!upstream) {
-        exchange.error = 'no_healthy_endpoint';
-        sendError(res, new ProxyError('no_healthy_endpoint', `upstream "${route.upstream}" is gone`));
-        return;
-      }
+      if (!upstream) return refuse(res, exchange, new ProxyError('no_healthy_endpoint', `upstream "${route.upstream}" is gone`));
       await proxyRequest(req, res, route, { upstream, path, host: upstream.config.tls?.serverName, originalHost: asked }, exchange);
       return;
     }
@@ -104,11 +94,7 @@ export class EgressDispatcher {
     // An IP literal is never looked up, so it is checked here; a name is checked on every new connection (policy.checkedLookup).
     if (isIP(dest.host) !== 0) {
       const problem = addressProblem(dest.host, dest.port, rules);
-      if (problem) {
-        exchange.error = 'destination_denied';
-        sendError(res, new ProxyError('destination_denied', problem));
-        return;
-      }
+      if (problem) return refuse(res, exchange, new ProxyError('destination_denied', problem));
     }
     const lease = this.#destinations.acquire({
       scheme: dest.scheme,
@@ -117,11 +103,7 @@ export class EgressDispatcher {
       connectTimeout: route.connectTimeout,
       explicit: rules.explicit,
     });
-    if (!lease) {
-      exchange.error = 'overloaded';
-      sendError(res, new ProxyError('overloaded', 'too many egress destinations in use'));
-      return;
-    }
+    if (!lease) return refuse(res, exchange, new ProxyError('overloaded', 'too many egress destinations in use'));
     try {
       // RFC 9112 3.2.2: the Host sent on is rebuilt from the target; what the client put in Host is ignored.
       await proxyRequest(req, res, route, { upstream: lease.state, path, host: asked, originalHost: undefined }, exchange);

@@ -10,7 +10,7 @@ import type { CompiledRoute, ListenerSnapshot, Snapshot } from '../config/compil
 import type { ConfigStore } from '../config/store.ts';
 import type { UpstreamRegistry } from '../upstream/registry.ts';
 import { Exchange } from '../observe/exchange.ts';
-import { ProxyError, sendError } from '../proxy/errors.ts';
+import { ProxyError, refuse } from '../proxy/errors.ts';
 import { requestIdOf } from '../proxy/headers.ts';
 import { proxyRequest, rewritePath } from '../proxy/proxy.ts';
 import { findRoute, pathOf, splitHost, type RouteInput } from '../proxy/route.ts';
@@ -52,33 +52,19 @@ export class IngressServer {
     const hostHeader = req.headers.host;
     const hostInfo = splitHost(hostHeader, ingress?.port ?? 80);
     const exchange = new Exchange('ingress', requestIdOf(req.headers), req.method ?? 'GET', hostInfo?.host ?? '', pathOf(url));
-    res.setHeader('x-request-id', exchange.reqId);
     res.once('close', () => {
       exchange.status = res.headersSent ? res.statusCode : 499; // 499: the client left first (NGINX's code)
       if (!res.writableFinished) exchange.aborted = true;
       exchange.finish(snapshot.config.log.access);
     });
 
-    if (!ingress || !hostInfo || !url.startsWith('/')) {
-      exchange.error = ingress ? 'bad_request' : 'no_route';
-      sendError(res, new ProxyError(exchange.error));
-      return;
-    }
-    if (url.length > MAX_URI_LENGTH) {
-      exchange.error = 'uri_too_long';
-      sendError(res, new ProxyError('uri_too_long'));
-      return;
-    }
-    if (!this.#deps.appReady()) {
-      exchange.error = 'app_not_ready';
-      sendError(res, new ProxyError('app_not_ready'), { 'retry-after': '1' });
-      return;
-    }
+    if (!ingress || !hostInfo || !url.startsWith('/')) return refuse(res, exchange, new ProxyError(ingress ? 'bad_request' : 'no_route'));
+    if (url.length > MAX_URI_LENGTH) return refuse(res, exchange, new ProxyError('uri_too_long'));
+    if (!this.#deps.appReady()) return refuse(res, exchange, new ProxyError('app_not_ready'), { 'retry-after': '1' });
     const input: RouteInput = { method: exchange.method, host: hostInfo.host, port: hostInfo.port, path: exchange.path, headers: req.headers };
     this.#route(req, res, snapshot, ingress, input, exchange, 0).catch((err: unknown) => {
       log.error({ err, reqId: exchange.reqId }, 'ingress request failed unexpectedly');
-      exchange.error = 'internal_error';
-      sendError(res, new ProxyError('internal_error'));
+      refuse(res, exchange, new ProxyError('internal_error'));
     });
   }
 
@@ -93,14 +79,12 @@ export class IngressServer {
     from: number,
   ): Promise<void> {
     const index = findRoute(ingress.routes, input, from);
-    if (index === -1) {
-      exchange.error = 'no_route';
-      sendError(res, new ProxyError('no_route'));
-      return;
-    }
+    if (index === -1) return refuse(res, exchange, new ProxyError('no_route'));
     const route: CompiledRoute = ingress.routes[index];
     exchange.route = route.name;
     if (route.static) {
+      // Static answers carry the request id too; a miss that falls through keeps it.
+      if (!res.hasHeader('x-request-id')) res.setHeader('x-request-id', exchange.reqId);
       const served = await this.#statics.get(route).handle(req, res, exchange);
       if (served === 'served') return;
       return this.#route(req, res, snapshot, ingress, input, exchange, index + 1);
@@ -108,9 +92,7 @@ export class IngressServer {
     const upstream = route.upstream === undefined ? undefined : this.#deps.registry.get(route.upstream);
     if (!upstream) {
       // Only possible when a reload removed the upstream while this request was queued.
-      exchange.error = 'no_healthy_endpoint';
-      sendError(res, new ProxyError('no_healthy_endpoint', `upstream "${route.upstream}" is gone`));
-      return;
+      return refuse(res, exchange, new ProxyError('no_healthy_endpoint', `upstream "${route.upstream}" is gone`));
     }
     await proxyRequest(req, res, route, {
       upstream,

@@ -134,3 +134,21 @@ export function sendError(res: ServerResponse, error: ProxyError, extraHeaders?:
   res.writeHead(error.status, headers);
   res.end(res.req?.method === 'HEAD' ? undefined : body);
 }
+
+/** The part of a request's record (observe/exchange.ts) that an answer touches. */
+export interface AnsweredRequest {
+  readonly reqId: string;
+  error: ErrorCode | undefined;
+}
+
+/**
+ * The sidecar's own answer to a request: records the code for the access log
+ * and carries the request id, as every answer does. The listeners do not set
+ * `x-request-id` up front with setHeader(): a header set that way sends Node's
+ * writeHead() down its slow path (every header merged and validated one by
+ * one), which cost about 3 us per proxied request under load.
+ */
+export function refuse(res: ServerResponse, request: AnsweredRequest, error: ProxyError, extraHeaders?: Record<string, string>): void {
+  request.error = error.code;
+  sendError(res, error, extraHeaders ? { 'x-request-id': request.reqId, ...extraHeaders } : { 'x-request-id': request.reqId });
+}

@@ -119,6 +119,8 @@ class ResponseWriter implements Dispatcher.DispatchHandler {
     this.#status = statusCode;
     const res = this.#res;
     const outgoing = clientResponseHeaders(headers, this.#request.responseRules);
+    // An id the upstream gave its answer stays; otherwise the answer carries ours (see errors.ts refuse()).
+    if (outgoing['x-request-id'] === undefined) outgoing['x-request-id'] = this.#exchange.reqId;
     if (this.#request.extraResponseHeaders) Object.assign(outgoing, this.#request.extraResponseHeaders);
     res.writeHead(statusCode, outgoing);
     // A streamed body (server-sent events, chunked) may be slow to start: send the head now.

@@ -15,7 +15,7 @@ import { retryStopsTotal, upstreamRetriesTotal } from '../observe/metrics.ts';
 import type { EndpointState, UpstreamState } from '../upstream/registry.ts';
 import { isReusedSocketReset } from '../upstream/reuse.ts';
 import { requestBody, type RequestBody } from './body.ts';
-import { ProxyError, sendError } from './errors.ts';
+import { ProxyError, refuse } from './errors.ts';
 import { startAttempt, type AcceptHead, type AttemptOutcome } from './forward.ts';
 import { upstreamRequestHeaders } from './headers.ts';
 import { IDEMPOTENT_METHODS, RetryPlan, conditionOf, type Verdict } from './retry.ts';
@@ -87,10 +87,8 @@ export async function proxyRequest(
 
   const declared = Number(req.headers['content-length'] ?? 0);
   if (route.maxBody > 0 && declared > route.maxBody) {
-    exchange.error = 'payload_too_large';
     res.shouldKeepAlive = false; // the unread body would otherwise be read and thrown away
-    sendError(res, new ProxyError('payload_too_large'));
-    return;
+    return refuse(res, exchange, new ProxyError('payload_too_large'));
   }
 
   const method = req.method ?? 'GET';
@@ -228,8 +226,10 @@ function noteStop(flight: Flight, verdict: Verdict | undefined): void {
 /** The sidecar's own answer, with x-sidecar-attempts when more than one try was made. */
 function answer(flight: Flight, error: ProxyError): void {
   const { res, exchange } = flight;
-  exchange.error = error.code;
   if (error.code === 'payload_too_large') res.shouldKeepAlive = false;
-  if (res.destroyed) return;
-  sendError(res, error, exchange.attempts > 1 ? { 'x-sidecar-attempts': String(exchange.attempts) } : undefined);
+  if (res.destroyed) {
+    exchange.error = error.code;
+    return;
+  }
+  refuse(res, exchange, error, exchange.attempts > 1 ? { 'x-sidecar-attempts': String(exchange.attempts) } : undefined);
 }
