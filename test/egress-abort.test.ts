@@ -28,6 +28,7 @@ describe('client abort closes the upstream side', () => {
         req.resume(); // reads the upload and never answers
         return;
       }
+      if (req.url === '/hang') return; // never answers, not even a head
       // A response that starts and never ends.
       res.writeHead(200, { 'content-type': 'text/plain' });
       res.write('first chunk');
@@ -57,6 +58,15 @@ egress:
     req.on('response', (res) => res.once('data', () => req.destroy()));
     req.end();
     await closed; // bounded by the test timeout
+  });
+
+  it('absolute-form: leaving before the response head aborts the upstream request', async () => {
+    const closed = upstreamClosed('/hang');
+    const req = httpRequest({ host: '127.0.0.1', port: proxy, path: `http://127.0.0.1:${upstream.port}/hang`, agent: false });
+    req.on('error', () => undefined);
+    req.end();
+    setTimeout(() => req.destroy(), 100);
+    await closed;
   });
 
   it('absolute-form: leaving mid-upload aborts the upstream request', async () => {

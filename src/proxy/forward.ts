@@ -189,11 +189,14 @@ export interface Attempt {
 /** Sends one attempt upstream; the response (if accepted) is written to `res`. */
 export function startAttempt(res: ServerResponse, exchange: Exchange, request: AttemptRequest, accept: AcceptHead = acceptAll): Attempt {
   let writer!: ResponseWriter;
+  const endpoint = request.endpoint;
   const outcome = new Promise<AttemptOutcome>((resolve) => {
-    writer = new ResponseWriter(res, exchange, request, accept, resolve);
+    writer = new ResponseWriter(res, exchange, request, accept, (settled) => {
+      endpoint.inFlight--;
+      resolve(settled);
+    });
   });
-  request.endpoint.inFlight++;
-  outcome.then(() => request.endpoint.inFlight--);
+  endpoint.inFlight++;
   try {
     request.endpoint.pool.dispatch(
       {

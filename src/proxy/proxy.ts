@@ -8,7 +8,6 @@
  * and egress; what differs (Host, path) arrives in `ProxyTarget`.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { CompiledRoute } from '../config/compile.ts';
 import type { Exchange } from '../observe/exchange.ts';
 import { retryStopsTotal, upstreamRetriesTotal } from '../observe/metrics.ts';
@@ -16,7 +15,7 @@ import type { EndpointState, UpstreamState } from '../upstream/registry.ts';
 import { isReusedSocketReset } from '../upstream/reuse.ts';
 import { requestBody, type RequestBody } from './body.ts';
 import { ProxyError, refuse } from './errors.ts';
-import { startAttempt, type AcceptHead, type AttemptOutcome } from './forward.ts';
+import { startAttempt, type Attempt, type AcceptHead, type AttemptOutcome } from './forward.ts';
 import { upstreamRequestHeaders } from './headers.ts';
 import { IDEMPOTENT_METHODS, RetryPlan, conditionOf, type Verdict } from './retry.ts';
 
@@ -70,9 +69,13 @@ interface Flight {
   readonly body: RequestBody;
   readonly plan: RetryPlan;
   readonly deadline: number;
-  /** Aborted when the client leaves. */
-  readonly gone: AbortSignal;
   readonly tried: Set<EndpointState>;
+  /** The client left before its response was complete. */
+  gone: boolean;
+  /** The try under way, cancelled when the client leaves. */
+  running: Attempt | undefined;
+  /** Ends the backoff under way early when the client leaves. */
+  wakeBackoff: (() => void) | undefined;
 }
 
 /** Forwards one request to its upstream and writes the answer; resolves when the exchange is over. */
@@ -94,27 +97,49 @@ export async function proxyRequest(
   const method = req.method ?? 'GET';
   const deadline = route.timeout > 0 ? exchange.start + route.timeout : Infinity;
   target.upstream.budget.deposit(performance.now());
-  const gone = new AbortController();
+  const flight: Flight = {
+    req,
+    res,
+    route,
+    target,
+    exchange,
+    body: requestBody(req, exchange, route.maxBody, keepLimit(route, method)),
+    plan: new RetryPlan({ policy: route.retry, method, deadline, budget: target.upstream.budget }),
+    deadline,
+    tried: new Set(),
+    gone: false,
+    running: undefined,
+    wakeBackoff: undefined,
+  };
+  // Plain fields rather than an AbortController: this runs for every request, and an
+  // AbortSignal with a listener per try cost about 5 us of CPU per request under load
+  // (wrk, 50 connections, sidecar pinned to one core). The running attempt is kept
+  // itself, not a closure over it: a per-try closure stored here kept whole requests
+  // alive into V8's old space (`--trace-gc`: 8 KB promoted per request, a full GC every
+  // second and 60 MB more RSS).
   const onClientGone = () => {
-    if (!res.writableFinished) gone.abort();
+    if (res.writableFinished) return;
+    flight.gone = true;
+    flight.running?.cancel(new Error('client closed the connection'));
+    flight.wakeBackoff?.();
   };
   res.once('close', onClientGone);
   try {
-    await run({
-      req,
-      res,
-      route,
-      target,
-      exchange,
-      body: requestBody(req, exchange, route.maxBody, keepLimit(route, method)),
-      plan: new RetryPlan({ policy: route.retry, method, deadline, budget: target.upstream.budget }),
-      deadline,
-      gone: gone.signal,
-      tried: new Set(),
-    });
+    await run(flight);
   } finally {
     res.off('close', onClientGone);
   }
+}
+
+/** Waits `ms` before a retry; ends early (the flight is then `gone`) if the client leaves. */
+function backoff(flight: Flight, ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    flight.wakeBackoff = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+  });
 }
 
 async function run(flight: Flight): Promise<void> {
@@ -130,8 +155,10 @@ async function run(flight: Flight): Promise<void> {
     } catch (err) {
       if (err instanceof ProxyError) return answer(flight, err); // circuit_open, overloaded
       throw err;
+    } finally {
+      flight.running = undefined;
     }
-    if (flight.gone.aborted) return; // the client left: nothing to answer, nothing to blame the endpoint for
+    if (flight.gone) return; // the client left: nothing to answer, nothing to blame the endpoint for
     upstream.report(endpoint, upstreamFailed(outcome));
 
     let verdict = head.verdict;
@@ -148,13 +175,10 @@ async function run(flight: Flight): Promise<void> {
     if (!verdict?.retry) throw new Error('a refused response without a retry verdict');
     upstreamRetriesTotal.inc({ upstream: upstream.metricLabel, reason: verdict.reason });
     if (verdict.delayMs > 0) {
-      try {
-        await sleep(verdict.delayMs, undefined, { signal: flight.gone });
-      } catch {
-        return;
-      }
+      await backoff(flight, verdict.delayMs);
+      flight.wakeBackoff = undefined;
     }
-    if (flight.gone.aborted) return;
+    if (flight.gone) return;
   }
 }
 
@@ -198,15 +222,14 @@ function tryOnce(flight: Flight, endpoint: EndpointState, head: { verdict?: Verd
       },
       accept,
     );
-    // A client that leaves aborts the upstream request at once.
-    const cancel = () => attempt.cancel(new Error('client closed the connection'));
-    if (flight.gone.aborted) cancel();
-    flight.gone.addEventListener('abort', cancel, { once: true });
-    return attempt.outcome.finally(() => flight.gone.removeEventListener('abort', cancel));
+    // A client that leaves aborts the upstream request at once (run() clears the slot).
+    flight.running = attempt;
+    if (flight.gone) attempt.cancel(new Error('client closed the connection'));
+    return attempt.outcome;
   };
   const breaker = target.upstream.breaker;
   if (!breaker) return attemptOnce();
-  return breaker.run(attemptOnce, (outcome) => !flight.gone.aborted && upstreamFailed(outcome));
+  return breaker.run(attemptOnce, (outcome) => !flight.gone && upstreamFailed(outcome));
 }
 
 /** Time this try may wait for the response head: perTryTimeout, within what is left of the route timeout (0 = none). */
