@@ -28,7 +28,7 @@ function seriesOf(listener: ListenerName, route: string, upstream: string, metho
     if (seriesCache.size >= SERIES_CACHE_MAX) seriesCache.clear();
     series = {
       requests: requestsTotal.series({ listener, route, upstream, method, code: String(status) }),
-      duration: requestDuration.labels(listener, route, upstream),
+      duration: requestDuration.series({ listener, route, upstream }),
     };
     seriesCache.set(key, series);
   }
