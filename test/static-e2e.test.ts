@@ -44,6 +44,10 @@ ingress:
     expect(response.headers.etag).toMatch(/^"/);
     expect(response.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
     expect(appSaw).not.toContain('/static/css/site.css');
+
+    const revalidated = await request(sidecar.url('/static/css/site.css'), { headers: { 'if-none-match': String(response.headers.etag), 'x-request-id': 'again' } });
+    await revalidated.body.text();
+    expect([revalidated.statusCode, revalidated.headers['x-request-id']]).toEqual([304, 'again']);
   });
 
   it('a miss on a fallthrough route goes on to the app', async () => {
@@ -53,8 +57,9 @@ ingress:
   });
 
   it('a miss without fallthrough is 404', async () => {
-    const response = await request(sidecar.url('/static/nope.css'));
+    const response = await request(sidecar.url('/static/nope.css'), { headers: { 'x-request-id': 'not-there' } });
     expect(response.statusCode).toBe(404);
+    expect(response.headers['x-request-id']).toBe('not-there');
     await response.body.text();
   });
 

@@ -83,8 +83,6 @@ export class IngressServer {
     const route: CompiledRoute = ingress.routes[index];
     exchange.route = route.name;
     if (route.static) {
-      // Static answers carry the request id too; a miss that falls through keeps it.
-      if (!res.hasHeader('x-request-id')) res.setHeader('x-request-id', exchange.reqId);
       const served = await this.#statics.get(route).handle(req, res, exchange);
       if (served === 'served') return;
       return this.#route(req, res, snapshot, ingress, input, exchange, index + 1);
