@@ -10,6 +10,7 @@ import { startHttpServer, type TestServer } from './helpers/servers.ts';
 import { startSidecar, TEST_BASE, type RunningSidecar } from './helpers/sidecar.ts';
 import { startTcpServer } from './helpers/raw.ts';
 import { openConnect } from './helpers/egress.ts';
+import { eventually, metricValue } from './helpers/misbehave.ts';
 
 describe('client abort closes the upstream side', () => {
   let upstream: TestServer;
@@ -67,6 +68,9 @@ egress:
     req.end();
     setTimeout(() => req.destroy(), 100);
     await closed;
+    // Counted once, as 499 (the client left first).
+    const left = () => metricValue(sidecar.admin('/metrics'), 'sidecar_requests_total', { listener: 'egress', code: '499' });
+    expect(await eventually(async () => (await left()) === 1)).toBe(true);
   });
 
   it('absolute-form: leaving mid-upload aborts the upstream request', async () => {

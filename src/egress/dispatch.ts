@@ -54,11 +54,7 @@ export class EgressDispatcher {
     const snapshot = this.#deps.store.current();
     const exchange = new Exchange('egress', requestIdOf(req.headers), req.method ?? 'GET', dest?.host ?? '', pathOf(dest?.path ?? req.url ?? ''));
     if (options.closeAfter) res.setHeader('connection', 'close');
-    res.once('close', () => {
-      exchange.status = res.headersSent ? res.statusCode : 499; // 499: the client left first (NGINX's code)
-      if (!res.writableFinished) exchange.aborted = true;
-      exchange.finish(snapshot.config.log.access);
-    });
+    res.once('close', () => exchange.responseClosed(res, snapshot.config.log.access));
 
     const egress = snapshot.egress;
     if (!egress || !dest) return refuse(res, exchange, new ProxyError(egress ? 'bad_request' : 'destination_denied'));

@@ -52,11 +52,7 @@ export class IngressServer {
     const hostHeader = req.headers.host;
     const hostInfo = splitHost(hostHeader, ingress?.port ?? 80);
     const exchange = new Exchange('ingress', requestIdOf(req.headers), req.method ?? 'GET', hostInfo?.host ?? '', pathOf(url));
-    res.once('close', () => {
-      exchange.status = res.headersSent ? res.statusCode : 499; // 499: the client left first (NGINX's code)
-      if (!res.writableFinished) exchange.aborted = true;
-      exchange.finish(snapshot.config.log.access);
-    });
+    res.once('close', () => exchange.responseClosed(res, snapshot.config.log.access));
 
     if (!ingress || !hostInfo || !url.startsWith('/')) return refuse(res, exchange, new ProxyError(ingress ? 'bad_request' : 'no_route'));
     if (url.length > MAX_URI_LENGTH) return refuse(res, exchange, new ProxyError('uri_too_long'));

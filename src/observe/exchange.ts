@@ -3,6 +3,7 @@
  * its end as one access-log line and the request metrics (SPEC.md "Access
  * log"). Plain fields, no closures: this object is made for every request.
  */
+import type { ServerResponse } from 'node:http';
 import type { ErrorCode } from '../proxy/errors.ts';
 import type { ListenerName } from '../config/compile.ts';
 import { logAccess } from './log.ts';
@@ -37,6 +38,11 @@ function seriesOf(listener: ListenerName, route: string, upstream: string, metho
 
 export type RetryStop = 'exhausted' | 'budget' | 'not_replayable' | 'body_too_large' | 'deadline';
 
+/** What runs for the request and must stop when its client leaves (the proxy's flight). */
+export interface ClientWatcher {
+  clientGone(): void;
+}
+
 export class Exchange {
   readonly start = performance.now();
   readonly listener: ListenerName;
@@ -62,6 +68,8 @@ export class Exchange {
   retryStop: RetryStop | undefined = undefined;
   /** The response was cut after it had started (upstream died mid-body, client left). */
   aborted = false;
+  /** Told when the client leaves before its response is complete; set while a proxied try runs. */
+  watcher: ClientWatcher | undefined = undefined;
   #done = false;
 
   constructor(listener: ListenerName, reqId: string, method: string, host: string, path: string) {
@@ -77,6 +85,20 @@ export class Exchange {
   setUpstream(upstream: { readonly name: string; readonly metricLabel: string }): void {
     this.upstream = upstream.name;
     this.upstreamLabel = upstream.metricLabel;
+  }
+
+  /**
+   * The client's response closed, complete or not (the listener's one 'close'
+   * listener): records how it ended, stops a running flight when the client
+   * left first, and finishes.
+   */
+  responseClosed(res: ServerResponse, accessLogOn: boolean): void {
+    this.status = res.headersSent ? res.statusCode : 499; // 499: the client left first (NGINX's code)
+    if (!res.writableFinished) {
+      this.aborted = true;
+      this.watcher?.clientGone();
+    }
+    this.finish(accessLogOn);
   }
 
   /** Writes the metrics and queues the access line (log.ts writes lines in batches); later calls do nothing. */

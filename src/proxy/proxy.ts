@@ -9,7 +9,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { CompiledRoute } from '../config/compile.ts';
-import type { Exchange } from '../observe/exchange.ts';
+import type { ClientWatcher, Exchange } from '../observe/exchange.ts';
 import { retryStopsTotal, upstreamRetriesTotal } from '../observe/metrics.ts';
 import type { EndpointState, UpstreamState } from '../upstream/registry.ts';
 import { isReusedSocketReset } from '../upstream/reuse.ts';
@@ -59,8 +59,20 @@ function upstreamFailed(outcome: AttemptOutcome): boolean {
   }
 }
 
-/** One request's journey through its tries. */
-interface Flight {
+/**
+ * One request's journey through its tries. The listener's one 'close'
+ * listener tells it when the client leaves (`Exchange.responseClosed` calls
+ * `clientGone()`), so a request registers no listener of its own.
+ *
+ * Plain fields rather than an AbortController: this runs for every request,
+ * and an AbortSignal with a listener per try cost about 5 us of CPU per
+ * request under load (wrk, 50 connections, sidecar pinned to one core). The
+ * running attempt is kept itself, not a closure over it: with a per-try
+ * closure stored here, V8 promoted whole requests to old space (`--trace-gc`:
+ * 8 KB per request, a full GC every second, 60 MB more RSS; the cause was not
+ * pinned down further, so keep closures out of the flight).
+ */
+class Flight implements ClientWatcher {
   readonly req: IncomingMessage;
   readonly res: ServerResponse;
   readonly route: CompiledRoute;
@@ -69,13 +81,31 @@ interface Flight {
   readonly body: RequestBody;
   readonly plan: RetryPlan;
   readonly deadline: number;
-  readonly tried: Set<EndpointState>;
+  readonly tried = new Set<EndpointState>();
   /** The client left before its response was complete. */
-  gone: boolean;
+  gone = false;
   /** The try under way, cancelled when the client leaves. */
-  running: Attempt | undefined;
+  running: Attempt | undefined = undefined;
   /** Ends the backoff under way early when the client leaves. */
-  wakeBackoff: (() => void) | undefined;
+  wakeBackoff: (() => void) | undefined = undefined;
+
+  constructor(req: IncomingMessage, res: ServerResponse, route: CompiledRoute, target: ProxyTarget, exchange: Exchange, deadline: number) {
+    const method = req.method ?? 'GET';
+    this.req = req;
+    this.res = res;
+    this.route = route;
+    this.target = target;
+    this.exchange = exchange;
+    this.deadline = deadline;
+    this.body = requestBody(req, exchange, route.maxBody, keepLimit(route, method));
+    this.plan = new RetryPlan({ policy: route.retry, method, deadline, budget: target.upstream.budget });
+  }
+
+  clientGone(): void {
+    this.gone = true;
+    this.running?.cancel(new Error('client closed the connection'));
+    this.wakeBackoff?.();
+  }
 }
 
 /** Forwards one request to its upstream and writes the answer; resolves when the exchange is over. */
@@ -94,40 +124,14 @@ export async function proxyRequest(
     return refuse(res, exchange, new ProxyError('payload_too_large'));
   }
 
-  const method = req.method ?? 'GET';
   const deadline = route.timeout > 0 ? exchange.start + route.timeout : Infinity;
   target.upstream.budget.deposit(performance.now());
-  const flight: Flight = {
-    req,
-    res,
-    route,
-    target,
-    exchange,
-    body: requestBody(req, exchange, route.maxBody, keepLimit(route, method)),
-    plan: new RetryPlan({ policy: route.retry, method, deadline, budget: target.upstream.budget }),
-    deadline,
-    tried: new Set(),
-    gone: false,
-    running: undefined,
-    wakeBackoff: undefined,
-  };
-  // Plain fields rather than an AbortController: this runs for every request, and an
-  // AbortSignal with a listener per try cost about 5 us of CPU per request under load
-  // (wrk, 50 connections, sidecar pinned to one core). The running attempt is kept
-  // itself, not a closure over it: with a per-try closure stored here, V8 promoted whole
-  // requests to old space (`--trace-gc`: 8 KB per request, a full GC every second, 60 MB
-  // more RSS; the cause was not pinned down further, so keep closures out of the flight).
-  const onClientGone = () => {
-    if (res.writableFinished) return;
-    flight.gone = true;
-    flight.running?.cancel(new Error('client closed the connection'));
-    flight.wakeBackoff?.();
-  };
-  res.once('close', onClientGone);
+  const flight = new Flight(req, res, route, target, exchange, deadline);
+  exchange.watcher = flight;
   try {
     await run(flight);
   } finally {
-    res.off('close', onClientGone);
+    exchange.watcher = undefined;
   }
 }
 
