@@ -53,11 +53,16 @@ const SYNC_STDOUT = ((): boolean => {
 const MAX_QUEUED = 16 * 1024 * 1024;
 
 /**
- * maxWrite 4 KiB: each write stays within PIPE_BUF, so lines of several
- * processes (`workers`) sharing one stdout pipe never interleave mid-line.
+ * Largest write. To a pipe 4 KiB: each write stays within PIPE_BUF, so lines
+ * of several processes (`workers`) sharing one stdout pipe never interleave
+ * mid-line. To a file 64 KiB, NGINX's usual access-log buffer: Linux applies a
+ * write() to a regular file whole, whatever its size, so workers sharing the
+ * file still never split a line.
  */
+const MAX_WRITE = SYNC_STDOUT ? 64 * 1024 : 4096;
+
 function stdoutDestination(): DestinationStream {
-  const sonic = pino.destination({ dest: 1, sync: SYNC_STDOUT, maxWrite: 4096, maxLength: MAX_QUEUED });
+  const sonic = pino.destination({ dest: 1, sync: SYNC_STDOUT, maxWrite: MAX_WRITE, maxLength: MAX_QUEUED });
   sonic.on('error', (err: NodeJS.ErrnoException) => {
     failing.add(sonic);
     reportLost(`log write failed (${err.code ?? err.message}); lines are dropped until stdout accepts them again`);
@@ -91,13 +96,20 @@ const prettyStream: DestinationStream | undefined = PRETTY
 const destination = prettyStream ?? stdoutDestination();
 
 /**
- * Access lines are many: they are written in chunks of up to 4 KiB, or every
- * 200 ms when traffic is light. One write per chunk instead of one per line
- * gave 5-8% more requests per second with the access log on (wrk, 50
- * connections, one route, medians of 3 runs). Other log lines are not delayed.
+ * Access lines are many: they are written in chunks of up to MAX_WRITE, or
+ * every 200 ms when traffic is light. One write per chunk instead of one per
+ * line gave 5-8% more requests per second with the access log on (wrk, 50
+ * connections, one route, medians of 3 runs); to a file, batches of 128 lines
+ * in 64 KiB writes instead of 16 in 4 KiB saved about 4 us more per request
+ * (70.8 -> 66.3 us of CPU, medians of 4 alternating runs). Other log lines are
+ * not delayed.
  */
 const accessDestination = prettyStream ?? stdoutDestination();
-const accessBatch = new LineBatch<AccessRecord>(accessDestination, accessLine, { maxBytes: 4096, maxRecords: 16, flushMs: 200 });
+const accessBatch = new LineBatch<AccessRecord>(accessDestination, accessLine, {
+  maxBytes: MAX_WRITE,
+  maxRecords: SYNC_STDOUT ? 128 : 16,
+  flushMs: 200,
+});
 
 /** The process-wide logger; its level follows `log.level` of the live config. */
 export const log: Logger = pino(
