@@ -36,7 +36,7 @@ export const SCENARIOS: readonly Scenario[] = [
   { name: 'static-1m-c10', title: 'static file, 1 MiB, 10 connections', kind: 'static', path: '/static/1m.bin', connections: 10, expectBytes: 1024 * KiB, unit: 'req/s', peers: ['nginx', 'send', 'sidecar'], subject: 'sidecar' },
   // Scaling: one process against two workers, both free to use either CPU, which the upstream and wrk share.
   { name: 'workers-c50', title: 'sidecar workers: 2 vs 1, both unpinned (load shares the 2 CPUs), "hello", 50 connections', kind: 'ingress', path: '/', connections: 50, expectBytes: 5, unit: 'req/s', peers: ['sidecar-1w', 'sidecar-2w'], subject: 'sidecar-2w' },
-  { name: 'accesslog-c50', title: 'sidecar access log on vs off, "hello", 50 connections', kind: 'ingress', path: '/', connections: 50, expectBytes: 5, unit: 'req/s', peers: ['sidecar-nolog', 'sidecar'], subject: 'sidecar' },
+  { name: 'accesslog-c50', title: 'sidecar access log on vs off, "hello", 50 connections', kind: 'ingress', path: '/', connections: 50, expectBytes: 5, unit: 'req/s', peers: ['sidecar-nolog', 'sidecar-log'], subject: 'sidecar-log' },
 ];
 
 /** Scenarios whose name contains any of the comma-separated filters. */
