@@ -8,6 +8,11 @@ import { Counter, Gauge, Registry, collectDefaultMetrics, type CounterConfigurat
 export const registry = new Registry();
 collectDefaultMetrics({ register: registry, prefix: 'sidecar_' });
 
+/** The key of a label set in a hot metric's series map (label values in order). */
+function labelKey(labels: object): string {
+  return Object.values(labels).join('\u0000');
+}
+
 /** One labelled series of a HotCounter. */
 export interface HotSeries {
   inc(by?: number): void;
@@ -31,7 +36,7 @@ export class HotCounter<T extends string> {
 
   /** The series of these label values (same values, same series). */
   series(labels: LabelValues<T>): HotSeries {
-    const key = Object.values(labels).join('\u0000');
+    const key = labelKey(labels);
     let entry = this.#series.get(key);
     if (!entry) {
       entry = { labels, pending: 0 };
@@ -105,7 +110,7 @@ export class HotHistogram<T extends string> {
 
   /** The series of these label values (same values, same series). */
   series(labels: LabelValues<T>): HistogramSeries<T> {
-    const key = Object.values(labels).join('\u0000');
+    const key = labelKey(labels);
     let series = this.#series.get(key);
     if (!series) {
       series = new HistogramSeries(labels, this.#upperBounds);

@@ -150,5 +150,5 @@ export interface AnsweredRequest {
  */
 export function refuse(res: ServerResponse, request: AnsweredRequest, error: ProxyError, extraHeaders?: Record<string, string>): void {
   request.error = error.code;
-  sendError(res, error, extraHeaders ? { 'x-request-id': request.reqId, ...extraHeaders } : { 'x-request-id': request.reqId });
+  sendError(res, error, { 'x-request-id': request.reqId, ...extraHeaders });
 }

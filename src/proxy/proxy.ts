@@ -138,11 +138,13 @@ export async function proxyRequest(
 /** Waits `ms` before a retry; ends early (the flight is then `gone`) if the client leaves. */
 function backoff(flight: Flight, ms: number): Promise<void> {
   return new Promise((resolve) => {
-    const timer = setTimeout(resolve, ms);
-    flight.wakeBackoff = () => {
+    const wake = () => {
       clearTimeout(timer);
+      flight.wakeBackoff = undefined;
       resolve();
     };
+    const timer = setTimeout(wake, ms);
+    flight.wakeBackoff = wake;
   });
 }
 
@@ -178,10 +180,7 @@ async function run(flight: Flight): Promise<void> {
     // Here the verdict is a retry: `rejected` happens only when accept() decided one.
     if (!verdict?.retry) throw new Error('a refused response without a retry verdict');
     upstreamRetriesTotal.inc({ upstream: upstream.metricLabel, reason: verdict.reason });
-    if (verdict.delayMs > 0) {
-      await backoff(flight, verdict.delayMs);
-      flight.wakeBackoff = undefined;
-    }
+    if (verdict.delayMs > 0) await backoff(flight, verdict.delayMs);
     if (flight.gone) return;
   }
 }
