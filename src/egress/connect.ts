@@ -11,7 +11,8 @@
  *   NODE_USE_ENV_PROXY=1 sends `CONNECT host:80` even for http:// URLs; this
  *   is how those calls keep routing, retries, logs and metrics.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage } from 'node:http';
+import { ObservedResponse, tellObserver, type ObservedServer } from '../net/observed-response.ts';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { CompiledRoute, Snapshot } from '../config/compile.ts';
@@ -91,7 +92,7 @@ export class ConnectHandler {
   readonly #listener: Listener;
   readonly #dispatcher: EgressDispatcher;
   /** Serves HTTP carried inside CONNECT tunnels; it never listens, sockets are handed to it. */
-  readonly #inner: Server;
+  readonly #inner: ObservedServer;
   readonly #contexts = new WeakMap<Socket, TunnelContext>();
   #draining = false;
 
@@ -99,9 +100,18 @@ export class ConnectHandler {
     this.#deps = deps;
     this.#listener = listener;
     this.#dispatcher = dispatcher;
-    this.#inner = createServer(
-      { ...innerLimits(deps.store.current()), connectionsCheckingInterval: 250, requireHostHeader: false, insecureHTTPParser: false },
-      (req, res) => this.#onInnerRequest(req, res),
+    this.#inner = createServer<typeof IncomingMessage, typeof ObservedResponse>(
+      {
+        ...innerLimits(deps.store.current()),
+        connectionsCheckingInterval: 250,
+        requireHostHeader: false,
+        insecureHTTPParser: false,
+        ServerResponse: ObservedResponse,
+      },
+      (req, res) => {
+        res.on('close', tellObserver);
+        this.#onInnerRequest(req, res);
+      },
     );
     // A reload's new limits apply to the HTTP inside tunnels too (as Listener.setLimits does for the listener).
     deps.store.onSwap((next) => Object.assign(this.#inner, innerLimits(next)));
@@ -117,14 +127,14 @@ export class ConnectHandler {
     const snapshot = this.#deps.store.current();
     const egress = snapshot.egress;
     const target = parseAuthority(req.url);
-    const exchangeFor = () => new Exchange('egress', requestIdOf(req.headers), 'CONNECT', target?.host ?? '', '');
+    const exchangeFor = () => new Exchange('egress', requestIdOf(req.headers), 'CONNECT', target?.host ?? '', '', snapshot.config.log.access);
     const refuse = (error: ProxyError, route = '', headers?: Record<string, string>) => {
       const exchange = exchangeFor();
       exchange.route = route;
       exchange.error = error.code;
       exchange.status = error.status;
       writeRawError(socket, error, headers);
-      exchange.finish(snapshot.config.log.access);
+      exchange.finish();
     };
 
     if (!egress) return refuse(new ProxyError('destination_denied'));
@@ -170,7 +180,7 @@ export class ConnectHandler {
     socket.resume();
   }
 
-  #onInnerRequest(req: IncomingMessage, res: ServerResponse): void {
+  #onInnerRequest(req: IncomingMessage, res: ObservedResponse): void {
     const context = this.#contexts.get(req.socket);
     const url = req.url ?? '/';
     // The destination is the CONNECT's host:port, whatever the request line or Host say.
@@ -184,7 +194,6 @@ export class ConnectHandler {
   /** A blind tunnel on the first route that allows a CONNECT to this host:port without looking inside. */
   #tunnel(req: IncomingMessage, socket: Socket, first: Buffer | undefined, snapshot: Snapshot, target: TunnelContext, exchange: Exchange): void {
     const egress = snapshot.egress!;
-    const accessLog = snapshot.config.log.access;
     const idleTimeout = snapshot.config.egress?.tunnelIdleTimeout ?? 0;
     const index = findRoute(egress.routes, { method: 'CONNECT', host: target.host, port: target.port, path: '/', headers: req.headers });
     if (index === -1) {
@@ -192,7 +201,7 @@ export class ConnectHandler {
       exchange.error = 'destination_denied';
       exchange.status = 403;
       socket.destroy();
-      exchange.finish(accessLog);
+      exchange.finish();
       return;
     }
     const route: CompiledRoute = egress.routes[index];
@@ -203,7 +212,7 @@ export class ConnectHandler {
         exchange.error = 'no_healthy_endpoint';
         exchange.status = 503;
         socket.destroy();
-        exchange.finish(accessLog);
+        exchange.finish();
         return;
       }
       // A logical name: the tunnel goes to one of the upstream's endpoints.
@@ -213,13 +222,13 @@ export class ConnectHandler {
         exchange.error = 'no_healthy_endpoint';
         exchange.status = 503;
         socket.destroy();
-        exchange.finish(accessLog);
+        exchange.finish();
         return;
       }
       const endpoint = new URL(picked.url);
       const port = Number(endpoint.port) || (endpoint.protocol === 'https:' ? 443 : 80);
       const tunnelTarget: TunnelTarget = { host: endpoint.hostname.replace(/^\[|\]$/g, ''), port, connectTimeout: route.connectTimeout ?? upstream.config.connectTimeout };
-      openTunnel(socket, tunnelTarget, first, idleTimeout, exchange, () => exchange.finish(accessLog));
+      openTunnel(socket, tunnelTarget, first, idleTimeout, exchange, () => exchange.finish());
       return;
     }
     // A pass-through: check the addresses for this route, then connect to exactly those (no second lookup to rebind).
@@ -232,14 +241,14 @@ export class ConnectHandler {
           lookup: pinnedLookup(addresses),
           connectTimeout: route.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT_MS,
         };
-        openTunnel(socket, tunnelTarget, first, idleTimeout, exchange, () => exchange.finish(accessLog));
+        openTunnel(socket, tunnelTarget, first, idleTimeout, exchange, () => exchange.finish());
       },
       (err: unknown) => {
         const error = err instanceof ProxyError ? err : new ProxyError('upstream_connect_failed', `cannot resolve ${target.host}`, { cause: err });
         exchange.error = error.code;
         exchange.status = error.status;
         socket.destroy();
-        exchange.finish(accessLog);
+        exchange.finish();
       },
     );
   }

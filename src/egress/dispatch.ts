@@ -6,6 +6,7 @@
  * destination itself (a pooled pass-through) for a route without `upstream:`.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ObservedResponse } from '../net/observed-response.ts';
 import { isIP } from 'node:net';
 import type { Snapshot } from '../config/compile.ts';
 import type { ConfigStore } from '../config/store.ts';
@@ -50,11 +51,18 @@ export class EgressDispatcher {
    * Serves one request to `dest` (undefined = the target could not be parsed:
    * 400). Takes the snapshot once, here, and keeps it to the end.
    */
-  handle(req: IncomingMessage, res: ServerResponse, dest: Destination | undefined, options: DispatchOptions): void {
+  handle(req: IncomingMessage, res: ObservedResponse, dest: Destination | undefined, options: DispatchOptions): void {
     const snapshot = this.#deps.store.current();
-    const exchange = new Exchange('egress', requestIdOf(req.headers), req.method ?? 'GET', dest?.host ?? '', pathOf(dest?.path ?? req.url ?? ''));
+    const exchange = new Exchange(
+      'egress',
+      requestIdOf(req.headers),
+      req.method ?? 'GET',
+      dest?.host ?? '',
+      pathOf(dest?.path ?? req.url ?? ''),
+      snapshot.config.log.access,
+    );
     if (options.closeAfter) res.setHeader('connection', 'close');
-    res.once('close', () => exchange.responseClosed(res, snapshot.config.log.access));
+    res.observer = exchange;
 
     const egress = snapshot.egress;
     if (!egress || !dest) return refuse(res, exchange, new ProxyError(egress ? 'bad_request' : 'destination_denied'));

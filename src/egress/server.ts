@@ -5,7 +5,8 @@
  * by destination; CONNECT goes to connect.ts. No route = 403: never an open
  * proxy.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage } from 'node:http';
+import type { ObservedResponse } from '../net/observed-response.ts';
 import type { ListenerSnapshot } from '../config/compile.ts';
 import { Listener } from '../net/listener.ts';
 import { ConnectHandler } from './connect.ts';
@@ -37,7 +38,7 @@ export class EgressServer {
     return this.#destinations.size;
   }
 
-  #onRequest(req: IncomingMessage, res: ServerResponse): void {
+  #onRequest(req: IncomingMessage, res: ObservedResponse): void {
     const url = req.url ?? '';
     let dest: Destination | undefined;
     if (url.startsWith('/')) {

@@ -15,6 +15,7 @@ import { requestIdOf } from '../proxy/headers.ts';
 import { proxyRequest, rewritePath } from '../proxy/proxy.ts';
 import { findRoute, pathOf, splitHost, type RouteInput } from '../proxy/route.ts';
 import { Listener } from '../net/listener.ts';
+import type { ObservedResponse } from '../net/observed-response.ts';
 import { StaticHandlers } from './static-routes.ts';
 import { WebSocketForwarder } from './websocket.ts';
 import { log } from '../observe/log.ts';
@@ -45,14 +46,14 @@ export class IngressServer {
     deps.store.onSwap((next) => this.#statics.retain(next));
   }
 
-  #onRequest(req: IncomingMessage, res: ServerResponse): void {
+  #onRequest(req: IncomingMessage, res: ObservedResponse): void {
     const snapshot = this.#deps.store.current();
     const ingress = snapshot.ingress;
     const url = req.url ?? '/';
     const hostHeader = req.headers.host;
     const hostInfo = splitHost(hostHeader, ingress?.port ?? 80);
-    const exchange = new Exchange('ingress', requestIdOf(req.headers), req.method ?? 'GET', hostInfo?.host ?? '', pathOf(url));
-    res.once('close', () => exchange.responseClosed(res, snapshot.config.log.access));
+    const exchange = new Exchange('ingress', requestIdOf(req.headers), req.method ?? 'GET', hostInfo?.host ?? '', pathOf(url), snapshot.config.log.access);
+    res.observer = exchange;
 
     if (!ingress || !hostInfo || !url.startsWith('/')) return refuse(res, exchange, new ProxyError(ingress ? 'bad_request' : 'no_route'));
     if (url.length > MAX_URI_LENGTH) return refuse(res, exchange, new ProxyError('uri_too_long'));

@@ -34,7 +34,7 @@ export class WebSocketForwarder {
   }
 
   forward(req: IncomingMessage, socket: Duplex, head: Buffer, route: CompiledRoute, upstream: UpstreamState, accessLogOn: boolean): void {
-    const exchange = new Exchange('ingress', requestIdOf(req.headers), req.method ?? 'GET', req.headers.host ?? '', pathOf(req.url ?? '/'));
+    const exchange = new Exchange('ingress', requestIdOf(req.headers), req.method ?? 'GET', req.headers.host ?? '', pathOf(req.url ?? '/'), accessLogOn);
     exchange.route = route.name;
     exchange.setUpstream(upstream);
     exchange.attempts = 1;
@@ -42,7 +42,7 @@ export class WebSocketForwarder {
     this.#exchanges.set(req, exchange);
     socket.once('close', () => {
       if (exchange.status === 0) exchange.status = 499;
-      exchange.finish(accessLogOn);
+      exchange.finish();
     });
     if (!endpoint) {
       const error = new ProxyError('no_healthy_endpoint');

@@ -5,12 +5,13 @@
  * graceful close: stop accepting, let in-flight requests finish up to a
  * deadline, then cut what is left.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
 import type { ListenerName } from '../config/compile.ts';
 import type { ListenerConfig } from '../config/schema.ts';
 import { answerClientError } from './raw-answer.ts';
+import { ObservedResponse, type ObservedServer } from './observed-response.ts';
 import { activeConnections } from '../observe/metrics.ts';
 import { log } from '../observe/log.ts';
 
@@ -18,7 +19,8 @@ import { log } from '../observe/log.ts';
 const CONNECTIONS_CHECK_MS = 250;
 
 export interface ListenerHandlers {
-  request(req: IncomingMessage, res: ServerResponse): void;
+  /** Sets `res.observer` to have the response's close reported (see observed-response.ts). */
+  request(req: IncomingMessage, res: ObservedResponse): void;
   upgrade?(req: IncomingMessage, socket: Duplex, head: Buffer): void;
   connect?(req: IncomingMessage, socket: Duplex, head: Buffer): void;
 }
@@ -33,9 +35,9 @@ export class Listener {
   reusePort = false;
   readonly #handlers: ListenerHandlers;
   #limits: ListenerConfig | undefined;
-  #server: Server;
+  #server: ObservedServer;
   /** Servers replaced by a rebind: no longer accepting, finishing what they have in flight. */
-  readonly #retired = new Set<Server>();
+  readonly #retired = new Set<ObservedServer>();
   /** Shared by every server of this listener, so a rebind keeps tracking upgrades made on the old one. */
   readonly #detached = new Set<Duplex>();
 
@@ -47,22 +49,30 @@ export class Listener {
   }
 
   /** The server accepting connections now (a rebind replaces it). */
-  get server(): Server {
+  get server(): ObservedServer {
     return this.#server;
   }
 
-  #createServer(): Server {
+  #createServer(): ObservedServer {
     const handlers = this.#handlers;
-    const active = new Set<ServerResponse>();
-    const server: Server = createServer(
-      { ...serverLimits(this.#limits), connectionsCheckingInterval: CONNECTIONS_CHECK_MS, requireHostHeader: true, insecureHTTPParser: false },
+    const active = new Set<ObservedResponse>();
+    // The one 'close' listener of every response of this server, shared (no closure per request).
+    const closed = function (this: ObservedResponse): void {
+      active.delete(this);
+      this.observer?.responseClosed(this);
+    };
+    const server: ObservedServer = createServer<typeof IncomingMessage, typeof ObservedResponse>(
+      {
+        ...serverLimits(this.#limits),
+        connectionsCheckingInterval: CONNECTIONS_CHECK_MS,
+        requireHostHeader: true,
+        insecureHTTPParser: false,
+        ServerResponse: ObservedResponse,
+      },
       (req, res) => {
-        if (stopping.has(server)) {
-          res.shouldKeepAlive = false;
-        } else {
-          active.add(res);
-          res.once('close', () => active.delete(res));
-        }
+        if (stopping.has(server)) res.shouldKeepAlive = false;
+        else active.add(res);
+        res.on('close', closed);
         handlers.request(req, res);
       },
     );
@@ -170,7 +180,7 @@ export function serverLimits(limits: ListenerConfig | undefined): { headersTimeo
   };
 }
 
-function listenOn(server: Server, host: string, port: number, name: string, reusePort: boolean): Promise<void> {
+function listenOn(server: ObservedServer, host: string, port: number, name: string, reusePort: boolean): Promise<void> {
   return new Promise((resolve, reject) => {
     const onError = (err: Error) => reject(err);
     server.once('error', onError);
@@ -183,16 +193,16 @@ function listenOn(server: Server, host: string, port: number, name: string, reus
   });
 }
 
-const stopping = new WeakMap<Server, Promise<void>>();
+const stopping = new WeakMap<ObservedServer, Promise<void>>();
 /** Responses in progress on each server, told to close their connection when the server stops. */
-const activeResponses = new WeakMap<Server, Set<ServerResponse>>();
+const activeResponses = new WeakMap<ObservedServer, Set<ObservedResponse>>();
 
 /**
  * Stops a server accepting; resolves once its last connection is gone. Idle
  * keep-alive connections close at once, busy ones after their response
  * (which says `connection: close`). Idempotent.
  */
-function stopAccepting(server: Server): Promise<void> {
+function stopAccepting(server: ObservedServer): Promise<void> {
   let done = stopping.get(server);
   if (done) return done;
   // Responses not yet started end their connection (`connection: close`): a keep-alive

@@ -6,6 +6,7 @@
 import type { ServerResponse } from 'node:http';
 import type { ErrorCode } from '../proxy/errors.ts';
 import type { ListenerName } from '../config/compile.ts';
+import type { ResponseObserver } from '../net/observed-response.ts';
 import { logAccess } from './log.ts';
 import { requestDuration, requestsInFlight, requestsTotal } from './metrics.ts';
 
@@ -43,7 +44,7 @@ export interface ClientWatcher {
   clientGone(): void;
 }
 
-export class Exchange {
+export class Exchange implements ResponseObserver {
   readonly start = performance.now();
   readonly listener: ListenerName;
   readonly reqId: string;
@@ -51,6 +52,8 @@ export class Exchange {
   readonly host: string;
   /** The client's path without query, before any rewrite. */
   readonly path: string;
+  /** Whether its end queues an access line (`log.access` of the snapshot the request took). */
+  readonly accessLog: boolean;
   route = '';
   /** The upstream's name, as the access line gives it (host:port for an egress pass-through). */
   upstream = '';
@@ -72,8 +75,9 @@ export class Exchange {
   watcher: ClientWatcher | undefined = undefined;
   #done = false;
 
-  constructor(listener: ListenerName, reqId: string, method: string, host: string, path: string) {
+  constructor(listener: ListenerName, reqId: string, method: string, host: string, path: string, accessLog: boolean) {
     this.listener = listener;
+    this.accessLog = accessLog;
     this.reqId = reqId;
     this.method = method;
     this.host = host;
@@ -89,20 +93,20 @@ export class Exchange {
 
   /**
    * The client's response closed, complete or not (the listener's one 'close'
-   * listener): records how it ended, stops a running flight when the client
-   * left first, and finishes.
+   * function calls this as the response's observer): records how it ended,
+   * stops a running flight when the client left first, and finishes.
    */
-  responseClosed(res: ServerResponse, accessLogOn: boolean): void {
+  responseClosed(res: ServerResponse): void {
     this.status = res.headersSent ? res.statusCode : 499; // 499: the client left first (NGINX's code)
     if (!res.writableFinished) {
       this.aborted = true;
       this.watcher?.clientGone();
     }
-    this.finish(accessLogOn);
+    this.finish();
   }
 
   /** Writes the metrics and queues the access line (log.ts writes lines in batches); later calls do nothing. */
-  finish(accessLogOn: boolean): void {
+  finish(): void {
     if (this.#done) return;
     this.#done = true;
     const ms = performance.now() - this.start;
@@ -111,7 +115,7 @@ export class Exchange {
     const series = seriesOf(this.listener, this.route, this.upstreamLabel, this.method, this.status);
     series.requests.inc();
     series.duration.observe(ms / 1000);
-    if (!accessLogOn) return;
+    if (!this.accessLog) return;
     this.endedAt = Date.now();
     logAccess(this);
   }
