@@ -235,11 +235,17 @@ function tryOnce(flight: Flight, endpoint: EndpointState, head: { verdict?: Verd
   return breaker.run(attemptOnce, (outcome) => !flight.gone && upstreamFailed(outcome));
 }
 
-/** Time this try may wait for the response head: perTryTimeout, within what is left of the route timeout (0 = none). */
+/**
+ * Time this try may wait for the response head: perTryTimeout, within what is
+ * left of the route timeout (0 = none), in whole milliseconds. Whole, because
+ * Node keeps one timer list per distinct duration: a fractional duration (what
+ * is left of the deadline) made a new list for every request, filed in a
+ * priority queue and removed again when the head arrived.
+ */
 function headTimeout(flight: Flight): number {
   const perTry = flight.route.retry?.perTryTimeout ?? 0;
   const limit = Math.min(perTry > 0 ? perTry : Infinity, flight.deadline - performance.now());
-  return limit === Infinity ? 0 : Math.max(1, limit);
+  return limit === Infinity ? 0 : Math.max(1, Math.ceil(limit));
 }
 
 /** Records why retries ended, when a retry policy applied and the last try failed. */
