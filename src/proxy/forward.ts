@@ -34,7 +34,7 @@ export interface AttemptRequest {
  * How an attempt ended:
  * - `done`: the whole response reached the client.
  * - `failed`: nothing was sent to the client; `error` says why (retryable by kind).
- * - `rejected`: the head arrived but `accept` refused it (a retryable status); nothing was sent.
+ * - `rejected`: the head arrived but the judge refused it (a retryable status); nothing was sent.
  * - `broken`: the response had started and was cut; the client connection is destroyed.
  */
 export type AttemptOutcome =
@@ -44,9 +44,11 @@ export type AttemptOutcome =
   | { readonly kind: 'broken'; readonly status: number; readonly error: unknown };
 
 /** Decides from the response head whether to pass it on (true) or drop it for a retry (false). */
-export type AcceptHead = (status: number, headers: Record<string, string | string[] | undefined>) => boolean;
+export interface HeadJudge {
+  acceptHead(status: number, headers: Record<string, string | string[] | undefined>): boolean;
+}
 
-const acceptAll: AcceptHead = () => true;
+const acceptAll: HeadJudge = { acceptHead: () => true };
 
 /** Reason passed to undici when we abort an attempt ourselves. */
 class AttemptAborted extends Error {
@@ -61,7 +63,7 @@ class ResponseWriter implements Dispatcher.DispatchHandler {
   readonly #res: ServerResponse;
   readonly #exchange: Exchange;
   readonly #request: AttemptRequest;
-  readonly #accept: AcceptHead;
+  readonly #judge: HeadJudge;
   readonly #settle: (outcome: AttemptOutcome) => void;
   #controller: Dispatcher.DispatchController | undefined;
   #settled = false;
@@ -73,11 +75,11 @@ class ResponseWriter implements Dispatcher.DispatchHandler {
   #ended = false;
   #headTimer: NodeJS.Timeout | undefined;
 
-  constructor(res: ServerResponse, exchange: Exchange, request: AttemptRequest, accept: AcceptHead, settle: (o: AttemptOutcome) => void) {
+  constructor(res: ServerResponse, exchange: Exchange, request: AttemptRequest, judge: HeadJudge, settle: (o: AttemptOutcome) => void) {
     this.#res = res;
     this.#exchange = exchange;
     this.#request = request;
-    this.#accept = accept;
+    this.#judge = judge;
     this.#settle = settle;
     if (request.headTimeout > 0) {
       this.#headTimer = setTimeout(() => this.#timeout(), request.headTimeout);
@@ -111,7 +113,7 @@ class ResponseWriter implements Dispatcher.DispatchHandler {
     if (this.#settled || statusCode < 200) return; // 1xx: Node answers 100-continue itself
     clearTimeout(this.#headTimer);
     this.#headTimer = undefined;
-    if (!this.#accept(statusCode, headers)) {
+    if (!this.#judge.acceptHead(statusCode, headers)) {
       this.#finish({ kind: 'rejected', status: statusCode, headers }); // before abort(), which may report an error synchronously
       controller.abort(new AttemptAborted('response refused for a retry'));
       return;
@@ -187,11 +189,11 @@ export interface Attempt {
 }
 
 /** Sends one attempt upstream; the response (if accepted) is written to `res`. */
-export function startAttempt(res: ServerResponse, exchange: Exchange, request: AttemptRequest, accept: AcceptHead = acceptAll): Attempt {
+export function startAttempt(res: ServerResponse, exchange: Exchange, request: AttemptRequest, judge: HeadJudge = acceptAll): Attempt {
   let writer!: ResponseWriter;
   const endpoint = request.endpoint;
   const outcome = new Promise<AttemptOutcome>((resolve) => {
-    writer = new ResponseWriter(res, exchange, request, accept, (settled) => {
+    writer = new ResponseWriter(res, exchange, request, judge, (settled) => {
       endpoint.inFlight--;
       resolve(settled);
     });

@@ -15,7 +15,8 @@ import type { EndpointState, UpstreamState } from '../upstream/registry.ts';
 import { isReusedSocketReset } from '../upstream/reuse.ts';
 import { requestBody, type RequestBody } from './body.ts';
 import { ProxyError, refuse } from './errors.ts';
-import { startAttempt, type Attempt, type AcceptHead, type AttemptOutcome } from './forward.ts';
+import { startAttempt, type Attempt, type AttemptOutcome, type HeadJudge } from './forward.ts';
+import type { BreakerTrial } from '../upstream/breaker.ts';
 import { upstreamRequestHeaders } from './headers.ts';
 import { IDEMPOTENT_METHODS, RetryPlan, conditionOf, type Verdict } from './retry.ts';
 
@@ -70,9 +71,11 @@ function upstreamFailed(outcome: AttemptOutcome): boolean {
  * running attempt is kept itself, not a closure over it: with a per-try
  * closure stored here, V8 promoted whole requests to old space (`--trace-gc`:
  * 8 KB per request, a full GC every second, 60 MB more RSS; the cause was not
- * pinned down further, so keep closures out of the flight).
+ * pinned down further, so keep closures out of the flight). For the same
+ * reason the flight itself is what the breaker runs (`BreakerTrial`) and what
+ * judges a response head (`HeadJudge`): no closures per try.
  */
-class Flight implements ClientWatcher {
+class Flight implements ClientWatcher, BreakerTrial<AttemptOutcome>, HeadJudge {
   readonly req: IncomingMessage;
   readonly res: ServerResponse;
   readonly route: CompiledRoute;
@@ -88,6 +91,10 @@ class Flight implements ClientWatcher {
   running: Attempt | undefined = undefined;
   /** Ends the backoff under way early when the client leaves. */
   wakeBackoff: (() => void) | undefined = undefined;
+  /** The endpoint of the try under way. */
+  endpoint: EndpointState | undefined = undefined;
+  /** The retry verdict on a response head refused for a retry (set by acceptHead). */
+  headVerdict: Verdict | undefined = undefined;
 
   constructor(req: IncomingMessage, res: ServerResponse, route: CompiledRoute, target: ProxyTarget, exchange: Exchange, deadline: number) {
     const method = req.method ?? 'GET';
@@ -105,6 +112,59 @@ class Flight implements ClientWatcher {
     this.gone = true;
     this.running?.cancel(new Error('client closed the connection'));
     this.wakeBackoff?.();
+  }
+
+  /** A head whose status the route retries on is refused while a retry is still possible. */
+  acceptHead(status: number, headers: Record<string, string | string[] | undefined>): boolean {
+    if (!this.route.retry?.on.includes(status)) return true;
+    const failure = { condition: status, reusedReset: false, retryAfter: headers['retry-after'] };
+    this.headVerdict = this.plan.next(failure, this.body.replayable, performance.now());
+    return !this.headVerdict.retry;
+  }
+
+  /** Starts one try on `this.endpoint` (the breaker calls this when it lets the try through). */
+  start(): Promise<AttemptOutcome> {
+    const { req, route, target, exchange } = this;
+    const endpoint = this.endpoint!;
+    exchange.attempts++;
+    exchange.endpoint = endpoint.authority;
+    const headers = upstreamRequestHeaders(
+      req.rawHeaders,
+      req.headers,
+      {
+        host: target.host ?? endpoint.authority,
+        clientAddress: req.socket.remoteAddress,
+        proto: 'http',
+        originalHost: target.originalHost,
+        requestId: exchange.reqId,
+      },
+      route.requestHeaders,
+    );
+    const attempt = startAttempt(
+      this.res,
+      exchange,
+      {
+        endpoint,
+        method: req.method ?? 'GET',
+        path: target.path,
+        headers,
+        body: this.body.forAttempt(),
+        headTimeout: headTimeout(this),
+        bodyIdleTimeout: route.idleTimeout,
+        responseRules: route.responseHeaders,
+        extraResponseHeaders: exchange.attempts > 1 ? { 'x-sidecar-attempts': String(exchange.attempts) } : undefined,
+      },
+      this,
+    );
+    // A client that leaves aborts the upstream request at once (run() clears the slot).
+    this.running = attempt;
+    if (this.gone) attempt.cancel(new Error('client closed the connection'));
+    return attempt.outcome;
+  }
+
+  /** What the breaker counts against the upstream; a client that left is nobody's failure. */
+  failed(outcome: AttemptOutcome): boolean {
+    return !this.gone && upstreamFailed(outcome);
   }
 }
 
@@ -154,10 +214,9 @@ async function run(flight: Flight): Promise<void> {
     const endpoint = upstream.pick(flight.tried);
     if (!endpoint) return answer(flight, new ProxyError('no_healthy_endpoint'));
     flight.tried.add(endpoint);
-    const head: { verdict?: Verdict } = {};
     let outcome: AttemptOutcome;
     try {
-      outcome = await tryOnce(flight, endpoint, head);
+      outcome = await tryOnce(flight, endpoint);
     } catch (err) {
       if (err instanceof ProxyError) return answer(flight, err); // circuit_open, overloaded
       throw err;
@@ -167,7 +226,7 @@ async function run(flight: Flight): Promise<void> {
     if (flight.gone) return; // the client left: nothing to answer, nothing to blame the endpoint for
     upstream.report(endpoint, upstreamFailed(outcome));
 
-    let verdict = head.verdict;
+    let verdict = flight.headVerdict;
     if (outcome.kind === 'done' || outcome.kind === 'broken') return noteStop(flight, verdict);
     if (outcome.kind === 'failed') {
       const failure = { condition: conditionOf(outcome.error.code), reusedReset: isReusedSocketReset(outcome.error.cause) };
@@ -186,53 +245,11 @@ async function run(flight: Flight): Promise<void> {
 }
 
 /** Runs one try on `endpoint` (through the breaker, if the upstream has one). */
-function tryOnce(flight: Flight, endpoint: EndpointState, head: { verdict?: Verdict }): Promise<AttemptOutcome> {
-  const { route, exchange, req, target } = flight;
-  const accept: AcceptHead = (status, headers) => {
-    if (!route.retry?.on.includes(status)) return true;
-    const failure = { condition: status, reusedReset: false, retryAfter: headers['retry-after'] };
-    head.verdict = flight.plan.next(failure, flight.body.replayable, performance.now());
-    return !head.verdict.retry;
-  };
-  const attemptOnce = (): Promise<AttemptOutcome> => {
-    exchange.attempts++;
-    exchange.endpoint = endpoint.authority;
-    const headers = upstreamRequestHeaders(
-      req.rawHeaders,
-      req.headers,
-      {
-        host: target.host ?? endpoint.authority,
-        clientAddress: req.socket.remoteAddress,
-        proto: 'http',
-        originalHost: target.originalHost,
-        requestId: exchange.reqId,
-      },
-      route.requestHeaders,
-    );
-    const attempt = startAttempt(
-      flight.res,
-      exchange,
-      {
-        endpoint,
-        method: req.method ?? 'GET',
-        path: target.path,
-        headers,
-        body: flight.body.forAttempt(),
-        headTimeout: headTimeout(flight),
-        bodyIdleTimeout: route.idleTimeout,
-        responseRules: route.responseHeaders,
-        extraResponseHeaders: exchange.attempts > 1 ? { 'x-sidecar-attempts': String(exchange.attempts) } : undefined,
-      },
-      accept,
-    );
-    // A client that leaves aborts the upstream request at once (run() clears the slot).
-    flight.running = attempt;
-    if (flight.gone) attempt.cancel(new Error('client closed the connection'));
-    return attempt.outcome;
-  };
-  const breaker = target.upstream.breaker;
-  if (!breaker) return attemptOnce();
-  return breaker.run(attemptOnce, (outcome) => !flight.gone && upstreamFailed(outcome));
+function tryOnce(flight: Flight, endpoint: EndpointState): Promise<AttemptOutcome> {
+  flight.endpoint = endpoint;
+  flight.headVerdict = undefined;
+  const breaker = flight.target.upstream.breaker;
+  return breaker ? breaker.run(flight) : flight.start();
 }
 
 /**

@@ -33,43 +33,60 @@ export type BreakerState = 'closed' | 'open' | 'half_open';
 const STATES: readonly BreakerState[] = ['closed', 'open', 'half_open'];
 const BUCKETS = 10;
 
-/** Carries a failed try through opossum's rejection path. */
-class CountedFailure<T> extends Error {
-  readonly value: T;
-  constructor(value: T) {
-    super('upstream failure');
+/**
+ * Carries a failed try through opossum's rejection path. Not an Error: it
+ * never leaves this module, and an Error would capture a stack trace for
+ * every failed try.
+ */
+class CountedFailure {
+  readonly value: unknown;
+  constructor(value: unknown) {
     this.value = value;
   }
 }
 
-type Run = () => Promise<unknown>;
+/** One try as the breaker sees it: how to start it, and whether its result counts as a failure. */
+export interface BreakerTrial<T> {
+  start(): Promise<T>;
+  failed(value: T): boolean;
+}
+
+/** opossum's action: resolves with a good result, rejects (so opossum counts a failure) with a bad one. */
+function fireTrial(trial: BreakerTrial<unknown>): Promise<unknown> {
+  return trial.start().then((value) => (trial.failed(value) ? Promise.reject(new CountedFailure(value)) : value));
+}
 
 export class UpstreamBreaker {
   readonly upstream: string;
   readonly config: BreakerConfig;
-  readonly #circuit: CircuitBreaker<[Run, (value: unknown) => boolean], unknown>;
+  readonly #circuit: CircuitBreaker<[BreakerTrial<unknown>], unknown>;
   #inFlight = 0;
+  /** Ends a try that opossum let through (both made once, not per try). */
+  readonly #settled = (value: unknown): unknown => {
+    this.#inFlight--;
+    return value;
+  };
+  readonly #refused = (err: unknown): unknown => {
+    this.#inFlight--;
+    if (err instanceof CountedFailure) return err.value;
+    const code = (err as { code?: string }).code;
+    if (code === 'EOPENBREAKER') throw new ProxyError('circuit_open', undefined, { cause: err });
+    throw err;
+  };
 
   constructor(upstream: string, config: BreakerConfig) {
     this.upstream = upstream;
     this.config = config;
-    this.#circuit = new CircuitBreaker(
-      async (run: Run, failed: (value: unknown) => boolean) => {
-        const value = await run();
-        if (failed(value)) throw new CountedFailure(value);
-        return value;
-      },
-      {
-        timeout: false,
-        errorThresholdPercentage: Math.max(0, config.errorRate * 100 - 1e-9),
-        volumeThreshold: config.minRequests,
-        rollingCountTimeout: config.window,
-        rollingCountBuckets: BUCKETS,
-        resetTimeout: config.openFor,
-        rollingPercentilesEnabled: false,
-        enableSnapshots: false,
-      },
-    );
+    this.#circuit = new CircuitBreaker(fireTrial, {
+      timeout: false,
+      errorThresholdPercentage: Math.max(0, config.errorRate * 100 - 1e-9),
+      volumeThreshold: config.minRequests,
+      rollingCountTimeout: config.window,
+      rollingCountBuckets: BUCKETS,
+      resetTimeout: config.openFor,
+      rollingPercentilesEnabled: false,
+      enableSnapshots: false,
+    });
     this.#circuit.on('open', () => this.#changed('open'));
     this.#circuit.on('halfOpen', () => this.#changed('half_open'));
     this.#circuit.on('close', () => {
@@ -95,21 +112,16 @@ export class UpstreamBreaker {
    * `circuit_open` (open, or half-open with its trial already out) or
    * `overloaded` (maxConcurrent tries in flight); otherwise resolves with the
    * try's result, failed or not.
+   *
+   * Plain promise handlers made once per breaker rather than an async
+   * function: this runs for every try, and each async layer or closure per
+   * request showed up in the CPU cost under load.
    */
-  async run<T>(attempt: () => Promise<T>, failed: (value: T) => boolean): Promise<T> {
-    if (this.#inFlight >= this.config.maxConcurrent) throw new ProxyError('overloaded');
+  run<T>(trial: BreakerTrial<T>): Promise<T> {
+    if (this.#inFlight >= this.config.maxConcurrent) return Promise.reject(new ProxyError('overloaded'));
+    if (this.#circuit.isShutdown) return trial.start(); // replaced by a reload while this request was on its way
     this.#inFlight++;
-    try {
-      return (await this.#circuit.fire(attempt, failed as (value: unknown) => boolean)) as T;
-    } catch (err) {
-      if (err instanceof CountedFailure) return err.value as T;
-      const code = (err as { code?: string }).code;
-      if (code === 'EOPENBREAKER') throw new ProxyError('circuit_open', undefined, { cause: err });
-      if (code === 'ESHUTDOWN') return attempt(); // replaced by a reload while this request was on its way
-      throw err;
-    } finally {
-      this.#inFlight--;
-    }
+    return this.#circuit.fire(trial as BreakerTrial<unknown>).then(this.#settled, this.#refused) as Promise<T>;
   }
 
   /** Stops timers and drops the exported state (upstream removed or breaker reconfigured). */
