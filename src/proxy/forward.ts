@@ -4,6 +4,15 @@
  * stream, no per-chunk promise. Backpressure runs both ways (undici pauses
  * reading the upstream while the client's socket is full; the request body is
  * a stream undici pulls), and the attempt can be aborted at any point.
+ *
+ * Both timeouts of a try are ours, on one Node timer at a time: the wait for
+ * the head (`headTimeout`), then the longest pause inside the body
+ * (`bodyIdleTimeout`, re-armed by each chunk, not counted while the client's
+ * own socket holds the upstream paused, as undici does). undici's own
+ * bodyTimeout made a fast-timer object per request that lives until undici's
+ * next 500 ms sweep, so it outlived two young-generation collections:
+ * `--trace-gc` under load (wrk, 50 connections) showed 177 bytes promoted to
+ * the old generation per request with it and 77 without.
  */
 import type { ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
@@ -73,7 +82,10 @@ class ResponseWriter implements Dispatcher.DispatchHandler {
   #remaining = -1;
   /** The client's response was ended with the last announced bytes. */
   #ended = false;
-  #headTimer: NodeJS.Timeout | undefined;
+  /** The head timer until the head arrives, then the body's idle timer. */
+  #timer: NodeJS.Timeout | undefined;
+  /** Upstream reading is paused until the client's socket drains. */
+  #paused = false;
 
   constructor(res: ServerResponse, exchange: Exchange, request: AttemptRequest, judge: HeadJudge, settle: (o: AttemptOutcome) => void) {
     this.#res = res;
@@ -81,9 +93,7 @@ class ResponseWriter implements Dispatcher.DispatchHandler {
     this.#request = request;
     this.#judge = judge;
     this.#settle = settle;
-    if (request.headTimeout > 0) {
-      this.#headTimer = setTimeout(() => this.#timeout(), request.headTimeout);
-    }
+    if (request.headTimeout > 0) this.#timer = setTimeout(headTimedOut, request.headTimeout, this);
   }
 
   /** Stops the attempt (client gone, deadline, shutdown). */
@@ -94,9 +104,15 @@ class ResponseWriter implements Dispatcher.DispatchHandler {
     this.#controller?.abort(error);
   }
 
-  #timeout(): void {
-    this.#headTimer = undefined;
+  /** The head timer fired. */
+  headTimedOut(): void {
+    this.#timer = undefined;
     if (this.#status === 0) this.cancel(new ProxyError('upstream_timeout'));
+  }
+
+  /** The body's idle timer fired: the upstream went quiet mid-body, unless we paused it ourselves. */
+  bodyIdled(): void {
+    if (!this.#paused) this.cancel(new ProxyError('upstream_timeout'));
   }
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
@@ -111,8 +127,8 @@ class ResponseWriter implements Dispatcher.DispatchHandler {
     headers: Record<string, string | string[] | undefined>,
   ): void {
     if (this.#settled || statusCode < 200) return; // 1xx: Node answers 100-continue itself
-    clearTimeout(this.#headTimer);
-    this.#headTimer = undefined;
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
     if (!this.#judge.acceptHead(statusCode, headers)) {
       this.#finish({ kind: 'rejected', status: statusCode, headers }); // before abort(), which may report an error synchronously
       controller.abort(new AttemptAborted('response refused for a retry'));
@@ -130,6 +146,8 @@ class ResponseWriter implements Dispatcher.DispatchHandler {
     const length = headers['content-length'];
     if (length === undefined) res.flushHeaders();
     else if (typeof length === 'string') this.#remaining = Number(length);
+    const idle = this.#request.bodyIdleTimeout;
+    if (idle > 0 && this.#remaining !== 0) this.#timer = setTimeout(bodyIdled, idle, this);
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
@@ -144,9 +162,15 @@ class ResponseWriter implements Dispatcher.DispatchHandler {
       return;
     }
     if (this.#remaining > 0) this.#remaining -= chunk.length;
+    this.#timer?.refresh();
     if (!this.#res.write(chunk)) {
       controller.pause();
-      this.#res.once('drain', () => controller.resume());
+      this.#paused = true;
+      this.#res.once('drain', () => {
+        this.#paused = false;
+        this.#timer?.refresh();
+        controller.resume();
+      });
     }
   }
 
@@ -173,13 +197,21 @@ class ResponseWriter implements Dispatcher.DispatchHandler {
   #finish(outcome: AttemptOutcome): void {
     if (this.#settled) return;
     this.#settled = true;
-    clearTimeout(this.#headTimer);
+    clearTimeout(this.#timer);
     if (outcome.kind === 'broken') {
       this.#exchange.aborted = true;
       this.#res.destroy();
     }
     this.#settle(outcome);
   }
+}
+
+function headTimedOut(writer: ResponseWriter): void {
+  writer.headTimedOut();
+}
+
+function bodyIdled(writer: ResponseWriter): void {
+  writer.bodyIdled();
 }
 
 /** A started attempt: its outcome, and a way to stop it. */
@@ -207,8 +239,9 @@ export function startAttempt(res: ServerResponse, exchange: Exchange, request: A
         path: request.path,
         headers: request.headers,
         body: request.body,
-        headersTimeout: 0, // our own head timer covers queueing and connecting too
-        bodyTimeout: request.bodyIdleTimeout,
+        // Our own timers (see the top of this file); the head timer covers queueing and connecting too.
+        headersTimeout: 0,
+        bodyTimeout: 0,
       },
       writer,
     );
