@@ -32,9 +32,15 @@ const REBUILT = new Set(['host', 'x-request-id', 'via', 'x-forwarded-for', 'x-fo
  */
 export const VIA_TOKEN = `1.1 sidecar-${randomBytes(4).toString('hex')}`;
 
-/** Names listed in a Connection header value ("close, x-foo" -> {close, x-foo}). */
+/** Connection values that name no header beyond the hop-by-hop ones: the usual ones, on nearly every message. */
+const PLAIN_CONNECTION = new Set(['keep-alive', 'close', 'Keep-Alive', 'Close']);
+
+/**
+ * Names listed in a Connection header value ("close, x-foo" -> {close, x-foo});
+ * undefined when there are none to drop beyond HOP_BY_HOP.
+ */
 export function connectionTokens(value: string | string[] | undefined): Set<string> | undefined {
-  if (value === undefined) return undefined;
+  if (value === undefined || (typeof value === 'string' && PLAIN_CONNECTION.has(value))) return undefined;
   const tokens = new Set<string>();
   for (const part of Array.isArray(value) ? value : [value]) {
     for (const token of part.split(',')) {
