@@ -16,7 +16,7 @@ import { parseListen } from './units.ts';
 
 /** Until the response head arrives, all tries together (Envoy's route timeout is 15s; ours is a little kinder). */
 export const DEFAULT_ROUTE_TIMEOUT_MS = 30_000;
-/** Longest silence inside a response body (undici's bodyTimeout default). */
+/** Longest silence inside a response body (the default of undici's bodyTimeout, which forward.ts replaces with its own timer). */
 export const DEFAULT_BODY_IDLE_MS = 300_000;
 
 export type ListenerName = 'ingress' | 'egress';

@@ -62,7 +62,7 @@ function upstreamFailed(outcome: AttemptOutcome): boolean {
 
 /**
  * One request's journey through its tries. The listener's one 'close'
- * listener tells it when the client leaves (`Exchange.responseClosed` calls
+ * function tells it when the client leaves (`Exchange.responseClosed` calls
  * `clientGone()`), so a request registers no listener of its own.
  *
  * Plain fields rather than an AbortController: this runs for every request,
@@ -71,9 +71,9 @@ function upstreamFailed(outcome: AttemptOutcome): boolean {
  * running attempt is kept itself, not a closure over it: with a per-try
  * closure stored here, V8 promoted whole requests to old space (`--trace-gc`:
  * 8 KB per request, a full GC every second, 60 MB more RSS; the cause was not
- * pinned down further, so keep closures out of the flight). For the same
- * reason the flight itself is what the breaker runs (`BreakerTrial`) and what
- * judges a response head (`HeadJudge`): no closures per try.
+ * pinned down further, so keep closures out of the flight). Following that
+ * rule, the flight itself is what the breaker runs (`BreakerTrial`) and what
+ * judges a response head (`HeadJudge`): a try makes no closures of its own.
  */
 class Flight implements ClientWatcher, BreakerTrial<AttemptOutcome>, HeadJudge {
   readonly req: IncomingMessage;
