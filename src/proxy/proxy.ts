@@ -152,7 +152,7 @@ class Flight implements ClientWatcher, BreakerTrial<AttemptOutcome>, HeadJudge {
         headTimeout: headTimeout(this),
         bodyIdleTimeout: route.idleTimeout,
         responseRules: route.responseHeaders,
-        extraResponseHeaders: exchange.attempts > 1 ? { 'x-sidecar-attempts': String(exchange.attempts) } : undefined,
+        extraResponseHeaders: attemptsHeader(exchange),
       },
       this,
     );
@@ -236,7 +236,7 @@ async function run(flight: Flight): Promise<void> {
         return answer(flight, outcome.error);
       }
     }
-    // Here the verdict is a retry: `rejected` happens only when accept() decided one.
+    // Here the verdict is a retry: `rejected` happens only when acceptHead() decided one.
     if (!verdict?.retry) throw new Error('a refused response without a retry verdict');
     upstreamRetriesTotal.inc({ upstream: upstream.metricLabel, reason: verdict.reason });
     if (verdict.delayMs > 0) await backoff(flight, verdict.delayMs);
@@ -280,5 +280,10 @@ function answer(flight: Flight, error: ProxyError): void {
     exchange.error = error.code;
     return;
   }
-  refuse(res, exchange, error, exchange.attempts > 1 ? { 'x-sidecar-attempts': String(exchange.attempts) } : undefined);
+  refuse(res, exchange, error, attemptsHeader(exchange));
+}
+
+/** `x-sidecar-attempts` when more than one try was made, on the upstream's answer and on ours alike. */
+function attemptsHeader(exchange: Exchange): Record<string, string> | undefined {
+  return exchange.attempts > 1 ? { 'x-sidecar-attempts': String(exchange.attempts) } : undefined;
 }
