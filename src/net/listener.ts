@@ -11,7 +11,7 @@ import type { Socket } from 'node:net';
 import type { ListenerName } from '../config/compile.ts';
 import type { ListenerConfig } from '../config/schema.ts';
 import { answerClientError } from './raw-answer.ts';
-import { ObservedResponse, type ObservedServer } from './observed-response.ts';
+import { ObservedResponse, tellObserver, type ObservedServer, type ServerLifecycle } from './observed-response.ts';
 import { activeConnections } from '../observe/metrics.ts';
 import { log } from '../observe/log.ts';
 
@@ -55,12 +55,7 @@ export class Listener {
 
   #createServer(): ObservedServer {
     const handlers = this.#handlers;
-    const active = new Set<ObservedResponse>();
-    // The one 'close' listener of every response of this server, shared (no closure per request).
-    const closed = function (this: ObservedResponse): void {
-      active.delete(this);
-      this.observer?.responseClosed(this);
-    };
+    const lifecycle: ServerLifecycleState = { stopping: false };
     const server: ObservedServer = createServer<typeof IncomingMessage, typeof ObservedResponse>(
       {
         ...serverLimits(this.#limits),
@@ -70,13 +65,12 @@ export class Listener {
         ServerResponse: ObservedResponse,
       },
       (req, res) => {
-        if (stopping.has(server)) res.shouldKeepAlive = false;
-        else active.add(res);
-        res.on('close', closed);
+        res.lifecycle = lifecycle;
+        res.on('close', tellObserver);
         handlers.request(req, res);
       },
     );
-    activeResponses.set(server, active);
+    lifecycles.set(server, lifecycle);
     if (this.#limits) server.maxConnections = this.#limits.maxConnections;
     if (handlers.upgrade) server.on('upgrade', handlers.upgrade);
     if (handlers.connect) server.on('connect', handlers.connect);
@@ -194,8 +188,12 @@ function listenOn(server: ObservedServer, host: string, port: number, name: stri
 }
 
 const stopping = new WeakMap<ObservedServer, Promise<void>>();
-/** Responses in progress on each server, told to close their connection when the server stops. */
-const activeResponses = new WeakMap<ObservedServer, Set<ObservedResponse>>();
+
+interface ServerLifecycleState extends ServerLifecycle {
+  stopping: boolean;
+}
+/** Read by each response as it writes its head (see ObservedResponse.writeHead). */
+const lifecycles = new WeakMap<ObservedServer, ServerLifecycleState>();
 
 /**
  * Stops a server accepting; resolves once its last connection is gone. Idle
@@ -207,7 +205,8 @@ function stopAccepting(server: ObservedServer): Promise<void> {
   if (done) return done;
   // Responses not yet started end their connection (`connection: close`): a keep-alive
   // client is told to go elsewhere instead of finding its connection cut.
-  for (const res of activeResponses.get(server) ?? []) if (!res.headersSent) res.shouldKeepAlive = false;
+  const lifecycle = lifecycles.get(server);
+  if (lifecycle) lifecycle.stopping = true;
   const idleSweep = setInterval(() => server.closeIdleConnections(), 100);
   done = new Promise<void>((resolve) => server.close(() => resolve())).finally(() => clearInterval(idleSweep));
   server.closeIdleConnections();
