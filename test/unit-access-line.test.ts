@@ -4,7 +4,7 @@
  * the lines must keep every write within its byte bound, in order.
  */
 import { describe, expect, it } from 'vitest';
-import { accessLine, type AccessRecord } from '../src/observe/access-line.ts';
+import { accessLine, hundredthsJson, type AccessRecord } from '../src/observe/access-line.ts';
 import { LineBatch } from '../src/observe/line-batch.ts';
 
 function record(overrides: Partial<AccessRecord> = {}): AccessRecord {
@@ -77,6 +77,30 @@ describe('accessLine', () => {
     expect(parsed.reqId).toBe(hostile.reqId);
     expect(parsed.level).toBe('info');
     expect(parsed.injected).toBeUndefined();
+  });
+
+  it('gives each line its own fields when consecutive lines differ, and back again', () => {
+    const variants = [
+      record(),
+      record({ route: 'other', path: '/x', host: 'b.test', method: 'POST', upstream: 'u2', endpoint: '127.0.0.1:1', listener: 'egress' }),
+      record(),
+      record({ path: '/"quoted"' }),
+      record({ path: '' }),
+    ];
+    for (const variant of variants) {
+      const parsed = JSON.parse(accessLine(variant));
+      for (const key of ['listener', 'route', 'method', 'host', 'path', 'upstream', 'endpoint'] as const) expect(parsed[key]).toBe(variant[key]);
+    }
+  });
+
+  it('writes durationMs as JSON writes the number rounded to hundredths', () => {
+    const samples = [0, 0.004, 0.005, 0.01, 0.07, 0.1, 0.5, 1, 1.25, 1.5, 2, 9.99, 9.995, 10.05, 12.3, 99.999, 100, 1234.56, 30_000.01, 3_600_000];
+    for (let i = 0; i < 2000; i++) samples.push(Math.random() * 10 ** (i % 7));
+    for (const ms of samples) {
+      const rounded = Math.round(ms * 100) / 100;
+      expect(hundredthsJson(rounded)).toBe(JSON.stringify(rounded));
+      expect(hundredthsJson(ms)).toBe(JSON.stringify(rounded));
+    }
   });
 
   it('gives each line its own time, also within one millisecond and across them', () => {

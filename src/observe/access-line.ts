@@ -36,6 +36,49 @@ const PID = `","pid":${process.pid},"log":"access","reqId":`;
 /** Client-supplied strings (path, host, request id) may hold quotes or control characters: JSON.stringify escapes them. */
 const str = JSON.stringify as (value: string) => string;
 
+/**
+ * JSON of a field whose value mostly repeats from one line to the next
+ * (listener, route, method, host, path, upstream, endpoint): the last value's
+ * JSON is kept and reused. Comparing two short strings costs less than
+ * escaping one; nine JSON.stringify calls were about 0.6 us of the 1.1 us a
+ * line took to format (a loop over 128 records on this machine).
+ */
+class RepeatedField {
+  #value = '';
+  #json = '""';
+
+  json(value: string): string {
+    if (value !== this.#value) {
+      this.#value = value;
+      this.#json = str(value);
+    }
+    return this.#json;
+  }
+}
+
+const listenerField = new RepeatedField();
+const routeField = new RepeatedField();
+const methodField = new RepeatedField();
+const hostField = new RepeatedField();
+const pathField = new RepeatedField();
+const upstreamField = new RepeatedField();
+const endpointField = new RepeatedField();
+
+/**
+ * A duration in ms with at most two decimals, as JSON writes that number
+ * (1.5, not 1.50; 2, not 2.00), from integer arithmetic: turning a fraction
+ * into its shortest decimal form cost about 0.3 us per line.
+ */
+export function hundredthsJson(ms: number): string {
+  const hundredths = Math.round(ms * 100);
+  if (!(hundredths >= 0 && hundredths < Number.MAX_SAFE_INTEGER)) return String(ms);
+  const whole = Math.floor(hundredths / 100);
+  const fraction = hundredths - whole * 100;
+  if (fraction === 0) return String(whole);
+  if (fraction % 10 === 0) return `${whole}.${fraction / 10}`;
+  return fraction < 10 ? `${whole}.0${fraction}` : `${whole}.${fraction}`;
+}
+
 /** The ISO time of the last line, reused by the lines of the same millisecond. */
 let isoAt = -1;
 let iso = '';
@@ -55,10 +98,10 @@ export function accessLine(record: AccessRecord): string {
     isoTime(record.endedAt) +
     PID +
     str(record.reqId) +
-    `,"listener":${str(record.listener)},"route":${str(record.route)},"method":${str(record.method)}` +
-    `,"host":${str(record.host)},"path":${str(record.path)},"status":${record.status}` +
-    `,"durationMs":${record.durationMs},"bytesIn":${record.bytesIn},"bytesOut":${record.bytesOut}` +
-    `,"upstream":${str(record.upstream)},"endpoint":${str(record.endpoint)},"attempts":${record.attempts}`;
+    `,"listener":${listenerField.json(record.listener)},"route":${routeField.json(record.route)},"method":${methodField.json(record.method)}` +
+    `,"host":${hostField.json(record.host)},"path":${pathField.json(record.path)},"status":${record.status}` +
+    `,"durationMs":${hundredthsJson(record.durationMs)},"bytesIn":${record.bytesIn},"bytesOut":${record.bytesOut}` +
+    `,"upstream":${upstreamField.json(record.upstream)},"endpoint":${endpointField.json(record.endpoint)},"attempts":${record.attempts}`;
   if (record.error !== undefined) line += `,"error":${str(record.error)}`;
   if (record.retryStop !== undefined) line += `,"retryStop":${str(record.retryStop)}`;
   if (record.aborted) line += `,"aborted":true`;
