@@ -37,6 +37,18 @@ describe('egress destinations', () => {
     await table.destroy();
   });
 
+  it('evicts by last use, not by first arrival', async () => {
+    const table = new Destinations(() => [], { max: 3 });
+    const [a, b, c] = ['a.example', 'b.example', 'c.example'].map((host) => table.acquire(key(host))!);
+    for (const lease of [a, b, c]) lease.release();
+    table.acquire(key('a.example'))!.release(); // a is now the most recently used
+    table.acquire(key('d.example'))!.release(); // evicts b, the least recently used
+    expect(table.acquire(key('a.example'))!.state).toBe(a.state);
+    expect(table.acquire(key('c.example'))!.state).toBe(c.state);
+    expect(table.acquire(key('b.example'))!.state).not.toBe(b.state);
+    await table.destroy();
+  });
+
   it('closes destinations idle for idleMs', async () => {
     const table = new Destinations(() => [], { idleMs: 200 });
     table.acquire(key('a.example'))!.release();

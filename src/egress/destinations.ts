@@ -36,9 +36,31 @@ export interface DestinationLease {
 
 interface Entry {
   readonly state: UpstreamState;
+  /** When its last lease was released (ms since the epoch): the idle sweep's clock. */
   lastUsed: number;
+  /** Order of last acquire: the idle entry with the lowest is evicted first. */
+  recency: number;
   /** Requests between `acquire` and `release`; an entry in use is never evicted. */
   leases: number;
+}
+
+/** One request's hold on an entry; `release` is idempotent. */
+class Lease implements DestinationLease {
+  readonly state: UpstreamState;
+  #entry: Entry | undefined;
+
+  constructor(entry: Entry) {
+    this.state = entry.state;
+    this.#entry = entry;
+  }
+
+  release(): void {
+    const entry = this.#entry;
+    if (!entry) return;
+    this.#entry = undefined;
+    entry.leases--;
+    entry.lastUsed = Date.now();
+  }
 }
 
 export class Destinations {
@@ -47,6 +69,7 @@ export class Destinations {
   readonly #max: number;
   readonly #idleMs: number;
   readonly #sweeper: NodeJS.Timeout;
+  #recency = 0;
 
   constructor(own: DestinationRules['own'], options: { max?: number; idleMs?: number } = {}) {
     this.#own = own;
@@ -64,41 +87,34 @@ export class Destinations {
    * The state for a destination, leased until the lease is released (an
    * entry in use is never evicted); undefined when the table is full of
    * destinations in use.
+   *
+   * A request only reads the table; it no longer deletes and re-inserts its
+   * entry to keep the Map in use order (eviction scans for the lowest
+   * `recency` instead, and only when the table is full).
    */
   acquire(key: DestinationKey): DestinationLease | undefined {
     const id = JSON.stringify([key.scheme, key.host, key.port, key.connectTimeout ?? null, key.explicit]);
     let entry = this.#entries.get(id);
-    if (entry) {
-      this.#entries.delete(id); // re-insert: Map order is least recently used first
-    } else {
+    if (!entry) {
       if (this.#entries.size >= this.#max && !this.#evictOne()) return undefined;
-      entry = { state: createState(key, this.#own), lastUsed: 0, leases: 0 };
+      entry = { state: createState(key, this.#own), lastUsed: Date.now(), recency: 0, leases: 0 };
+      this.#entries.set(id, entry);
     }
-    this.#entries.set(id, entry);
-    entry.lastUsed = Date.now();
+    entry.recency = ++this.#recency;
     entry.leases++;
-    const leased = entry;
-    let released = false;
-    return {
-      state: entry.state,
-      release: () => {
-        if (released) return;
-        released = true;
-        leased.leases--;
-        leased.lastUsed = Date.now();
-      },
-    };
+    return new Lease(entry);
   }
 
+  /** Closes the least recently acquired idle destination; false when every one is in use. */
   #evictOne(): boolean {
+    let oldest: [string, Entry] | undefined;
     for (const [id, entry] of this.#entries) {
-      if (entry.leases === 0 && busy(entry.state) === 0) {
-        this.#entries.delete(id);
-        closePools(entry.state);
-        return true;
-      }
+      if (entry.leases === 0 && busy(entry.state) === 0 && (!oldest || entry.recency < oldest[1].recency)) oldest = [id, entry];
     }
-    return false;
+    if (!oldest) return false;
+    this.#entries.delete(oldest[0]);
+    closePools(oldest[1].state);
+    return true;
   }
 
   #sweep(): void {
