@@ -220,6 +220,18 @@ egress:
     expect(await closed).toBe(true);
   });
 
+  it('keeps a tunnel open while bytes keep coming, each pause shorter than tunnelIdleTimeout', async () => {
+    const tunnel = await openConnect(proxy, `127.0.0.1:${opaque.port}`);
+    const answer = readAll(tunnel.socket);
+    // 8 bytes 100 ms apart: 800 ms in all, well past the 300 ms idle limit, never 300 ms quiet.
+    for (let i = 0; i < 8; i++) {
+      tunnel.socket.write(Buffer.from([0x01]));
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    tunnel.socket.end();
+    expect(await answer).toBe('got 8 bytes');
+  });
+
   it('routes HTTP carried inside a CONNECT like absolute-form: a logical name reaches its upstream, request after request', async () => {
     const tunnel = await openConnect(proxy, 'payments.internal:80');
     expect(tunnel.status).toBe(200);
