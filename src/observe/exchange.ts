@@ -23,7 +23,20 @@ interface Series {
 const seriesCache = new Map<string, Series>();
 const SERIES_CACHE_MAX = 10_000;
 
+/** The labels of the last seriesOf call and its answer: under steady traffic most requests repeat them. */
+let last: { readonly listener: string; readonly route: string; readonly upstream: string; readonly method: string; readonly status: number; readonly series: Series } | undefined;
+
 function seriesOf(listener: ListenerName, route: string, upstream: string, method: string, status: number): Series {
+  const previous = last;
+  if (previous && previous.status === status && previous.route === route && previous.method === method && previous.upstream === upstream && previous.listener === listener) {
+    return previous.series;
+  }
+  const series = cachedSeries(listener, route, upstream, method, status);
+  last = { listener, route, upstream, method, status, series };
+  return series;
+}
+
+function cachedSeries(listener: ListenerName, route: string, upstream: string, method: string, status: number): Series {
   const key = `${listener}\u0000${route}\u0000${upstream}\u0000${method}\u0000${status}`;
   let series = seriesCache.get(key);
   if (!series) {

@@ -38,17 +38,35 @@ function matches(match: CompiledMatch, input: RouteInput): boolean {
   return true;
 }
 
+/** A Host header value split: lower-case host (IPv6 without brackets) and port. */
+export interface HostAndPort {
+  readonly host: string;
+  readonly port: number;
+}
+
+/** The last value splitHost was given, and its answer: a sidecar mostly sees one Host. */
+let lastValue = '';
+let lastDefaultPort = -1;
+let lastSplit: HostAndPort | undefined;
+
 /**
  * Splits a Host header value into lower-case host and port. Returns undefined
  * for a value that is not a host (RFC 9112 3.2: a request with a bad Host is 400).
  */
-export function splitHost(value: string | undefined, defaultPort: number): { host: string; port: number } | undefined {
+export function splitHost(value: string | undefined, defaultPort: number): HostAndPort | undefined {
   if (!value) return undefined;
+  if (value === lastValue && defaultPort === lastDefaultPort) return lastSplit;
   const match = /^(\[[0-9a-fA-F:.]+\]|[^:\s/@\[\]]+)(?::(\d{1,5}))?$/.exec(value);
-  if (!match) return undefined;
-  const port = match[2] === undefined ? defaultPort : Number(match[2]);
-  if (port > 65535) return undefined;
-  return { host: match[1].toLowerCase().replace(/^\[|\]$/g, ''), port };
+  let split: HostAndPort | undefined;
+  if (match) {
+    const port = match[2] === undefined ? defaultPort : Number(match[2]);
+    const name = match[1].toLowerCase();
+    if (port <= 65535) split = { host: name.startsWith('[') ? name.slice(1, -1) : name, port };
+  }
+  lastValue = value;
+  lastDefaultPort = defaultPort;
+  lastSplit = split;
+  return split;
 }
 
 /** The path without its query string. */
