@@ -55,7 +55,7 @@ export class Listener {
 
   #createServer(): ObservedServer {
     const handlers = this.#handlers;
-    const lifecycle: ServerLifecycleState = { stopping: false };
+    const lifecycle: ServerLifecycleState = { stopping: false, stopped: undefined };
     const server: ObservedServer = createServer<typeof IncomingMessage, typeof ObservedResponse>(
       {
         ...serverLimits(this.#limits),
@@ -187,12 +187,13 @@ function listenOn(server: ObservedServer, host: string, port: number, name: stri
   });
 }
 
-const stopping = new WeakMap<ObservedServer, Promise<void>>();
-
+/** A server's graceful stop: `stopping` is read by each response as it writes its head (see ObservedResponse.writeHead). */
 interface ServerLifecycleState extends ServerLifecycle {
   stopping: boolean;
+  /** Resolves once the server's last connection is gone; set when the stop begins. */
+  stopped: Promise<void> | undefined;
 }
-/** Read by each response as it writes its head (see ObservedResponse.writeHead). */
+/** Every server made by Listener.#createServer has one. */
 const lifecycles = new WeakMap<ObservedServer, ServerLifecycleState>();
 
 /**
@@ -201,16 +202,14 @@ const lifecycles = new WeakMap<ObservedServer, ServerLifecycleState>();
  * (which says `connection: close`). Idempotent.
  */
 function stopAccepting(server: ObservedServer): Promise<void> {
-  let done = stopping.get(server);
-  if (done) return done;
+  const lifecycle = lifecycles.get(server)!;
+  if (lifecycle.stopped) return lifecycle.stopped;
   // Responses not yet started end their connection (`connection: close`): a keep-alive
   // client is told to go elsewhere instead of finding its connection cut.
-  const lifecycle = lifecycles.get(server);
-  if (lifecycle) lifecycle.stopping = true;
+  lifecycle.stopping = true;
   const idleSweep = setInterval(() => server.closeIdleConnections(), 100);
-  done = new Promise<void>((resolve) => server.close(() => resolve())).finally(() => clearInterval(idleSweep));
+  lifecycle.stopped = new Promise<void>((resolve) => server.close(() => resolve())).finally(() => clearInterval(idleSweep));
   server.closeIdleConnections();
-  stopping.set(server, done);
-  return done;
+  return lifecycle.stopped;
 }
 

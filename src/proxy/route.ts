@@ -45,9 +45,7 @@ export interface HostAndPort {
 }
 
 /** The last value splitHost was given, and its answer: a sidecar mostly sees one Host. */
-let lastValue = '';
-let lastDefaultPort = -1;
-let lastSplit: HostAndPort | undefined;
+let last: { readonly value: string; readonly defaultPort: number; readonly split: HostAndPort | undefined } | undefined;
 
 /**
  * Splits a Host header value into lower-case host and port. Returns undefined
@@ -55,7 +53,8 @@ let lastSplit: HostAndPort | undefined;
  */
 export function splitHost(value: string | undefined, defaultPort: number): HostAndPort | undefined {
   if (!value) return undefined;
-  if (value === lastValue && defaultPort === lastDefaultPort) return lastSplit;
+  const previous = last;
+  if (previous && previous.value === value && previous.defaultPort === defaultPort) return previous.split;
   const match = /^(\[[0-9a-fA-F:.]+\]|[^:\s/@\[\]]+)(?::(\d{1,5}))?$/.exec(value);
   let split: HostAndPort | undefined;
   if (match) {
@@ -63,9 +62,7 @@ export function splitHost(value: string | undefined, defaultPort: number): HostA
     const name = match[1].toLowerCase();
     if (port <= 65535) split = { host: name.startsWith('[') ? name.slice(1, -1) : name, port };
   }
-  lastValue = value;
-  lastDefaultPort = defaultPort;
-  lastSplit = split;
+  last = { value, defaultPort, split };
   return split;
 }
 
