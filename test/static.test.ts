@@ -11,6 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { createStaticHandler, type StaticHandler, type StaticHandlerOptions } from '../src/ingress/static.ts';
+import { ResolveCache, type LookupWindow } from '../src/ingress/static-resolve.ts';
 import type { StaticConfig } from '../src/config/schema.ts';
 import { staticBytesTotal, staticResponsesTotal } from '../src/observe/metrics.ts';
 
@@ -58,7 +59,9 @@ async function serve(overrides: Partial<StaticConfig> = {}, opts: { prefix?: str
   const { prefix = '/static/', name = 'assets', ...options } = opts;
   const handler = createStaticHandler({ name, prefix, config: config(overrides) }, options);
   const server = http.createServer((req, res) => {
-    handler.handle(req, res).then(
+    // The request's id, as the ingress listener hands it over (its Exchange), when the client sent one.
+    const reqId = req.headers['x-request-id'];
+    handler.handle(req, res, { bytesOut: 0, reqId: typeof reqId === 'string' ? reqId : undefined }).then(
       (result) => {
         if (result !== 'miss') return;
         res.writeHead(299, { 'x-miss': res.headersSent ? 'dirty' : 'clean' });
@@ -609,6 +612,105 @@ describe('memory cache', () => {
     expect(s.handler.cacheStats().entries).toBe(1);
     s.handler.close();
     expect(s.handler.cacheStats().entries).toBe(0);
+  });
+});
+
+describe('hot answers (static-hot.ts): a plain GET answered again from memory', () => {
+  // A long window and files old enough to cache: every repeated plain GET below takes the hot path.
+  const serveHot = (cache: Partial<StaticConfig['cache']> = {}): Promise<Served> =>
+    serve({ cache: { maxBytes: 1024 * 1024, maxFileSize: 64 * 1024, revalidate: 60_000, ...cache } }, { cacheSettleMs: 0 });
+
+  it('gives the same head and body again, with each request its own x-request-id', async () => {
+    const s = await serveHot();
+    const first = await get(s.port, '/static/name.txt', { 'x-request-id': 'one' });
+    const hits = s.handler.cacheStats().hits;
+    const second = await get(s.port, '/static/name.txt', { 'x-request-id': 'two' });
+    const third = await get(s.port, '/static/name.txt');
+    expect(s.handler.cacheStats().hits).toBe(hits + 2);
+    expect([first.headers['x-request-id'], second.headers['x-request-id'], third.headers['x-request-id']]).toEqual(['one', 'two', undefined]);
+    for (const r of [second, third]) {
+      expect([r.status, text(r)]).toEqual([200, 'tobi']);
+      const { date: _date, 'x-request-id': _id, ...head } = r.headers;
+      const { date: _firstDate, 'x-request-id': _firstId, ...firstHead } = first.headers;
+      expect(head).toEqual(firstHead);
+    }
+  });
+
+  it('never answers a request the full path would answer otherwise: Range, validators, HEAD', async () => {
+    const s = await serveHot();
+    const full = await get(s.port, '/static/nums.txt');
+    await get(s.port, '/static/nums.txt');
+    const etag = String(full.headers.etag);
+    const part = await get(s.port, '/static/nums.txt', { range: 'bytes=1-3' });
+    expect([part.status, text(part), part.headers['content-range']]).toEqual([206, '234', 'bytes 1-3/9']);
+    expect((await get(s.port, '/static/nums.txt', { 'if-none-match': etag })).status).toBe(304);
+    expect((await get(s.port, '/static/nums.txt', { 'if-modified-since': String(full.headers['last-modified']) })).status).toBe(304);
+    expect((await get(s.port, '/static/nums.txt', { 'if-match': '"other"' })).status).toBe(412);
+    const head = await get(s.port, '/static/nums.txt', {}, 'HEAD');
+    expect([head.status, head.body.length, head.headers['content-length']]).toEqual([200, 0, '9']);
+    expect((await get(s.port, '/static/nums.txt', {}, 'POST')).status).toBe(405);
+  });
+
+  it('follows Accept-Encoding: each request gets the variant it accepts', async () => {
+    const s = await serveHot();
+    const sequence: Array<[string | undefined, string]> = [
+      ['br', 'BROTLI-BYTES'],
+      ['br', 'BROTLI-BYTES'],
+      ['gzip', 'GZIP-BYTES'],
+      [undefined, "console.log('identity')"],
+      [undefined, "console.log('identity')"],
+      ['br', 'BROTLI-BYTES'],
+      ['gzip, br;q=0', 'GZIP-BYTES'],
+    ];
+    for (const [accept, body] of sequence) {
+      const r = await get(s.port, '/static/app.js', accept === undefined ? {} : { 'accept-encoding': accept });
+      expect([accept, text(r)]).toEqual([accept, body]);
+    }
+  });
+
+  it('a file evicted from the cache is read again', async () => {
+    const s = await serveHot({ maxBytes: 10, maxFileSize: 8 });
+    write('hot-lru/a.txt', 'aaaaa');
+    write('hot-lru/b.txt', 'bbbbb');
+    write('hot-lru/c.txt', 'ccccc');
+    for (const name of ['a', 'a', 'b', 'c']) await get(s.port, `/static/hot-lru/${name}.txt`);
+    const misses = s.handler.cacheStats().misses;
+    expect(text(await get(s.port, '/static/hot-lru/a.txt'))).toBe('aaaaa');
+    expect(s.handler.cacheStats().misses).toBe(misses + 1);
+  });
+
+  it('a variant created after a miss was remembered is served once the window has passed', async () => {
+    const s = await serveHot({ revalidate: 200 });
+    write('late.js', 'identity');
+    await get(s.port, '/static/late.js', { 'accept-encoding': 'br' });
+    expect(text(await get(s.port, '/static/late.js', { 'accept-encoding': 'br' }))).toBe('identity');
+    write('late.js.br', 'BR');
+    let seen = '';
+    for (let i = 0; i < 40 && seen !== 'BR'; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      seen = text(await get(s.port, '/static/late.js', { 'accept-encoding': 'br' }));
+    }
+    expect(seen).toBe('BR');
+  });
+
+  it('lasts only as long as the oldest lookup it rests on', async () => {
+    write('window/a.txt', 'a');
+    write('window/b.txt', 'b');
+    const paths = new ResolveCache(root, 'deny', 60_000);
+    const first: LookupWindow = { until: Infinity };
+    await paths.resolve(path.join(root, 'window/a.txt'), first);
+    expect(first.until).toBeGreaterThan(performance.now());
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const second: LookupWindow = { until: Infinity };
+    await paths.resolve(path.join(root, 'window/b.txt'), second);
+    const bAlone = second.until;
+    await paths.resolve(path.join(root, 'window/a.txt'), second);
+    expect(second.until).toBe(first.until);
+    expect(second.until).toBeLessThan(bAlone);
+    // Nothing remembered (revalidate: 0): nothing may be reused.
+    const none: LookupWindow = { until: Infinity };
+    await new ResolveCache(root, 'deny', 0).resolve(path.join(root, 'window/a.txt'), none);
+    expect(none.until).toBeLessThanOrEqual(performance.now());
   });
 });
 

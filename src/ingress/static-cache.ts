@@ -54,15 +54,18 @@ export class FileCache {
 
   /** The cached body when it still is the file `stat` describes; a stale entry is dropped. */
   get(path: string, stat: BigIntStats): Buffer | undefined {
+    const body = this.hit(path, stat);
+    if (!body) this.#misses++;
+    return body;
+  }
+
+  /** get() for a first try whose miss is not counted: the full lookup that follows a miss counts it. */
+  hit(path: string, stat: BigIntStats): Buffer | undefined {
     const entry = this.#entries.get(path);
-    if (!entry) {
-      this.#misses++;
-      return undefined;
-    }
+    if (!entry) return undefined;
     this.#entries.delete(path);
     if (!sameFile(entry, stat)) {
       this.#bytes -= entry.body.length;
-      this.#misses++;
       return undefined;
     }
     this.#entries.set(path, entry);
@@ -72,12 +75,12 @@ export class FileCache {
 
   /**
    * Keeps `body`, read from the file `before` described, when the file did not
-   * change while it was read (`after`) and has settled.
+   * change while it was read (`after`) and has settled. True when kept.
    */
-  set(path: string, before: BigIntStats, after: BigIntStats, body: Buffer, now = Date.now()): void {
-    if (!this.fits(body.length) || !sameVersion(before, after) || BigInt(body.length) !== after.size) return;
+  set(path: string, before: BigIntStats, after: BigIntStats, body: Buffer, now = Date.now()): boolean {
+    if (!this.fits(body.length) || !sameVersion(before, after) || BigInt(body.length) !== after.size) return false;
     const changedMs = Number((after.ctimeNs > after.mtimeNs ? after.ctimeNs : after.mtimeNs) / 1_000_000n);
-    if (now - changedMs < this.#settleMs) return;
+    if (now - changedMs < this.#settleMs) return false;
     const old = this.#entries.get(path);
     if (old) {
       this.#entries.delete(path);
@@ -97,6 +100,7 @@ export class FileCache {
       this.#entries.delete(key);
       this.#bytes -= entry.body.length;
     }
+    return this.#entries.has(path);
   }
 
   clear(): void {

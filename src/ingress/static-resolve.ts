@@ -11,6 +11,11 @@ import { realRootOf, resolveInside, type Resolved } from './static-path.ts';
 /** Bound on remembered paths; past it the memo starts over (a scan of random paths must not grow memory). */
 const MAX_ENTRIES = 10_000;
 
+/** Filled in by resolve(): until when every lookup of one request is still answered from memory (static-hot.ts). */
+export interface LookupWindow {
+  until: number;
+}
+
 interface Entry<T> {
   readonly until: number;
   readonly value: Promise<T>;
@@ -38,17 +43,26 @@ export class ResolveCache {
     return value;
   }
 
-  /** resolveInside() of static-path.ts, remembered for the window (errors never are). */
-  resolve(candidate: string): Promise<Resolved | undefined> {
+  /**
+   * resolveInside() of static-path.ts, remembered for the window (errors never
+   * are). `window.until` is lowered to this answer's expiry (to now when
+   * nothing is remembered).
+   */
+  resolve(candidate: string, window?: LookupWindow): Promise<Resolved | undefined> {
     const now = performance.now();
-    const known = this.#files.get(candidate);
-    if (known && known.until > now) return known.value;
-    const value = resolveInside(this.realRoot(), candidate, this.#dotfiles);
-    if (this.#windowMs > 0) {
+    let entry = this.#files.get(candidate);
+    if (!entry || entry.until <= now) {
+      const value = resolveInside(this.realRoot(), candidate, this.#dotfiles);
+      if (this.#windowMs <= 0) {
+        if (window) window.until = Math.min(window.until, now);
+        return value;
+      }
       if (this.#files.size >= MAX_ENTRIES) this.#files.clear();
-      this.#files.set(candidate, this.#remember(value, now, () => this.#files.delete(candidate)));
+      entry = this.#remember(value, now, () => this.#files.delete(candidate));
+      this.#files.set(candidate, entry);
     }
-    return value;
+    if (window && entry.until < window.until) window.until = entry.until;
+    return entry.value;
   }
 
   clear(): void {

@@ -3,7 +3,8 @@
  * path prefix, so the app behind the sidecar never spends its event loop on
  * them. Safe path resolution lives in static-path.ts, the HTTP validators in
  * static-negotiate.ts (jshttp `fresh` + `range-parser`, send's rules), the hot
- * file cache in static-cache.ts; this file strings them together.
+ * file cache in static-cache.ts, the finished answers of hot files in
+ * static-hot.ts; this file strings them together.
  *
  * Answers: 200/206/304 for files; 301 to the slash form of a folder that has an
  * index; 404 `{"error":"not_found"}` (or a miss with `fallthrough`) for anything
@@ -23,7 +24,8 @@ import { ProxyError, sendError } from '../proxy/errors.ts';
 import { staticBytesTotal, staticResponsesTotal } from '../observe/metrics.ts';
 import { DEFAULT_SETTLE_MS, FileCache, readExactly, sameVersion, type FileCacheStats } from './static-cache.ts';
 import { joinUnder, parseStaticPath, slashLocation, type Resolved } from './static-path.ts';
-import { ResolveCache } from './static-resolve.ts';
+import { HotAnswers, sharedHeaders } from './static-hot.ts';
+import { ResolveCache, type LookupWindow } from './static-resolve.ts';
 import {
   acceptedEncodings,
   cacheControl,
@@ -112,6 +114,8 @@ function idHeader(sent: BodyCounter): Record<string, string> {
 const OPEN_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW;
 /** A file that keeps changing under us is given up after this many tries (each re-reads its stat). */
 const MAX_TRIES = 3;
+/** What handle() gives when a hot answer served the request: one settled promise, not one per request. */
+const SERVED: Promise<'served'> = Promise.resolve('served');
 
 class StaticFiles implements StaticHandler {
   readonly #route: StaticRoute;
@@ -119,6 +123,7 @@ class StaticFiles implements StaticHandler {
   readonly #cache: FileCache;
   readonly #cacheControl: string;
   readonly #paths: ResolveCache;
+  readonly #hot: HotAnswers;
   /** Labelled metric children, per status (prom-client would hash the labels on every inc). */
   readonly #responses = new Map<number, { inc(): void }>();
   readonly #bytes: { inc(value: number): void };
@@ -130,30 +135,58 @@ class StaticFiles implements StaticHandler {
     this.#config = route.config;
     this.#cache = new FileCache(route.config.cache.maxBytes, route.config.cache.maxFileSize, options.cacheSettleMs ?? DEFAULT_SETTLE_MS);
     this.#cacheControl = cacheControl(route.config.maxAge, route.config.immutable);
+    this.#hot = new HotAnswers(route.config.precompressed);
   }
 
-  async handle(req: IncomingMessage, res: ServerResponse, sent: BodyCounter = { bytesOut: 0 }): Promise<'served' | 'miss'> {
+  handle(req: IncomingMessage, res: ServerResponse, sent: BodyCounter = { bytesOut: 0 }): Promise<'served' | 'miss'> {
     try {
-      return await this.#handle(req, res, sent);
+      if (this.#serveHot(req, res, sent)) return SERVED;
     } catch (err) {
-      if (res.headersSent) {
-        res.destroy();
-        return 'served';
-      }
-      const code = (err as { code?: string } | undefined)?.code;
-      if (code === 'EACCES' || code === 'EPERM') this.#plain(req, res, sent, 403, 'forbidden', 'the file is not readable');
-      else this.#plain(req, res, sent, 500, 'internal_error', 'the file could not be read');
-      return 'served';
+      return Promise.resolve(this.#failed(req, res, sent, err));
     }
+    return this.#handleFully(req, res, sent);
   }
 
   close(): void {
     this.#cache.clear();
     this.#paths.clear();
+    this.#hot.clear();
   }
 
   cacheStats(): FileCacheStats {
     return this.#cache.stats();
+  }
+
+  /** A hot answer (static-hot.ts) with its body from the cache; false when the request needs the full path. */
+  #serveHot(req: IncomingMessage, res: ServerResponse, sent: BodyCounter): boolean {
+    const answer = this.#hot.find(req);
+    if (!answer) return false;
+    const body = this.#cache.hit(answer.real, answer.stat);
+    if (!body) return false;
+    res.writeHead(200, sent.reqId === undefined ? answer.headers : { ...answer.headers, 'x-request-id': sent.reqId });
+    res.end(body);
+    sent.bytesOut += body.length;
+    this.#count(200, body.length);
+    return true;
+  }
+
+  async #handleFully(req: IncomingMessage, res: ServerResponse, sent: BodyCounter): Promise<'served' | 'miss'> {
+    try {
+      return await this.#handle(req, res, sent);
+    } catch (err) {
+      return this.#failed(req, res, sent, err);
+    }
+  }
+
+  #failed(req: IncomingMessage, res: ServerResponse, sent: BodyCounter, err: unknown): 'served' {
+    if (res.headersSent) {
+      res.destroy();
+      return 'served';
+    }
+    const code = (err as { code?: string } | undefined)?.code;
+    if (code === 'EACCES' || code === 'EPERM') this.#plain(req, res, sent, 403, 'forbidden', 'the file is not readable');
+    else this.#plain(req, res, sent, 500, 'internal_error', 'the file could not be read');
+    return 'served';
   }
 
   async #handle(req: IncomingMessage, res: ServerResponse, sent: BodyCounter): Promise<'served' | 'miss'> {
@@ -174,13 +207,15 @@ class StaticFiles implements StaticHandler {
     if (parsed.kind === 'not_found') return this.#notFound(req, res, sent);
 
     const requested = joinUnder(config.root, parsed.segments);
-    let found = await this.#paths.resolve(requested);
+    // Until when every lookup below is answered from memory: how long this answer may be reused.
+    const lookups: LookupWindow = { until: Infinity };
+    let found = await this.#paths.resolve(requested, lookups);
     if (!found) return this.#notFound(req, res, sent);
     let name = requested;
     if (found.stat.isDirectory()) {
       if (config.index === false) return this.#notFound(req, res, sent);
       name = join(requested, config.index);
-      const index = await this.#paths.resolve(name);
+      const index = await this.#paths.resolve(name, lookups);
       if (!index?.stat.isFile()) return this.#notFound(req, res, sent);
       // Redirect only when the slash form will be served: an app behind a
       // fallthrough route keeps its own /users even if public/users/ exists.
@@ -191,22 +226,30 @@ class StaticFiles implements StaticHandler {
       return this.#notFound(req, res, sent);
     }
 
-    const variant = await this.#variant(req, name, found);
-    await this.#send(req, res, sent, variant.file, variant.encoding, name);
+    const variant = await this.#variant(req, name, found, lookups);
+    await this.#send(req, res, sent, variant.file, variant.encoding, name, lookups);
     return 'served';
   }
 
   /** The precompressed sibling (`name.br`, `name.gz`) the client prefers, when it exists inside the root. */
-  async #variant(req: IncomingMessage, name: string, identity: Resolved): Promise<{ file: Resolved; encoding?: Encoding }> {
+  async #variant(req: IncomingMessage, name: string, identity: Resolved, lookups: LookupWindow): Promise<{ file: Resolved; encoding?: Encoding }> {
     if (!this.#config.precompressed) return { file: identity };
     for (const encoding of acceptedEncodings(req.headers['accept-encoding'])) {
-      const file = await this.#paths.resolve(name + ENCODING_SUFFIX[encoding]);
+      const file = await this.#paths.resolve(name + ENCODING_SUFFIX[encoding], lookups);
       if (file?.stat.isFile()) return { file, encoding };
     }
     return { file: identity };
   }
 
-  async #send(req: IncomingMessage, res: ServerResponse, sent: BodyCounter, file: Resolved, encoding: Encoding | undefined, name: string): Promise<void> {
+  async #send(
+    req: IncomingMessage,
+    res: ServerResponse,
+    sent: BodyCounter,
+    file: Resolved,
+    encoding: Encoding | undefined,
+    name: string,
+    lookups: LookupWindow,
+  ): Promise<void> {
     let stat = file.stat;
     let handle: FileHandle | undefined;
     let streaming = false;
@@ -262,6 +305,7 @@ class StaticFiles implements StaticHandler {
         }
         const cacheable = this.#cache.fits(size);
         let body = cacheable && !handle ? this.#cache.get(file.real, stat) : undefined;
+        let cached = body !== undefined;
         if (!body) {
           if (!handle) {
             handle = await open(file.real, OPEN_FLAGS);
@@ -281,10 +325,20 @@ class StaticFiles implements StaticHandler {
               stat = after;
               continue;
             }
-            this.#cache.set(file.real, stat, after, body);
+            cached = this.#cache.set(file.real, stat, after, body);
           }
         }
         res.writeHead(status, headers);
+        if (cached && status === 200 && stat === file.stat && !isConditional(req.headers)) {
+          // The whole file from memory, for the stat the lookups gave: the same request gets this answer again.
+          this.#hot.remember(req.url ?? '/', {
+            until: lookups.until,
+            acceptEncoding: req.headers['accept-encoding'],
+            real: file.real,
+            stat,
+            headers: sharedHeaders(headers),
+          });
+        }
         if (body) {
           res.end(body.subarray(start, end + 1));
           sent.bytesOut += length;
