@@ -38,7 +38,7 @@ async function serve(overrides: Partial<StaticConfig>, prefix: string): Promise<
     },
   });
   const server = http.createServer((req, res) => {
-    handler.handle(req, res).then(
+    Promise.resolve(handler.handle(req, res)).then(
       (result) => {
         if (result === 'miss') {
           res.writeHead(299);

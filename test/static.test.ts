@@ -61,7 +61,7 @@ async function serve(overrides: Partial<StaticConfig> = {}, opts: { prefix?: str
   const server = http.createServer((req, res) => {
     // The request's id, as the ingress listener hands it over (its Exchange), when the client sent one.
     const reqId = req.headers['x-request-id'];
-    handler.handle(req, res, { bytesOut: 0, reqId: typeof reqId === 'string' ? reqId : undefined }).then(
+    Promise.resolve(handler.handle(req, res, { bytesOut: 0, reqId: typeof reqId === 'string' ? reqId : undefined })).then(
       (result) => {
         if (result !== 'miss') return;
         res.writeHead(299, { 'x-miss': res.headersSent ? 'dirty' : 'clean' });
@@ -673,7 +673,7 @@ describe('hot answers (static-hot.ts): a plain GET answered again from memory', 
     write('hot-lru/a.txt', 'aaaaa');
     write('hot-lru/b.txt', 'bbbbb');
     write('hot-lru/c.txt', 'ccccc');
-    for (const name of ['a', 'a', 'b', 'c']) await get(s.port, `/static/hot-lru/${name}.txt`);
+    for (const name of ['a', 'b', 'c']) await get(s.port, `/static/hot-lru/${name}.txt`);
     const misses = s.handler.cacheStats().misses;
     expect(text(await get(s.port, '/static/hot-lru/a.txt'))).toBe('aaaaa');
     expect(s.handler.cacheStats().misses).toBe(misses + 1);

@@ -6,7 +6,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import type { CompiledRoute, ListenerSnapshot, Snapshot } from '../config/compile.ts';
+import type { CompiledRoute, ListenerSnapshot } from '../config/compile.ts';
 import type { ConfigStore } from '../config/store.ts';
 import type { UpstreamRegistry } from '../upstream/registry.ts';
 import { Exchange } from '../observe/exchange.ts';
@@ -28,6 +28,12 @@ export interface IngressDeps {
   readonly registry: UpstreamRegistry;
   /** Answers 503 app_not_ready while the supervised app is starting. */
   readonly appReady: () => boolean;
+}
+
+/** A bug, not a fault of the client or the upstream: logged, and answered 500 when the head is not sent yet. */
+function failed(res: ServerResponse, exchange: Exchange, err: unknown): void {
+  log.error({ err, reqId: exchange.reqId }, 'ingress request failed unexpectedly');
+  refuse(res, exchange, new ProxyError('internal_error'));
 }
 
 export class IngressServer {
@@ -59,35 +65,41 @@ export class IngressServer {
     if (url.length > MAX_URI_LENGTH) return refuse(res, exchange, new ProxyError('uri_too_long'));
     if (!this.#deps.appReady()) return refuse(res, exchange, new ProxyError('app_not_ready'), { 'retry-after': '1' });
     const input: RouteInput = { method: exchange.method, host: hostInfo.host, port: hostInfo.port, path: exchange.path, headers: req.headers };
-    this.#route(req, res, snapshot, ingress, input, exchange, 0).catch((err: unknown) => {
-      log.error({ err, reqId: exchange.reqId }, 'ingress request failed unexpectedly');
-      refuse(res, exchange, new ProxyError('internal_error'));
-    });
+    this.#route(req, res, ingress, input, exchange, 0);
   }
 
-  /** First matching route from `from` on; a static miss with fallthrough goes on to the next match. */
-  async #route(
-    req: IncomingMessage,
-    res: ServerResponse,
-    snapshot: Snapshot,
-    ingress: ListenerSnapshot,
-    input: RouteInput,
-    exchange: Exchange,
-    from: number,
-  ): Promise<void> {
-    const index = findRoute(ingress.routes, input, from);
-    if (index === -1) return refuse(res, exchange, new ProxyError('no_route'));
-    const route: CompiledRoute = ingress.routes[index];
-    exchange.route = route.name;
-    if (route.static) {
-      const served = await this.#statics.get(route).handle(req, res, exchange);
-      if (served === 'served') return;
-      return this.#route(req, res, snapshot, ingress, input, exchange, index + 1);
+  /**
+   * First matching route from `from` on; a static miss with fallthrough goes
+   * on to the next match. Not async: a hot static file is answered before
+   * this returns, without a promise.
+   */
+  #route(req: IncomingMessage, res: ServerResponse, ingress: ListenerSnapshot, input: RouteInput, exchange: Exchange, from: number): void {
+    let pending: 'served' | Promise<'served' | 'miss'>;
+    let index: number;
+    try {
+      index = findRoute(ingress.routes, input, from);
+      if (index === -1) return refuse(res, exchange, new ProxyError('no_route'));
+      const route: CompiledRoute = ingress.routes[index];
+      exchange.route = route.name;
+      pending = route.static ? this.#statics.get(route).handle(req, res, exchange) : this.#proxy(req, res, route, exchange);
+    } catch (err) {
+      return failed(res, exchange, err);
     }
+    if (pending === 'served') return;
+    pending.then(
+      (result) => {
+        if (result === 'miss') this.#route(req, res, ingress, input, exchange, index + 1);
+      },
+      (err: unknown) => failed(res, exchange, err),
+    );
+  }
+
+  async #proxy(req: IncomingMessage, res: ServerResponse, route: CompiledRoute, exchange: Exchange): Promise<'served'> {
     const upstream = route.upstream === undefined ? undefined : this.#deps.registry.get(route.upstream);
     if (!upstream) {
       // Only possible when a reload removed the upstream while this request was queued.
-      return refuse(res, exchange, new ProxyError('no_healthy_endpoint', `upstream "${route.upstream}" is gone`));
+      refuse(res, exchange, new ProxyError('no_healthy_endpoint', `upstream "${route.upstream}" is gone`));
+      return 'served';
     }
     await proxyRequest(req, res, route, {
       upstream,
@@ -95,6 +107,7 @@ export class IngressServer {
       host: req.headers.host,
       originalHost: req.headers.host,
     }, exchange);
+    return 'served';
   }
 
   #onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {

@@ -17,6 +17,8 @@ export const DEFAULT_SETTLE_MS = 2_000;
 
 interface Entry {
   body: Buffer;
+  /** Hit since the eviction scan last passed it (the "second chance" of CLOCK). */
+  used: boolean;
   dev: bigint;
   ino: bigint;
   size: bigint;
@@ -35,7 +37,15 @@ export class FileCache {
   readonly #maxBytes: number;
   readonly #maxFileSize: number;
   readonly #settleMs: number;
-  /** Map order is recency order: a hit moves the entry to the end, eviction takes from the front. */
+  /**
+   * Insertion order, swept from the front by eviction, CLOCK-style: an entry
+   * hit since the sweep last passed it goes to the back instead of out. An
+   * approximate LRU whose hit is one flag store: moving the entry to the end
+   * on every hit (delete + set) made the Map drop and rebuild its hash table
+   * every few requests, and V8 keeps each obsolete table linked to the next,
+   * which raised the share of young objects promoted to old space under
+   * load.
+   */
   readonly #entries = new Map<string, Entry>();
   #bytes = 0;
   #hits = 0;
@@ -63,12 +73,12 @@ export class FileCache {
   hit(path: string, stat: BigIntStats): Buffer | undefined {
     const entry = this.#entries.get(path);
     if (!entry) return undefined;
-    this.#entries.delete(path);
     if (!sameFile(entry, stat)) {
+      this.#entries.delete(path);
       this.#bytes -= entry.body.length;
       return undefined;
     }
-    this.#entries.set(path, entry);
+    entry.used = true;
     this.#hits++;
     return entry.body;
   }
@@ -88,6 +98,7 @@ export class FileCache {
     }
     this.#entries.set(path, {
       body,
+      used: false,
       dev: after.dev,
       ino: after.ino,
       size: after.size,
@@ -95,12 +106,26 @@ export class FileCache {
       ctimeNs: after.ctimeNs,
     });
     this.#bytes += body.length;
-    for (const [key, entry] of this.#entries) {
-      if (this.#bytes <= this.#maxBytes) break;
-      this.#entries.delete(key);
-      this.#bytes -= entry.body.length;
-    }
+    this.#evict();
     return this.#entries.has(path);
+  }
+
+  /**
+   * Drops entries from the front until the bytes fit, giving each entry hit
+   * since the last sweep one more round. Ends: flags only clear, and the
+   * newest entry (never hit yet) fits alone (fits() caps a file at maxBytes).
+   */
+  #evict(): void {
+    while (this.#bytes > this.#maxBytes) {
+      const [key, entry] = this.#entries.entries().next().value!;
+      this.#entries.delete(key);
+      if (entry.used) {
+        entry.used = false;
+        this.#entries.set(key, entry);
+      } else {
+        this.#bytes -= entry.body.length;
+      }
+    }
   }
 
   clear(): void {

@@ -87,8 +87,12 @@ export interface BodyCounter {
 }
 
 export interface StaticHandler {
-  /** Serves the request, or returns 'miss' (only when fallthrough is true and no file exists) without touching res. */
-  handle(req: IncomingMessage, res: ServerResponse, sent?: BodyCounter): Promise<'served' | 'miss'>;
+  /**
+   * Serves the request, or returns 'miss' (only when fallthrough is true and
+   * no file exists) without touching res. 'served' at once, without a
+   * promise, when a hot answer (static-hot.ts) served it.
+   */
+  handle(req: IncomingMessage, res: ServerResponse, sent?: BodyCounter): 'served' | Promise<'served' | 'miss'>;
   /** Drops the memory cache (there are no watchers to stop). */
   close(): void;
   /** Hot-file cache counters, for tests and the admin port. */
@@ -114,8 +118,6 @@ function idHeader(sent: BodyCounter): Record<string, string> {
 const OPEN_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW;
 /** A file that keeps changing under us is given up after this many tries (each re-reads its stat). */
 const MAX_TRIES = 3;
-/** What handle() gives when a hot answer served the request: one settled promise, not one per request. */
-const SERVED: Promise<'served'> = Promise.resolve('served');
 
 class StaticFiles implements StaticHandler {
   readonly #route: StaticRoute;
@@ -138,11 +140,11 @@ class StaticFiles implements StaticHandler {
     this.#hot = new HotAnswers(route.config.precompressed);
   }
 
-  handle(req: IncomingMessage, res: ServerResponse, sent: BodyCounter = { bytesOut: 0 }): Promise<'served' | 'miss'> {
+  handle(req: IncomingMessage, res: ServerResponse, sent: BodyCounter = { bytesOut: 0 }): 'served' | Promise<'served' | 'miss'> {
     try {
-      if (this.#serveHot(req, res, sent)) return SERVED;
+      if (this.#serveHot(req, res, sent)) return 'served';
     } catch (err) {
-      return Promise.resolve(this.#failed(req, res, sent, err));
+      return this.#failed(req, res, sent, err);
     }
     return this.#handleFully(req, res, sent);
   }
