@@ -39,24 +39,47 @@ export class LineBatch<T> {
     if (this.#records.length >= this.#maxRecords) this.flush();
   }
 
-  /** Formats what is queued and hands it to the sink in chunks of at most `maxBytes`. */
+  /**
+   * Formats what is queued and hands it to the sink in chunks of at most
+   * `maxBytes`. A chunk is first sized by characters (a line has at least as
+   * many bytes as characters) and joined, then its bytes are counted once;
+   * only a chunk that non-ASCII text made too long is re-cut line by line.
+   * Counting each line's bytes as it came flattened every line on its own
+   * (the lines are built by concatenation), about a quarter of the access
+   * line's cost.
+   */
   flush(): void {
     const records = this.#records;
     if (records.length === 0) return;
     this.#records = [];
-    let chunk = '';
-    let chunkBytes = 0;
-    for (const record of records) {
-      const line = this.#format(record);
-      const bytes = Buffer.byteLength(line);
-      if (chunkBytes > 0 && chunkBytes + bytes > this.#maxBytes) {
-        this.#sink.write(chunk);
-        chunk = '';
-        chunkBytes = 0;
+    const lines = records.map(this.#format);
+    const maxBytes = this.#maxBytes;
+    let start = 0;
+    while (start < lines.length) {
+      let end = start;
+      let chars = 0;
+      while (end < lines.length && chars + lines[end].length <= maxBytes) chars += lines[end++].length;
+      if (end === start) {
+        this.#sink.write(lines[start++]); // longer than maxBytes: written alone
+        continue;
       }
-      chunk += line;
-      chunkBytes += bytes;
+      let chunk = joinRange(lines, start, end);
+      if (Buffer.byteLength(chunk) > maxBytes) {
+        // The first line goes in whatever its size (a line over maxBytes is written alone).
+        let bytes = Buffer.byteLength(lines[start]);
+        for (end = start + 1; end < lines.length; end++) {
+          const next = Buffer.byteLength(lines[end]);
+          if (bytes + next > maxBytes) break;
+          bytes += next;
+        }
+        chunk = joinRange(lines, start, end);
+      }
+      this.#sink.write(chunk);
+      start = end;
     }
-    this.#sink.write(chunk);
   }
+}
+
+function joinRange(lines: string[], start: number, end: number): string {
+  return start === 0 && end === lines.length ? lines.join('') : lines.slice(start, end).join('');
 }
