@@ -4,7 +4,7 @@
  * Connection), the forwarding headers and the request id are set, and the
  * route's header rules apply last.
  */
-import { randomBytes, randomFillSync, randomUUID } from 'node:crypto';
+import { randomBytes, randomFillSync } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { HeaderRules } from '../config/compile.ts';
 
@@ -71,7 +71,47 @@ export function requestIdOf(headers: IncomingHttpHeaders): string {
   if (typeof incoming === 'string' && incoming.length > 0 && incoming.length <= 200 && /^[\x21-\x7e]+$/.test(incoming)) {
     return incoming;
   }
-  return randomUUID();
+  return newUuid();
+}
+
+/**
+ * Random (version 4) UUIDs, made UUIDS_PER_FILL at a time: their random bytes
+ * in one call, their text in one buffer, so each id is one flat 36-character
+ * string cut from it. crypto.randomUUID() buffers its random bytes too, but
+ * builds each id by concatenating 20 pieces, a string every later use (the
+ * header, the JSON of the access line) has to flatten first: with one
+ * JSON.stringify, 290 -> 173 ns per id in a loop, and 580 -> ~60 bytes
+ * allocated per request.
+ */
+const UUIDS_PER_FILL = 128;
+const uuidBytes = Buffer.allocUnsafe(16 * UUIDS_PER_FILL);
+const uuidText = Buffer.allocUnsafe(36 * UUIDS_PER_FILL);
+const HEX_DIGITS = Buffer.from('0123456789abcdef', 'latin1');
+const DASH = 0x2d;
+let nextUuid = UUIDS_PER_FILL;
+
+function fillUuids(): void {
+  randomFillSync(uuidBytes);
+  for (let id = 0; id < UUIDS_PER_FILL; id++) {
+    const bytes = id * 16;
+    uuidBytes[bytes + 6] = (uuidBytes[bytes + 6] & 0x0f) | 0x40; // version 4
+    uuidBytes[bytes + 8] = (uuidBytes[bytes + 8] & 0x3f) | 0x80; // variant 10 (RFC 9562)
+    let at = id * 36;
+    for (let i = 0; i < 16; i++) {
+      if (i === 4 || i === 6 || i === 8 || i === 10) uuidText[at++] = DASH;
+      const byte = uuidBytes[bytes + i];
+      uuidText[at++] = HEX_DIGITS[byte >> 4];
+      uuidText[at++] = HEX_DIGITS[byte & 0x0f];
+    }
+  }
+  nextUuid = 0;
+}
+
+/** A new random UUID, e.g. `9b2c0e62-3f4a-4d1e-8c57-0a1b2c3d4e5f`. */
+export function newUuid(): string {
+  if (nextUuid === UUIDS_PER_FILL) fillUuids();
+  const start = 36 * nextUuid++;
+  return uuidText.toString('latin1', start, start + 36);
 }
 
 /** Random bytes for ids, drawn 24 at a time from a pool refilled once per 256 requests. */
