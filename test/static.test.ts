@@ -651,6 +651,15 @@ describe('hot answers (static-hot.ts): a plain GET answered again from memory', 
     expect((await get(s.port, '/static/nums.txt', {}, 'POST')).status).toBe(405);
   });
 
+  it('sends every byte value exactly, whole and in ranges (small files are kept as latin1 strings)', async () => {
+    const s = await serveHot();
+    const bytes = Buffer.from(Array.from({ length: 512 }, (_, i) => (i * 7) % 256));
+    write('bytes.bin', bytes);
+    for (let i = 0; i < 3; i++) expect((await get(s.port, '/static/bytes.bin')).body.equals(bytes)).toBe(true);
+    const part = await get(s.port, '/static/bytes.bin', { range: 'bytes=100-355' });
+    expect([part.status, part.body.equals(bytes.subarray(100, 356))]).toEqual([206, true]);
+  });
+
   it('follows Accept-Encoding: each request gets the variant it accepts', async () => {
     const s = await serveHot();
     const sequence: Array<[string | undefined, string]> = [

@@ -22,7 +22,7 @@ import { pipeline } from 'node:stream/promises';
 import type { StaticConfig } from '../config/schema.ts';
 import { ProxyError, sendError } from '../proxy/errors.ts';
 import { staticBytesTotal, staticResponsesTotal } from '../observe/metrics.ts';
-import { DEFAULT_SETTLE_MS, FileCache, readExactly, sameVersion, type FileCacheStats } from './static-cache.ts';
+import { DEFAULT_SETTLE_MS, FileCache, bytesOf, readExactly, sameVersion, type CachedBody, type FileCacheStats } from './static-cache.ts';
 import { joinUnder, parseStaticPath, slashLocation, type Resolved } from './static-path.ts';
 import { HotAnswers, sharedHeaders } from './static-hot.ts';
 import { ResolveCache, type LookupWindow } from './static-resolve.ts';
@@ -166,7 +166,7 @@ class StaticFiles implements StaticHandler {
     const body = this.#cache.hit(answer.real, answer.stat);
     if (!body) return false;
     res.writeHead(200, sent.reqId === undefined ? answer.headers : { ...answer.headers, 'x-request-id': sent.reqId });
-    res.end(body);
+    res.end(body, 'latin1');
     sent.bytesOut += body.length;
     this.#count(200, body.length);
     return true;
@@ -306,7 +306,7 @@ class StaticFiles implements StaticHandler {
           return;
         }
         const cacheable = this.#cache.fits(size);
-        let body = cacheable && !handle ? this.#cache.get(file.real, stat) : undefined;
+        let body: CachedBody | undefined = cacheable && !handle ? this.#cache.get(file.real, stat) : undefined;
         let cached = body !== undefined;
         if (!body) {
           if (!handle) {
@@ -320,14 +320,14 @@ class StaticFiles implements StaticHandler {
             }
           }
           if (cacheable) {
-            body = await readExactly(handle, size);
+            const read = await readExactly(handle, size);
             const after = await handle.stat({ bigint: true });
-            if (!body || !sameVersion(stat, after)) {
+            if (!read || !sameVersion(stat, after)) {
               if (attempt >= MAX_TRIES) throw new Error('file changed while being read');
               stat = after;
               continue;
             }
-            cached = this.#cache.set(file.real, stat, after, body);
+            ({ kept: cached, body } = this.#cache.set(file.real, stat, after, read));
           }
         }
         res.writeHead(status, headers);
@@ -342,7 +342,7 @@ class StaticFiles implements StaticHandler {
           });
         }
         if (body) {
-          res.end(body.subarray(start, end + 1));
+          res.end(bytesOf(body, start, end), 'latin1');
           sent.bytesOut += length;
           this.#count(status, length);
           return;
