@@ -5,6 +5,11 @@ import { WebSocket, WebSocketServer } from 'ws';
 import { startHttpServer, type TestServer } from './helpers/servers.ts';
 import { startSidecar, TEST_BASE, type RunningSidecar } from './helpers/sidecar.ts';
 
+/** `size` bytes cycling through all 256 values. */
+function binaryBody(size: number): Buffer {
+  return Buffer.from(Array.from({ length: size }, (_, i) => (i * 31 + 7) % 256));
+}
+
 describe('streaming through ingress', () => {
   let upstream: TestServer;
   let wss: WebSocketServer;
@@ -34,6 +39,12 @@ describe('streaming through ingress', () => {
       if (req.url === '/no-content') {
         res.writeHead(204);
         return void res.end();
+      }
+      if (req.url?.startsWith('/bytes/')) {
+        // Every byte value, in one write with its length: the proxy's last chunk of a small body goes out as latin1 text.
+        const body = binaryBody(Number(req.url.slice('/bytes/'.length)));
+        res.writeHead(200, { 'content-length': String(body.length), 'content-type': 'application/octet-stream' });
+        return void res.end(body);
       }
       if (req.url === '/pieces') {
         // An announced length sent in three writes: the proxy must wait for the last one.
@@ -88,6 +99,14 @@ ingress:
       expect(await get('/plain')).toEqual({ status: 200, body: 'plain', length: '5' });
     } finally {
       agent.destroy();
+    }
+  });
+
+  it('passes every byte value through exactly, in small and large bodies', async () => {
+    for (const size of [1, 256, 1000, 16 * 1024, 16 * 1024 + 1, 200_000]) {
+      const res = await fetch(sidecar.url(`/bytes/${size}`));
+      const body = Buffer.from(await res.arrayBuffer());
+      expect([size, res.status, body.equals(binaryBody(size))]).toEqual([size, 200, true]);
     }
   });
 
