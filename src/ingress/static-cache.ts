@@ -1,8 +1,9 @@
 /**
- * A bounded LRU of small hot files, keyed by real path. Freshness is checked on
- * every hit against a stat taken for that request (device, inode, size, mtime
- * and ctime to the nanosecond), so an edit in place, an atomic rename and a
- * `cp -p` that keeps the mtime all invalidate the entry, without watchers.
+ * A bounded cache of small hot files (approximately LRU: CLOCK, see #entries),
+ * keyed by real path. Freshness is checked on every hit against a stat taken
+ * for that request (device, inode, size, mtime and ctime to the nanosecond),
+ * so an edit in place, an atomic rename and a `cp -p` that keeps the mtime all
+ * invalidate the entry, without watchers.
  *
  * One race remains that no stat can see: a rewrite of the same size within the
  * same tick of the file system's clock. So a file is only admitted once its
@@ -84,7 +85,7 @@ export class FileCache {
   /** The cached body when it still is the file `stat` describes; a stale entry is dropped. */
   get(path: string, stat: BigIntStats): CachedBody | undefined {
     const body = this.hit(path, stat);
-    if (!body) this.#misses++;
+    if (body === undefined) this.#misses++;
     return body;
   }
 

@@ -164,7 +164,7 @@ class StaticFiles implements StaticHandler {
     const answer = this.#hot.find(req);
     if (!answer) return false;
     const body = this.#cache.hit(answer.real, answer.stat);
-    if (!body) return false;
+    if (body === undefined) return false;
     res.writeHead(200, sent.reqId === undefined ? answer.headers : { ...answer.headers, 'x-request-id': sent.reqId });
     res.end(body, 'latin1');
     sent.bytesOut += body.length;
@@ -308,7 +308,7 @@ class StaticFiles implements StaticHandler {
         const cacheable = this.#cache.fits(size);
         let body: CachedBody | undefined = cacheable && !handle ? this.#cache.get(file.real, stat) : undefined;
         let cached = body !== undefined;
-        if (!body) {
+        if (body === undefined) {
           if (!handle) {
             handle = await open(file.real, OPEN_FLAGS);
             const opened = await handle.stat({ bigint: true });
@@ -341,7 +341,7 @@ class StaticFiles implements StaticHandler {
             headers: sharedHeaders(headers),
           });
         }
-        if (body) {
+        if (body !== undefined) {
           res.end(bytesOf(body, start, end), 'latin1');
           sent.bytesOut += length;
           this.#count(status, length);
