@@ -12,22 +12,15 @@
  */
 import type { BigIntStats } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
+import { asTextBody } from '../net/text-body.ts';
 
 /** Long enough for file systems with one-second timestamps (ext3, HFS+, some network mounts). */
 export const DEFAULT_SETTLE_MS = 2_000;
 
 /**
- * Files up to this size are kept as a latin1 string (one char per byte, so
- * exact for any content) instead of a Buffer. Node writes a string body
- * together with its head in one plain write, where a Buffer body goes
- * through writev (an array of chunks, checked one by one): a bare node:http
- * server answering 1 KiB from memory (wrk -c50) took 14.2 us of CPU per
- * request with a Buffer and 13.5 with the string. Bigger files stay Buffers:
- * their write is dominated by the bytes, and they stay out of the JS heap.
+ * A cached file's bytes: small files are kept as latin1 text (net/text-body.ts),
+ * so a cached answer leaves with its head in one write; bigger ones as the Buffer.
  */
-const STRING_MAX = 16 * 1024;
-
-/** A cached file's bytes: a latin1 string (files up to STRING_MAX) or a Buffer. Written with `'latin1'`. */
 export type CachedBody = string | Buffer;
 
 /** Bytes `start` to `end` (inclusive) of a body, the same kind of value. */
@@ -118,7 +111,7 @@ export class FileCache {
       this.#entries.delete(path);
       this.#bytes -= old.body.length;
     }
-    const kept = body.length <= STRING_MAX ? body.toString('latin1') : body;
+    const kept = asTextBody(body);
     this.#entries.set(path, {
       body: kept,
       used: false,

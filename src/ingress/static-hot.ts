@@ -2,7 +2,8 @@
  * The finished answer to a plain GET of a hot file, kept per request target
  * and given again while nothing it was decided from can have changed, so a
  * hot file costs one Map lookup instead of parsing the path, three awaited
- * lookups and building the headers again (about 3 us of CPU per 1 KiB file).
+ * lookups and building the headers again (1 KiB file, wrk -c50: 27 -> 20.5
+ * us of CPU per request, kernel time included, since wrk waited less).
  *
  * Nothing is served here that the full path would not serve:
  * - only a GET without validators, Range or (when variants exist) another

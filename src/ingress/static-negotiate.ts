@@ -1,10 +1,11 @@
 /**
  * HTTP semantics of a static answer that `fresh` and `range-parser` do not
- * cover: If-Match / If-Unmodified-Since (412), If-Range, Accept-Encoding and
- * Cache-Control. The order and the rules follow `send` (index.js,
+ * cover: the validators (ETag, Last-Modified), If-Match / If-Unmodified-Since
+ * (412), If-Range, Accept-Encoding and Cache-Control. The order and the rules follow `send` (index.js,
  * isPreconditionFailure / isFresh / isRangeFresh), whose own test cases run in
  * test/static.test.ts; the one deliberate difference is noted on each function.
  */
+import type { BigIntStats } from 'node:fs';
 import type { IncomingHttpHeaders } from 'node:http';
 import { extname } from 'node:path';
 import fresh from 'fresh';
@@ -152,4 +153,31 @@ export function typeFor(name: string): string {
     types.set(ext, type); // bounded: only extensions of files that exist and were served
   }
   return type;
+}
+
+interface Validators {
+  readonly etag: string;
+  readonly lastModified: string;
+}
+
+/**
+ * ETag and Last-Modified of one stat of a file. A hot file's stat object is
+ * reused for `cache.revalidate` (static-resolve.ts), so they are made once per
+ * stat instead of once per request (two BigInt-to-hex and a date format).
+ */
+const validatorsByStat = new WeakMap<BigIntStats, Validators>();
+
+export function validatorsOf(stat: BigIntStats, encoding: Encoding | undefined): Validators {
+  let validators = validatorsByStat.get(stat);
+  if (!validators) {
+    validators = {
+      // A strong validator from size and mtime (ns), as NGINX does; the inode is left
+      // out so replicas that deployed the same files agree. Each encoding has its own tag
+      // (a variant is its own file, so one stat never serves two encodings).
+      etag: `"${stat.size.toString(16)}-${stat.mtimeNs.toString(16)}${encoding ? `-${encoding}` : ''}"`,
+      lastModified: stat.mtime.toUTCString(),
+    };
+    validatorsByStat.set(stat, validators);
+  }
+  return validators;
 }

@@ -15,7 +15,7 @@
  * they have a small JSON body but no `x-sidecar-error`.
  */
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
-import { constants, type BigIntStats } from 'node:fs';
+import { constants } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -35,35 +35,9 @@ import {
   isFresh,
   isPreconditionFailure,
   typeFor,
+  validatorsOf,
   type Encoding,
 } from './static-negotiate.ts';
-
-interface Validators {
-  readonly etag: string;
-  readonly lastModified: string;
-}
-
-/**
- * ETag and Last-Modified of one stat of a file. A hot file's stat object is
- * reused for `cache.revalidate` (static-resolve.ts), so they are made once per
- * stat instead of once per request (two BigInt-to-hex and a date format).
- */
-const validatorsByStat = new WeakMap<BigIntStats, Validators>();
-
-function validatorsOf(stat: BigIntStats, encoding: Encoding | undefined): Validators {
-  let validators = validatorsByStat.get(stat);
-  if (!validators) {
-    validators = {
-      // A strong validator from size and mtime (ns), as NGINX does; the inode is left
-      // out so replicas that deployed the same files agree. Each encoding has its own tag
-      // (a variant is its own file, so one stat never serves two encodings).
-      etag: `"${stat.size.toString(16)}-${stat.mtimeNs.toString(16)}${encoding ? `-${encoding}` : ''}"`,
-      lastModified: stat.mtime.toUTCString(),
-    };
-    validatorsByStat.set(stat, validators);
-  }
-  return validators;
-}
 
 export interface StaticRoute {
   /** Route name, the `route` label of the static metrics. */
@@ -255,6 +229,7 @@ class StaticFiles implements StaticHandler {
     let stat = file.stat;
     let handle: FileHandle | undefined;
     let streaming = false;
+    const conditional = isConditional(req.headers);
     try {
       for (let attempt = 1; ; attempt++) {
         const size = Number(stat.size);
@@ -269,7 +244,7 @@ class StaticFiles implements StaticHandler {
         if (this.#config.precompressed) headers.vary = 'Accept-Encoding';
         if (sent.reqId !== undefined) headers['x-request-id'] = sent.reqId;
 
-        if (isConditional(req.headers)) {
+        if (conditional) {
           if (isPreconditionFailure(req.headers, etag, lastModified)) {
             return this.#plain(req, res, sent, 412, 'precondition_failed', 'a precondition of the request does not hold');
           }
@@ -331,7 +306,7 @@ class StaticFiles implements StaticHandler {
           }
         }
         res.writeHead(status, headers);
-        if (cached && status === 200 && stat === file.stat && !isConditional(req.headers)) {
+        if (cached && status === 200 && stat === file.stat && !conditional) {
           // The whole file from memory, for the stat the lookups gave: the same request gets this answer again.
           this.#hot.remember(req.url ?? '/', {
             until: lookups.until,

@@ -27,6 +27,7 @@ import type { Exchange } from '../observe/exchange.ts';
 import type { EndpointState } from '../upstream/registry.ts';
 import { clientResponseHeaders } from './headers.ts';
 import { ProxyError, fromUpstreamError } from './errors.ts';
+import { asTextBody } from '../net/text-body.ts';
 
 export interface AttemptRequest {
   readonly endpoint: EndpointState;
@@ -161,11 +162,10 @@ class ResponseWriter implements Dispatcher.DispatchHandler {
     if (this.#remaining === chunk.length) {
       // The last bytes of an announced length: head, body and end leave in one go
       // (one write path instead of write() then end()). onResponseEnd settles.
-      // A small one as latin1 text (see SMALL_BODY).
+      // A small one as latin1 text (net/text-body.ts).
       this.#remaining = 0;
       this.#ended = true;
-      if (chunk.length <= SMALL_BODY) this.#res.end(chunk.toString('latin1'), 'latin1');
-      else this.#res.end(chunk);
+      this.#res.end(asTextBody(chunk), 'latin1');
       return;
     }
     if (this.#remaining > 0) this.#remaining -= chunk.length;
@@ -212,17 +212,6 @@ class ResponseWriter implements Dispatcher.DispatchHandler {
     this.#settle(outcome);
   }
 }
-
-/**
- * A last chunk up to this size is written as a latin1 string (one char per
- * byte: exact for any bytes). Node appends a string to the response head and
- * writes both in one plain write; a Buffer goes with the head through writev
- * (an array of chunks, checked one by one). Small responses through the
- * ingress (bench config, wrk -c50, 5 alternating pairs): 55.6 -> 53.5 us of
- * CPU per request. Copying a bigger chunk into the JS heap would cost more
- * than the write saves.
- */
-const SMALL_BODY = 16 * 1024;
 
 function headTimedOut(writer: ResponseWriter): void {
   writer.headTimedOut();
