@@ -1,9 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Agent, request as httpRequest } from 'node:http';
 import { once } from 'node:events';
+import { createHash, randomBytes } from 'node:crypto';
 import { WebSocket, WebSocketServer } from 'ws';
 import { startHttpServer, type TestServer } from './helpers/servers.ts';
 import { startSidecar, TEST_BASE, type RunningSidecar } from './helpers/sidecar.ts';
+
+/** Random bytes: a body whose every chunk differs, so a chunk sent twice, lost or overwritten shows. */
+const RANDOM_BODY = randomBytes(3 * 1024 * 1024 + 12_345);
+const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
 
 /** `size` bytes cycling through all 256 values. */
 function binaryBody(size: number): Buffer {
@@ -45,6 +50,25 @@ describe('streaming through ingress', () => {
         const body = binaryBody(Number(req.url.slice('/bytes/'.length)));
         res.writeHead(200, { 'content-length': String(body.length), 'content-type': 'application/octet-stream' });
         return void res.end(body);
+      }
+      if (req.url === '/random/length' || req.url === '/random/chunked') {
+        // Irregular pieces, some written at once and some a tick later, so the proxy's
+        // reads vary in size and where they end.
+        if (req.url === '/random/length') res.writeHead(200, { 'content-length': String(RANDOM_BODY.length) });
+        else res.writeHead(200, { 'transfer-encoding': 'chunked' });
+        const sizes = [20_000, 33_000, 150_000, 17_500, 1_000];
+        let offset = 0;
+        let piece = 0;
+        const more = () => {
+          for (let burst = 0; burst < 3 && offset < RANDOM_BODY.length; burst++) {
+            const size = sizes[piece++ % sizes.length] as number;
+            res.write(RANDOM_BODY.subarray(offset, offset + size));
+            offset += size;
+          }
+          if (offset < RANDOM_BODY.length) setImmediate(more);
+          else res.end();
+        };
+        return void more();
       }
       if (req.url === '/pieces') {
         // An announced length sent in three writes: the proxy must wait for the last one.
@@ -108,6 +132,35 @@ ingress:
       const body = Buffer.from(await res.arrayBuffer());
       expect([size, res.status, body.equals(binaryBody(size))]).toEqual([size, 200, true]);
     }
+  });
+
+  it('relays big bodies intact to fast and slow readers at once (their read buffers are freed as they are written)', async () => {
+    // A slow reader keeps the proxy's writes pending, which is when a buffer freed too early would show.
+    const fetchBody = (path: string, slow: boolean) =>
+      new Promise<{ status: number; sha: string; length: number }>((resolve, reject) => {
+        const req = httpRequest(sidecar.url(path), (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (chunk: Buffer) => {
+            chunks.push(chunk);
+            if (slow && chunks.length === 1) {
+              // Stop reading until the kernel's buffers are full and the proxy's writes wait.
+              res.pause();
+              setTimeout(() => res.resume(), 300);
+            }
+          });
+          res.on('end', () => {
+            const body = Buffer.concat(chunks);
+            resolve({ status: res.statusCode ?? 0, sha: sha256(body), length: body.length });
+          });
+        });
+        req.setTimeout(20_000, () => req.destroy(new Error(`no complete answer for ${path}`)));
+        req.on('error', reject);
+        req.end();
+      });
+    const paths = ['/random/length', '/random/chunked'];
+    const results = await Promise.all(Array.from({ length: 8 }, (_, i) => fetchBody(paths[i % 2] as string, i >= 4)));
+    const want = { status: 200, sha: sha256(RANDOM_BODY), length: RANDOM_BODY.length };
+    expect(results).toEqual(Array.from({ length: 8 }, () => want));
   });
 
   it('flushes server-sent events as they arrive', async () => {

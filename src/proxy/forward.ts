@@ -27,6 +27,7 @@ import type { Exchange } from '../observe/exchange.ts';
 import type { EndpointState } from '../upstream/registry.ts';
 import { clientResponseHeaders } from './headers.ts';
 import { ProxyError, fromUpstreamError } from './errors.ts';
+import { releaseAfterWrite } from '../net/read-buffer.ts';
 import { asTextBody } from '../net/text-body.ts';
 
 export interface AttemptRequest {
@@ -162,15 +163,15 @@ class ResponseWriter implements Dispatcher.DispatchHandler {
     if (this.#remaining === chunk.length) {
       // The last bytes of an announced length: head, body and end leave in one go
       // (one write path instead of write() then end()). onResponseEnd settles.
-      // A small one as latin1 text (net/text-body.ts).
+      // A small one as latin1 text (net/text-body.ts); a big one's memory is freed once written (net/read-buffer.ts).
       this.#remaining = 0;
       this.#ended = true;
-      this.#res.end(asTextBody(chunk), 'latin1');
+      this.#res.end(asTextBody(chunk), 'latin1', releaseAfterWrite(chunk));
       return;
     }
     if (this.#remaining > 0) this.#remaining -= chunk.length;
     this.#timer?.refresh();
-    if (!this.#res.write(chunk)) {
+    if (!this.#res.write(chunk, releaseAfterWrite(chunk))) {
       controller.pause();
       this.#paused = true;
       this.#res.once('drain', () => {
