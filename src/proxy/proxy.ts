@@ -195,7 +195,21 @@ export async function proxyRequest(
     // watcher would keep the whole request (req, res, body) alive with them
     // (without this line: peak RSS 134 -> 174 MB, +2 us of CPU per request).
     exchange.watcher = undefined;
+    // A connection that closes after this answer needs nothing more read.
+    if (!req.complete && res.shouldKeepAlive) discardRest(req);
   }
+}
+
+/**
+ * Reads and drops what is left of a request body nobody will send on (the
+ * upstream answered before reading it all, or the tries ended): otherwise the
+ * client, still sending, could never get its next request on this connection
+ * read. node:http does the same for a body its handler never reads, but not
+ * for one that was being read. The server's requestTimeout still bounds it.
+ */
+function discardRest(req: IncomingMessage): void {
+  req.unpipe();
+  req.resume();
 }
 
 /** Waits `ms` before a retry; ends early (the flight is then `gone`) if the client leaves. */
