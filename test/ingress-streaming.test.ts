@@ -1,14 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Agent, request as httpRequest } from 'node:http';
 import { once } from 'node:events';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { WebSocket, WebSocketServer } from 'ws';
+import { sha256, writeInPieces } from './helpers/bodies.ts';
 import { startHttpServer, type TestServer } from './helpers/servers.ts';
 import { startSidecar, TEST_BASE, type RunningSidecar } from './helpers/sidecar.ts';
 
 /** Random bytes: a body whose every chunk differs, so a chunk sent twice, lost or overwritten shows. */
 const RANDOM_BODY = randomBytes(3 * 1024 * 1024 + 12_345);
-const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
 
 /** `size` bytes cycling through all 256 values. */
 function binaryBody(size: number): Buffer {
@@ -52,23 +52,9 @@ describe('streaming through ingress', () => {
         return void res.end(body);
       }
       if (req.url === '/random/length' || req.url === '/random/chunked') {
-        // Irregular pieces, some written at once and some a tick later, so the proxy's
-        // reads vary in size and where they end.
         if (req.url === '/random/length') res.writeHead(200, { 'content-length': String(RANDOM_BODY.length) });
         else res.writeHead(200, { 'transfer-encoding': 'chunked' });
-        const sizes = [20_000, 33_000, 150_000, 17_500, 1_000];
-        let offset = 0;
-        let piece = 0;
-        const more = () => {
-          for (let burst = 0; burst < 3 && offset < RANDOM_BODY.length; burst++) {
-            const size = sizes[piece++ % sizes.length] as number;
-            res.write(RANDOM_BODY.subarray(offset, offset + size));
-            offset += size;
-          }
-          if (offset < RANDOM_BODY.length) setImmediate(more);
-          else res.end();
-        };
-        return void more();
+        return void writeInPieces(res, RANDOM_BODY);
       }
       if (req.url === '/pieces') {
         // An announced length sent in three writes: the proxy must wait for the last one.

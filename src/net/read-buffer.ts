@@ -38,6 +38,55 @@ export function releaseAfterWrite(chunk: Buffer): (() => void) | undefined {
   return () => release(memory);
 }
 
+/**
+ * Request-body chunks handed to undici, freed once its socket has written
+ * them (uploads relay reads the same way downloads do). undici gives no
+ * callback per body chunk, but a socket whose `writableLength` is 0 has no
+ * write queued or in flight: every chunk given to it before is written.
+ *
+ * Only chunks that are the whole of their ArrayBuffer are freed: node:http
+ * copies each piece of a request body into a Buffer of its own, so nothing
+ * else can read one once undici has written it. The body must not be kept
+ * for a retry either (the caller's decision).
+ */
+export class WrittenChunks {
+  #socket: object | undefined;
+  /** Chunks passed on to undici's body stream, oldest first. */
+  #handed: Buffer[] = [];
+
+  /** The socket undici writes the body to; chunks handed while another socket had it are forgotten. */
+  useSocket(socket: { readonly writableLength: number }): void {
+    if (socket === this.#socket) return;
+    this.#socket = socket;
+    this.#handed = [];
+  }
+
+  /** A chunk passed on to the stream undici reads. */
+  add(chunk: Buffer): void {
+    this.#handed.push(chunk);
+  }
+
+  /**
+   * Frees the chunks that have been written. `buffered` is how many of the
+   * newest bytes passed on are still waiting in the stream (its
+   * readableLength): undici has not taken those yet.
+   */
+  freeWritten(buffered: number): void {
+    const socket = this.#socket as { readonly writableLength: number } | undefined;
+    if (socket === undefined || socket.writableLength !== 0) return;
+    const handed = this.#handed;
+    let taken = handed.length;
+    while (taken > 0 && buffered > 0) buffered -= handed[--taken].length;
+    if (taken === 0) return;
+    for (let i = 0; i < taken; i++) {
+      const chunk = handed[i];
+      const memory = chunk.buffer;
+      if (chunk.length > TEXT_BODY_MAX && chunk.byteOffset === 0 && chunk.length === memory.byteLength && memory instanceof ArrayBuffer) release(memory);
+    }
+    this.#handed = handed.slice(taken);
+  }
+}
+
 function release(memory: ArrayBuffer): void {
   try {
     // Detaching frees the backing store now; the new zero-length buffer is dropped.

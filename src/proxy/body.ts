@@ -12,18 +12,35 @@
  */
 import type { IncomingMessage } from 'node:http';
 import { PassThrough, Transform, type Readable, type TransformCallback } from 'node:stream';
+import type { Socket } from 'node:net';
 import type { Exchange } from '../observe/exchange.ts';
+import { WrittenChunks } from '../net/read-buffer.ts';
+import { watchBodySocket } from '../upstream/body-socket.ts';
 import { ProxyError } from './errors.ts';
 
-/** Counts request body bytes and refuses more than `limit` (0 = no limit). */
+/**
+ * Counts request body bytes and refuses more than `limit` (0 = no limit).
+ * When `freeWritten` is set (a body not kept for a retry), the chunks it
+ * passed on are freed once undici's socket has written them
+ * (net/read-buffer.ts says why).
+ */
 class BodyMeter extends Transform {
   readonly #exchange: Exchange;
   readonly #limit: number;
+  readonly #written: WrittenChunks | undefined;
 
-  constructor(exchange: Exchange, limit: number) {
+  constructor(exchange: Exchange, limit: number, freeWritten: boolean) {
     super();
     this.#exchange = exchange;
     this.#limit = limit;
+    if (freeWritten) {
+      this.#written = new WrittenChunks();
+      watchBodySocket(this, this);
+    }
+  }
+
+  upstreamSocket(socket: Socket): void {
+    this.#written?.useSocket(socket);
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
@@ -32,6 +49,10 @@ class BodyMeter extends Transform {
       callback(new ProxyError('payload_too_large'));
       return;
     }
+    const written = this.#written;
+    if (written === undefined) return callback(null, chunk);
+    written.freeWritten(this.readableLength);
+    written.add(chunk);
     callback(null, chunk);
   }
 }
@@ -58,7 +79,7 @@ function hasBody(req: IncomingMessage): boolean {
  */
 export function requestBody(req: IncomingMessage, exchange: Exchange, maxBody: number, keepLimit: number): RequestBody {
   if (!hasBody(req)) return NO_BODY;
-  const meter = new BodyMeter(exchange, maxBody);
+  const meter = new BodyMeter(exchange, maxBody, keepLimit <= 0);
   req.pipe(meter);
   meter.on('error', () => req.unpipe(meter));
   if (keepLimit <= 0) {
