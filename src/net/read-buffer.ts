@@ -49,6 +49,9 @@ export function releaseAfterWrite(chunk: Buffer): (() => void) | undefined {
  * else can read one once undici has written it. The body must not be kept
  * for a retry either (the caller's decision).
  */
+/** Most chunks a body keeps track of (16 MiB of 64 KiB reads). */
+const MAX_TRACKED = 256;
+
 export class WrittenChunks {
   #socket: object | undefined;
   /** Chunks passed on to undici's body stream, oldest first. */
@@ -61,8 +64,15 @@ export class WrittenChunks {
     this.#handed = [];
   }
 
-  /** A chunk passed on to the stream undici reads. */
+  /**
+   * A chunk passed on to the stream undici reads. Before the socket is known
+   * nothing is kept (useSocket would forget it), and at most MAX_TRACKED
+   * chunks are: a socket that never drains must not make this list hold the
+   * whole body. A chunk forgotten is left to the collector.
+   */
   add(chunk: Buffer): void {
+    if (this.#socket === undefined) return;
+    if (this.#handed.length >= MAX_TRACKED) this.#handed.shift();
     this.#handed.push(chunk);
   }
 
