@@ -32,10 +32,8 @@ import { TEXT_BODY_MAX } from './text-body.ts';
  * is small or shares its ArrayBuffer with bytes after it.
  */
 export function releaseAfterWrite(chunk: Buffer): (() => void) | undefined {
-  if (chunk.length <= TEXT_BODY_MAX) return undefined;
-  const memory = chunk.buffer;
-  if (chunk.byteOffset + chunk.length !== memory.byteLength || !(memory instanceof ArrayBuffer)) return undefined;
-  return () => release(memory);
+  if (!isReleasable(chunk) || chunk.byteOffset + chunk.length !== chunk.buffer.byteLength) return undefined;
+  return () => release(chunk);
 }
 
 /**
@@ -52,13 +50,18 @@ export function releaseAfterWrite(chunk: Buffer): (() => void) | undefined {
 /** Most chunks a body keeps track of (16 MiB of 64 KiB reads). */
 const MAX_TRACKED = 256;
 
+/** What WrittenChunks reads of undici's socket. */
+interface WritingSocket {
+  readonly writableLength: number;
+}
+
 export class WrittenChunks {
-  #socket: object | undefined;
+  #socket: WritingSocket | undefined;
   /** Chunks passed on to undici's body stream, oldest first. */
   #handed: Buffer[] = [];
 
   /** The socket undici writes the body to; chunks handed while another socket had it are forgotten. */
-  useSocket(socket: { readonly writableLength: number }): void {
+  useSocket(socket: WritingSocket): void {
     if (socket === this.#socket) return;
     this.#socket = socket;
     this.#handed = [];
@@ -82,7 +85,7 @@ export class WrittenChunks {
    * readableLength): undici has not taken those yet.
    */
   freeWritten(buffered: number): void {
-    const socket = this.#socket as { readonly writableLength: number } | undefined;
+    const socket = this.#socket;
     if (socket === undefined || socket.writableLength !== 0) return;
     const handed = this.#handed;
     let taken = handed.length;
@@ -90,17 +93,22 @@ export class WrittenChunks {
     if (taken === 0) return;
     for (let i = 0; i < taken; i++) {
       const chunk = handed[i];
-      const memory = chunk.buffer;
-      if (chunk.length > TEXT_BODY_MAX && chunk.byteOffset === 0 && chunk.length === memory.byteLength && memory instanceof ArrayBuffer) release(memory);
+      if (isReleasable(chunk) && chunk.byteOffset === 0 && chunk.length === chunk.buffer.byteLength) release(chunk);
     }
     this.#handed = handed.slice(taken);
   }
 }
 
-function release(memory: ArrayBuffer): void {
+/** Big enough to be worth freeing early, and in memory that can be detached. */
+function isReleasable(chunk: Buffer): boolean {
+  return chunk.length > TEXT_BODY_MAX && chunk.buffer instanceof ArrayBuffer;
+}
+
+/** Frees the memory under an isReleasable chunk now: every view of it becomes empty. */
+function release(chunk: Buffer): void {
   try {
     // Detaching frees the backing store now; the new zero-length buffer is dropped.
-    memory.transfer(0);
+    (chunk.buffer as ArrayBuffer).transfer(0);
   } catch {
     // Not detachable (already detached, or pinned by its owner): the collector frees it.
   }
