@@ -84,6 +84,7 @@ export const direct: PeerSpec = {
 };
 
 export const undiciCeiling = proxyPeer('undici-ceiling', 'bare undici Pool.stream reverse proxy (bench/peers/undici-ceiling.ts): the Node ceiling', 'peers/undici-ceiling.ts');
+export const undiciFloor = proxyPeer('undici-floor', 'bare undici dispatch reverse proxy (bench/peers/undici-floor.ts): what node:http and undici cost before any feature', 'peers/undici-floor.ts');
 export const fastifyProxy = proxyPeer('fastify-http-proxy', '@fastify/http-proxy on fastify, defaults, logger off', 'peers/fastify-proxy.ts');
 export const httpProxy = proxyPeer('http-proxy', 'http-proxy with a keep-alive agent behind node:http', 'peers/http-proxy.ts');
 
@@ -205,6 +206,7 @@ export const ALL_PEERS: readonly PeerSpec[] = [
   nginx,
   squid,
   undiciCeiling,
+  undiciFloor,
   fastifyProxy,
   httpProxy,
   sendStatic,

@@ -46,6 +46,20 @@ function find(results: readonly ScenarioResult[], scenario: string, peer: string
   return { row };
 }
 
+/**
+ * What the floor (bare undici dispatch, no features) reaches against the same
+ * peer in the same run: a throughput target above it is out of reach for any
+ * proxy built on node:http and undici.
+ */
+function floorNote(results: readonly ScenarioResult[], t: RatioTarget): string | undefined {
+  if (t.peer === 'undici-floor') return undefined;
+  const peer = find(results, t.scenario, t.peer).row;
+  const floor = find(results, t.scenario, 'undici-floor').row;
+  if (peer?.ratio === undefined || floor?.ratio === undefined) return undefined;
+  // ratio = sidecar / peer, so floor / peer = (sidecar / peer) / (sidecar / floor).
+  return `undici-floor / ${t.peer}: ${(peer.ratio / floor.ratio).toFixed(2)}`;
+}
+
 export function checkTargets(results: readonly ScenarioResult[]): TargetCheck[] {
   const checks: TargetCheck[] = RATIO_TARGETS.map((t) => {
     const label = `${t.scenario}: sidecar${t.metric === 'p99Ratio' ? ' p99' : ''} / ${t.peer}`;
@@ -54,7 +68,7 @@ export function checkTargets(results: readonly ScenarioResult[]): TargetCheck[] 
     const got = row?.[t.metric];
     if (got === undefined) return { target: label, want, status: 'n/a', note: why ?? 'no value' };
     const ok = t.op === '>=' ? got >= t.bound : got <= t.bound;
-    return { target: label, want, got: got.toFixed(2), status: ok ? 'pass' : 'FAIL' };
+    return { target: label, want, got: got.toFixed(2), status: ok ? 'pass' : 'FAIL', note: t.metric === 'ratio' ? floorNote(results, t) : undefined };
   });
   const rss = results.flatMap((r) => r.rows.filter((row) => row.peer === 'sidecar' && row.rssMB !== undefined).map((row) => row.rssMB as number));
   const peak = rss.length ? Math.max(...rss) : undefined;
