@@ -7,32 +7,23 @@
  * Progress goes to stderr, the result table to stdout.
  */
 import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from './lib/args.ts';
 import { measure } from './lib/measure.ts';
 import { freePort, waitHttp, waitTcp } from './lib/net.ts';
 import { ALL_PEERS, type Env, type Peer } from './lib/peers.ts';
-import { hasTaskset, installCleanup, NODE, onExit, start, stopAll } from './lib/procs.ts';
+import { hasTaskset, installCleanup, NODE, onExit, runMain, start, stopAll } from './lib/procs.ts';
 import { summarize, table } from './lib/report.ts';
 import { SCENARIOS, selectScenarios } from './lib/scenarios.ts';
 import { chart } from './lib/svg.ts';
 import { checkTargets, targetsTable } from './lib/targets.ts';
 import { ensureTools } from './lib/tools.ts';
+import { makeDocumentRoot } from './lib/www.ts';
 
 const BENCH = new URL('.', import.meta.url).pathname;
 const log = (line: string) => process.stderr.write(`${line}\n`);
-
-function makeDocumentRoot(tmp: string): string {
-  const www = join(tmp, 'www');
-  mkdirSync(join(www, 'static'), { recursive: true });
-  writeFileSync(join(www, 'static/1k.bin'), Buffer.alloc(1024, 'a'));
-  writeFileSync(join(www, 'static/1m.bin'), Buffer.alloc(1024 * 1024, 'b'));
-  // NGINX workers run as an unprivileged user: they must be able to read it.
-  for (const dir of [tmp, www, join(www, 'static')]) chmodSync(dir, 0o755);
-  return www;
-}
 
 async function main(): Promise<number> {
   const options = parseArgs(process.argv.slice(2));
@@ -128,11 +119,4 @@ async function main(): Promise<number> {
   }
 }
 
-main().then(
-  (code) => process.exit(code),
-  async (err: unknown) => {
-    log(`bench: ${err instanceof Error ? err.message : String(err)}`);
-    await stopAll();
-    process.exit(1);
-  },
-);
+runMain('bench', main);

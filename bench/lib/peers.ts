@@ -153,39 +153,51 @@ function sidecarPeer(name: string, access: boolean, workers = 1, pinned = true, 
         : access
           ? 'the sidecar (src/cli.ts) with the realistic config: access log on (to a file), metrics, retry, breaker'
           : 'the same sidecar config with log.access: false'),
-    async start(env) {
-      const cli = join(ROOT, 'src/cli.ts');
-      if (!existsSync(cli)) throw new Error('src/cli.ts does not exist yet (the sidecar core is not written)');
-      const ports = {
-        admin: await freePort(),
-        ingress: await freePort(),
-        egress: await freePort(),
-        upstream: env.upstreamPort,
-        tcpSource: env.tcpSourcePort,
-      };
-      const dir = join(env.tmp, name);
-      mkdirSync(dir, { recursive: true });
-      const config = join(dir, 'sidecar.yaml');
-      writeFileSync(config, sidecarYaml(ports, join(env.www, 'static'), access, workers));
-      // JSON log lines (access log included) go to a file, so the terminal stays readable.
-      const stdout = join(dir, 'sidecar-stdout.log');
-      const stderr = join(dir, 'sidecar-stderr.log');
-      // Started as `npm start` starts it: the same V8 flag and compile cache (package.json).
-      // `check` first fills the cache, as the Docker image's build does: a start that has to
-      // compile (type stripping included) holds about 20 MB more RSS for its whole life,
-      // which made the first sidecar of a run after a code change look heavier than the rest.
-      const sidecarEnv = { ...process.env, NODE_COMPILE_CACHE: join(ROOT, 'node_modules/.cache/sidecar-compile') };
-      execFileSync(NODE, [cli, 'check', '--config', config], { cwd: ROOT, env: sidecarEnv, stdio: 'ignore', timeout: 30_000 });
-      const proc = start(name, NODE, ['--max-semi-space-size=8', cli, '--config', config], stderr, {
-        cpu: pinned ? env.cpu : undefined,
-        cwd: ROOT,
-        stdoutFile: stdout,
-        env: sidecarEnv,
-      });
-      check(await waitHttp(ports.admin, '/readyz', proc, env.readyMs, 200), [stderr, stdout]);
-      return { name, proc, ingress: ports.ingress, static: ports.ingress, forward: ports.egress, truncate: [stdout] };
-    },
+    start: (env) => launchSidecar(env, name, { access, workers, pinned }),
   };
+}
+
+export interface SidecarLaunch {
+  access: boolean;
+  workers?: number;
+  pinned?: boolean;
+  /** The checkout whose src/cli.ts runs (default: this one); bench/ab.ts passes git worktrees. */
+  root?: string;
+}
+
+/** Starts a sidecar from `root` with the realistic config on fresh ports and waits for /readyz. */
+export async function launchSidecar(env: Env, name: string, launch: SidecarLaunch): Promise<Peer> {
+  const root = launch.root ?? ROOT;
+  const cli = join(root, 'src/cli.ts');
+  if (!existsSync(cli)) throw new Error(`${cli} does not exist`);
+  const ports = {
+    admin: await freePort(),
+    ingress: await freePort(),
+    egress: await freePort(),
+    upstream: env.upstreamPort,
+    tcpSource: env.tcpSourcePort,
+  };
+  const dir = join(env.tmp, name);
+  mkdirSync(dir, { recursive: true });
+  const config = join(dir, 'sidecar.yaml');
+  writeFileSync(config, sidecarYaml(ports, join(env.www, 'static'), launch.access, launch.workers ?? 1));
+  // JSON log lines (access log included) go to a file, so the terminal stays readable.
+  const stdout = join(dir, 'sidecar-stdout.log');
+  const stderr = join(dir, 'sidecar-stderr.log');
+  // Started as `npm start` starts it: the same V8 flag and compile cache (package.json).
+  // `check` first fills the cache, as the Docker image's build does: a start that has to
+  // compile (type stripping included) holds about 20 MB more RSS for its whole life,
+  // which made the first sidecar of a run after a code change look heavier than the rest.
+  const sidecarEnv = { ...process.env, NODE_COMPILE_CACHE: join(root, 'node_modules/.cache/sidecar-compile') };
+  execFileSync(NODE, [cli, 'check', '--config', config], { cwd: root, env: sidecarEnv, stdio: 'ignore', timeout: 30_000 });
+  const proc = start(name, NODE, ['--max-semi-space-size=8', cli, '--config', config], stderr, {
+    cpu: launch.pinned === false ? undefined : env.cpu,
+    cwd: root,
+    stdoutFile: stdout,
+    env: sidecarEnv,
+  });
+  check(await waitHttp(ports.admin, '/readyz', proc, env.readyMs, 200), [stderr, stdout]);
+  return { name, proc, ingress: ports.ingress, static: ports.ingress, forward: ports.egress, truncate: [stdout] };
 }
 
 export const sidecar = sidecarPeer('sidecar', true);

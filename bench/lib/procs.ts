@@ -146,6 +146,18 @@ export function installCleanup(): void {
   });
 }
 
+/** Runs a harness's main: exits with its code, or says why it failed (prefixed with `name`) after stopping every child. */
+export function runMain(name: string, main: () => Promise<number>): void {
+  main().then(
+    (code) => process.exit(code),
+    async (err: unknown) => {
+      process.stderr.write(`${name}: ${err instanceof Error ? err.message : String(err)}\n`);
+      await stopAll();
+      process.exit(1);
+    },
+  );
+}
+
 /** The last `lines` lines of a log file, for skip reasons. */
 export function tail(file: string, lines = 8): string {
   try {
