@@ -6,7 +6,8 @@
  * see a different machine (on these shared hosts the same code measured 65
  * and 111 us per request a minute apart); run side by side, a slow phase
  * slows both alike. Sequential pairs of the same code spread 0.86-1.27;
- * side by side 0.97-1.01, so a 3% change is visible in 6 rounds.
+ * side by side, single rounds 0.97-1.06 and medians of 6 rounds within 1%
+ * of 1, so a change of about 2% or more shows.
  *
  * Each round starts two fresh sidecars (same history), in an order that
  * alternates, so whoever starts first gets no lasting edge. A REV is any git
