@@ -7,7 +7,9 @@
  * and 111 us per request a minute apart); run side by side, a slow phase
  * slows both alike. Sequential pairs of the same code spread 0.86-1.27;
  * side by side, single rounds 0.97-1.06 and medians of 6 rounds within 1%
- * of 1, so a change of about 2% or more shows.
+ * of 1, so a change of about 2% or more shows. The ratio can exaggerate a
+ * real difference (the cheaper side gets more of the core and batches
+ * more): it says whether a change helps, the full bench by how much.
  *
  * Each round starts two fresh sidecars (same history), in an order that
  * alternates, so whoever starts first gets no lasting edge. A REV is any git
