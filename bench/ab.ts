@@ -15,6 +15,8 @@
  * alternates, so whoever starts first gets no lasting edge. A REV is any git
  * revision, checked out into a temporary worktree that shares this
  * checkout's node_modules; `.` (the default for B) is the working tree.
+ * A side may also be a Node peer of the bench (`--a peer:undici-floor`), to
+ * compare programs rather than revisions.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
@@ -23,7 +25,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { runHttp, type LoadContext, type Measurement } from './lib/load.ts';
 import { freePort, waitHttp } from './lib/net.ts';
-import { launchSidecar, type Env, type Peer } from './lib/peers.ts';
+import { ALL_PEERS, launchSidecar, type Env, type Peer, type PeerSpec } from './lib/peers.ts';
 import { hasTaskset, installCleanup, NODE, onExit, runMain, start, stop, stopAll } from './lib/procs.ts';
 import { median } from './lib/report.ts';
 import { ensureTools } from './lib/tools.ts';
@@ -34,8 +36,23 @@ const log = (line: string) => process.stderr.write(`${line}\n`);
 
 interface Side {
   label: 'A' | 'B';
-  rev: string;
-  root: string;
+  /** What the side runs: a git revision of the sidecar, `.`, or `peer:NAME`. */
+  spec: string;
+  /** The checkout of a sidecar side. */
+  root?: string;
+  /** A bench peer instead of a sidecar (`peer:undici-floor`, say), to compare programs. */
+  peer?: PeerSpec;
+}
+
+/** Peers that can stand on one side: the Node reverse proxies of the bench. */
+const COMPARABLE = ['undici-floor', 'undici-ceiling', 'fastify-http-proxy', 'http-proxy'];
+
+function side(label: 'A' | 'B', spec: string, tmp: string): Side {
+  if (!spec.startsWith('peer:')) return { label, spec, root: checkout(spec, label, tmp) };
+  const name = spec.slice('peer:'.length);
+  const peer = ALL_PEERS.find((p) => p.name === name);
+  if (!peer || !COMPARABLE.includes(name)) throw new Error(`--${label.toLowerCase()} ${spec}: known peers are ${COMPARABLE.map((n) => `peer:${n}`).join(', ')}`);
+  return { label, spec, peer };
 }
 
 /** Worktrees made by this run, removed from git before the temp dir goes. */
@@ -63,7 +80,9 @@ async function round(index: number, sides: readonly Side[], env: Env, load: Load
   const order = index % 2 === 0 ? sides : [...sides].reverse();
   const peers: Peer[] = [];
   try {
-    for (const side of order) peers.push(await launchSidecar(env, `sidecar-${side.label}-${index}`, { access: true, root: side.root }));
+    for (const side of order) {
+      peers.push(side.peer ? await side.peer.start(env) : await launchSidecar(env, `sidecar-${side.label}-${index}`, { access: true, root: side.root }));
+    }
     const runAll = (seconds: number) =>
       Promise.all(peers.map((peer) => runHttp({ port: peer.ingress as number, target: options.path, connections: options.connections, seconds }, load, peer.proc?.pid)));
     await runAll(2);
@@ -105,10 +124,7 @@ async function main(): Promise<number> {
   const tmp = mkdtempSync(join(os.tmpdir(), 'sidecar-ab-'));
   onExit(() => removeTemp(tmp));
   try {
-    const sides: Side[] = [
-      { label: 'A', rev: values.a, root: checkout(values.a, 'A', tmp) },
-      { label: 'B', rev: values.b, root: checkout(values.b, 'B', tmp) },
-    ];
+    const sides: Side[] = [side('A', values.a, tmp), side('B', values.b, tmp)];
     const upstreamPort = await freePort();
     const upstream = start('upstream', NODE, [join(ROOT, 'bench/servers/upstream.ts'), String(upstreamPort)], join(tmp, 'upstream.log'), { cpu: '1' });
     const down = await waitHttp(upstreamPort, '/', upstream, 10_000, 200);
