@@ -43,11 +43,6 @@ ingress:
     adminPort = await closedPort();
     file = writeConfig(config('one'));
     sidecar = await spawnSidecar(['--config', file]);
-    // spawnSidecar returns on the first 'sidecar listening' line, which may be one worker's
-    // while the other is still starting (on a slow host it was): wait for both.
-    const bothListening = () => sidecar.lines.some((line) => line.msg === 'worker listening' && line.listening === 2);
-    for (let i = 0; i < 200 && !bothListening(); i++) await new Promise((resolve) => setTimeout(resolve, 50));
-    expect(bothListening()).toBe(true);
   });
   afterAll(async () => {
     await sidecar?.stop();

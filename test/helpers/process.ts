@@ -64,7 +64,8 @@ export async function spawnSidecar(args: string[], options: { waitListening?: bo
   if (options.waitListening === false) return proc;
   const until = Date.now() + 15_000;
   while (Date.now() < until && child.exitCode === null) {
-    const listening = lines.find((line) => line.msg === 'sidecar listening');
+    // The process's own line: with `workers` a worker logs one too, before its siblings listen.
+    const listening = lines.find((line) => line.msg === 'sidecar listening' && line.pid === child.pid);
     if (listening) {
       proc.ingressPort = listening.ingressPort as number | undefined;
       proc.adminPort = listening.adminPort as number | undefined;
