@@ -36,9 +36,7 @@ const log = (line: string) => process.stderr.write(`${line}\n`);
 
 interface Side {
   label: 'A' | 'B';
-  /** What the side runs: a git revision of the sidecar, `.`, or `peer:NAME`. */
-  spec: string;
-  /** The checkout of a sidecar side. */
+  /** The checkout of a sidecar side (a git revision, or `.`). */
   root?: string;
   /** A bench peer instead of a sidecar (`peer:undici-floor`, say), to compare programs. */
   peer?: PeerSpec;
@@ -48,11 +46,11 @@ interface Side {
 const COMPARABLE = ['undici-floor', 'undici-ceiling', 'fastify-http-proxy', 'http-proxy'];
 
 function side(label: 'A' | 'B', spec: string, tmp: string): Side {
-  if (!spec.startsWith('peer:')) return { label, spec, root: checkout(spec, label, tmp) };
+  if (!spec.startsWith('peer:')) return { label, root: checkout(spec, label, tmp) };
   const name = spec.slice('peer:'.length);
   const peer = ALL_PEERS.find((p) => p.name === name);
   if (!peer || !COMPARABLE.includes(name)) throw new Error(`--${label.toLowerCase()} ${spec}: known peers are ${COMPARABLE.map((n) => `peer:${n}`).join(', ')}`);
-  return { label, spec, peer };
+  return { label, peer };
 }
 
 /** Worktrees made by this run, removed from git before the temp dir goes. */
