@@ -260,7 +260,7 @@ export const configSchema = z
     ingress: ingressSchema.optional(),
     egress: egressSchema.optional(),
   })
-  .meta({ title: 'sidecar configuration', description: 'See README.md, "Configuration".' });
+  .meta({ title: 'sidecar configuration', description: 'See docs/configuration.md.' });
 
 /** The validated config, defaults filled in, durations in ms and sizes in bytes. */
 export type Config = z.output<typeof configSchema>;
