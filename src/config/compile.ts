@@ -12,6 +12,7 @@ import type {
   StaticConfig,
   UpstreamConfig,
 } from './schema.ts';
+import { canonicalIp } from '../net/address.ts';
 import { parseListen } from './units.ts';
 
 /** Until the response head arrives, all tries together (Envoy's route timeout is 15s; ours is a little kinder). */
@@ -156,7 +157,12 @@ function compileMatch(match: MatchConfig): CompiledMatch {
   });
 }
 
-/** `*` any host, `*.example.com` any subdomain (not the apex, as in Envoy), else exact; case-insensitive. */
+/**
+ * `*` any host, `*.example.com` any subdomain (not the apex, as in Envoy), else
+ * exact; case-insensitive. An IP literal also matches in canonical form, as
+ * egress request hosts are given (egress/target.ts): `::ffff:127.0.0.1`
+ * matches 127.0.0.1.
+ */
 function hostMatcher(pattern: string): (host: string) => boolean {
   const lower = pattern.toLowerCase().replace(/^\[|\]$/g, '');
   if (lower === '*') return () => true;
@@ -164,7 +170,8 @@ function hostMatcher(pattern: string): (host: string) => boolean {
     const suffix = lower.slice(1);
     return (host) => host.length > suffix.length && host.endsWith(suffix);
   }
-  return (host) => host === lower;
+  const exact = canonicalIp(lower) ?? lower;
+  return (host) => host === exact || host === lower;
 }
 
 function compileHeaderRules(rules: { add?: Record<string, string>; remove?: string[] } | undefined): HeaderRules | undefined {

@@ -9,6 +9,7 @@ import { lookup as dnsLookup, type LookupAllOptions, type LookupOneOptions } fro
 import { BlockList, isIP, type LookupFunction } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import type { CompiledRoute } from '../config/compile.ts';
+import { canonicalIp } from '../net/address.ts';
 import { ProxyError } from '../proxy/errors.ts';
 
 /** An address:port this process listens on (ingress, egress, admin). */
@@ -30,13 +31,6 @@ LOCAL.addAddress('0.0.0.0', 'ipv4');
 LOCAL.addAddress('::1', 'ipv6');
 LOCAL.addAddress('::', 'ipv6');
 
-/** `::ffff:1.2.3.4` -> `1.2.3.4`, lower case; so one address has one spelling. */
-export function normalizeAddress(address: string): string {
-  const lower = address.toLowerCase().replace(/^\[|\]$/g, '');
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(lower);
-  return mapped ? mapped[1] : lower;
-}
-
 function family(address: string): 'ipv4' | 'ipv6' {
   return isIP(address) === 6 ? 'ipv6' : 'ipv4';
 }
@@ -46,7 +40,7 @@ function isLocalAddress(address: string): boolean {
   if (LOCAL.check(address, family(address))) return true;
   for (const entries of Object.values(networkInterfaces())) {
     for (const entry of entries ?? []) {
-      if (normalizeAddress(entry.address) === address) return true;
+      if (canonicalIp(entry.address) === address) return true;
     }
   }
   return false;
@@ -60,13 +54,18 @@ export interface DestinationRules {
   readonly own: () => readonly OwnAddress[];
 }
 
-/** Why `address:port` is refused, or undefined when it is allowed. */
+/**
+ * Why `address:port` is refused, or undefined when it is allowed (or not an
+ * IP literal). Both sides are compared in canonical form (net/address.ts):
+ * `[::ffff:7f00:1]` or `127.1` is the listener on 127.0.0.1 as much as
+ * `127.0.0.1` is.
+ */
 export function addressProblem(rawAddress: string, port: number, rules: DestinationRules): string | undefined {
-  const address = normalizeAddress(rawAddress);
-  if (isIP(address) === 0) return undefined;
+  const address = canonicalIp(rawAddress);
+  if (address === undefined) return undefined;
   for (const own of rules.own()) {
     if (own.port !== port) continue;
-    const bound = normalizeAddress(own.address);
+    const bound = canonicalIp(own.address) ?? own.address;
     // `::` is dual-stack on Linux; `0.0.0.0` takes IPv4 only. Connecting to 0.0.0.0 or :: reaches this host.
     const wildcard = bound === '::' || (bound === '0.0.0.0' && family(address) === 'ipv4');
     const anyLocal = address === '0.0.0.0' || address === '::';
@@ -98,11 +97,11 @@ export interface CheckedAddress {
  */
 export function resolveChecked(host: string, port: number, rules: DestinationRules): Promise<CheckedAddress[]> {
   return new Promise((resolve, reject) => {
-    const literal = isIP(normalizeAddress(host));
-    if (literal !== 0) {
-      const problem = addressProblem(host, port, rules);
+    const literal = canonicalIp(host);
+    if (literal !== undefined) {
+      const problem = addressProblem(literal, port, rules);
       if (problem) reject(new ProxyError('destination_denied', problem));
-      else resolve([{ address: normalizeAddress(host), family: literal }]);
+      else resolve([{ address: literal, family: isIP(literal) }]);
       return;
     }
     dnsLookup(host, { all: true, verbatim: true }, (err, addresses) => {
