@@ -21,7 +21,6 @@ import { Exchange } from '../observe/exchange.ts';
 import { log } from '../observe/log.ts';
 import { ProxyError } from '../proxy/errors.ts';
 import { carriesOwnVia, requestIdOf } from '../proxy/headers.ts';
-import { findRoute } from '../proxy/route.ts';
 import { answerClientError, writeRawError } from '../net/raw-answer.ts';
 import { PROXY_AUTHENTICATE, proxyAuthorized } from './auth.ts';
 import { LOOP_MESSAGE, type EgressDeps, type EgressDispatcher } from './dispatch.ts';
@@ -41,15 +40,28 @@ const ESTABLISHED = 'HTTP/1.1 200 Connection Established\r\n\r\n';
 
 type FirstBytes = { readonly kind: 'http' | 'tunnel'; readonly chunk: Buffer | undefined } | { readonly kind: 'gone' };
 
-/** Waits for the first bytes the client sends through the tunnel and says what they are. */
+/**
+ * Empty lines a client may send before its first request line (RFC 9112 2.2:
+ * a server SHOULD ignore at least one); beyond this many bytes of them, the
+ * bytes are not taken for HTTP.
+ */
+const MAX_LEADING_BLANK = 1024;
+
+/** What the bytes so far are; undefined while they are only empty lines (wait for more). */
+function classify(seen: Buffer): FirstBytes | undefined {
+  const at = seen.findIndex((byte) => byte !== 0x0d && byte !== 0x0a);
+  if (at === -1) return seen.length > MAX_LEADING_BLANK ? { kind: 'tunnel', chunk: seen } : undefined;
+  const first = seen[at];
+  // 0x16 = TLS handshake record; 'A'..'Z' = the start of a method token. Node's HTTP parser skips the empty lines itself.
+  const http = first !== 0x16 && first >= 0x41 && first <= 0x5a;
+  return { kind: http ? 'http' : 'tunnel', chunk: seen };
+}
+
+/** Waits for the client's first significant bytes through the tunnel and says what they are. */
 function peek(socket: Socket, head: Buffer): Promise<FirstBytes> {
-  const classify = (chunk: Buffer): FirstBytes => {
-    const first = chunk[0];
-    // 0x16 = TLS handshake record; 'A'..'Z' = the start of a method token.
-    const http = first !== 0x16 && first >= 0x41 && first <= 0x5a;
-    return { kind: http ? 'http' : 'tunnel', chunk };
-  };
-  if (head.length > 0) return Promise.resolve(classify(head));
+  let seen = head;
+  const known = head.length > 0 ? classify(head) : undefined;
+  if (known) return Promise.resolve(known);
   return new Promise((resolve) => {
     const finish = (result: FirstBytes) => {
       clearTimeout(timer);
@@ -59,13 +71,16 @@ function peek(socket: Socket, head: Buffer): Promise<FirstBytes> {
       resolve(result);
     };
     const onData = (chunk: Buffer) => {
+      seen = seen.length === 0 ? chunk : Buffer.concat([seen, chunk]);
+      const result = classify(seen);
+      if (!result) return;
       socket.pause();
-      finish(classify(chunk));
+      finish(result);
     };
     const onGone = () => finish({ kind: 'gone' });
     const timer = setTimeout(() => {
       socket.pause();
-      finish({ kind: 'tunnel', chunk: undefined });
+      finish({ kind: 'tunnel', chunk: seen.length > 0 ? seen : undefined });
     }, PEEK_WAIT_MS);
     socket.on('data', onData);
     socket.once('end', onGone);
@@ -191,13 +206,13 @@ export class ConnectHandler {
     });
   }
 
-  /** A blind tunnel on the first route that allows a CONNECT to this host:port without looking inside. */
+  /** A blind tunnel on the first route that allows this host:port without looking at a request (policy.firstAllowing). */
   #tunnel(req: IncomingMessage, socket: Socket, first: Buffer | undefined, snapshot: Snapshot, target: TunnelContext, exchange: Exchange): void {
     const egress = snapshot.egress!;
     const idleTimeout = snapshot.config.egress?.tunnelIdleTimeout ?? 0;
-    const index = findRoute(egress.routes, { method: 'CONNECT', host: target.host, port: target.port, path: '/', headers: req.headers });
+    const index = firstAllowing(egress.routes, target.host, target.port, true);
     if (index === -1) {
-      // The allow-list let the CONNECT in for HTTP only (e.g. routes with a path): no blind tunnel.
+      // The allow-list let the CONNECT in for HTTP only (routes with a path, methods, headers): no blind tunnel.
       exchange.error = 'destination_denied';
       exchange.status = 403;
       socket.destroy();

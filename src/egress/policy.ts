@@ -163,12 +163,20 @@ export function rulesFor(pattern: string | undefined, own: () => readonly OwnAdd
   return { explicit: namesHostExactly(pattern), own };
 }
 
-/** Index of the first route whose host and ports allow `host:port` (CONNECT's allow-list, before any request is seen). */
-export function firstAllowing(routes: readonly CompiledRoute[], host: string, port: number): number {
+/**
+ * Index of the first route whose host and ports allow `host:port`: CONNECT's
+ * allow-list, before any request is seen. With `blind`, only a route that can
+ * be judged without seeing a request counts: one that sets none of `path`,
+ * `pathRegex`, `methods` and `headers`. A blind tunnel shows none of them, so
+ * such a route must never open one (its headers would be the CONNECT's, which
+ * the client chooses; its path and method would be made up).
+ */
+export function firstAllowing(routes: readonly CompiledRoute[], host: string, port: number, blind = false): number {
   for (let i = 0; i < routes.length; i++) {
     const match = routes[i].match;
     if (match.host !== undefined && !match.host(host)) continue;
     if (match.ports !== undefined && !match.ports.has(port)) continue;
+    if (blind && (match.path !== undefined || match.pathRegex !== undefined || match.methods !== undefined || match.headers !== undefined)) continue;
     return i;
   }
   return -1;
