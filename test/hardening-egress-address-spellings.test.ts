@@ -37,7 +37,7 @@ ingress:
 egress:
   listen: 127.0.0.1:0
   routes:
-    - { name: anywhere, match: { host: "*" } }
+    - { name: anywhere, match: { host: "*" }, allowLoopback: true }
 `);
     proxy = sidecar.egressPort!;
     admin = sidecar.sidecar.adminPort!;
@@ -102,7 +102,7 @@ egress:
 });
 
 describe('egress metadata guard: address spellings (no packet leaves loopback: parsed and checked, not sent)', () => {
-  const rules = { explicit: false, own: () => [] };
+  const rules = { exactHost: false, loopback: false, private: false, own: () => [] };
   const SPELLINGS = ['[::ffff:169.254.169.254]', '[::ffff:a9fe:a9fe]', '0xa9fea9fe', '0xA9FEA9FE', '2852039166', '169.254.43518', '0251.0376.0251.0376'];
 
   it('reads every spelling of 169.254.169.254 in a CONNECT authority, a Host header and an absolute-form URL as that address', () => {

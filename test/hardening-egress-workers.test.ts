@@ -36,7 +36,7 @@ ingress:
 egress:
   listen: 127.0.0.1:${egress}
   routes:
-    - { name: anywhere, match: { host: "*" } }
+    - { name: anywhere, match: { host: "*" }, allowLoopback: true }
 `;
 
   beforeAll(async () => {

@@ -58,6 +58,18 @@ export interface CompiledRoute {
   readonly websocket: boolean;
   /** Egress pass-through connect timeout (ms). */
   readonly connectTimeout?: number;
+  /** Egress pass-through: which special addresses the route may reach (egress/policy.ts); absent on ingress routes. */
+  readonly reach?: Reach;
+}
+
+/** What an egress route lets a pass-through destination be, besides the addresses every route may reach. */
+export interface Reach {
+  /** The route names its host exactly (no `*`, not absent): loopback and link-local are then reachable. */
+  readonly exactHost: boolean;
+  /** `allowLoopback`: loopback, the unspecified address and this host's own addresses. */
+  readonly loopback: boolean;
+  /** `allowPrivate`: link-local and cloud metadata addresses. */
+  readonly private: boolean;
 }
 
 export interface ListenerSnapshot {
@@ -137,7 +149,15 @@ function compileRoute(
     maxBody: route.maxBody ?? listenerMaxBody,
     websocket: 'websocket' in route ? route.websocket : false,
     connectTimeout: 'connectTimeout' in route ? route.connectTimeout : undefined,
+    reach: compileReach(route),
   });
+}
+
+/** Egress routes only: which special addresses a pass-through destination of the route may be. */
+function compileReach(route: IngressRouteConfig | EgressRouteConfig): Reach | undefined {
+  if (!('allowLoopback' in route)) return undefined;
+  const host = route.match.host;
+  return Object.freeze({ exactHost: host !== undefined && !host.includes('*'), loopback: route.allowLoopback, private: route.allowPrivate });
 }
 
 function compileMatch(match: MatchConfig): CompiledMatch {

@@ -25,7 +25,7 @@ import { answerClientError, writeRawError } from '../net/raw-answer.ts';
 import { PROXY_AUTHENTICATE, proxyAuthorized } from './auth.ts';
 import { LOOP_MESSAGE, type EgressDeps, type EgressDispatcher } from './dispatch.ts';
 import { DEFAULT_CONNECT_TIMEOUT_MS } from './destinations.ts';
-import { firstAllowing, pinnedLookup, resolveChecked, rulesFor } from './policy.ts';
+import { admitConnect, firstAllowing, pinnedLookup, resolveChecked, rulesFor } from './policy.ts';
 import { parseAuthority } from './target.ts';
 import { openTunnel, type TunnelTarget } from './tunnel.ts';
 
@@ -158,9 +158,8 @@ export class ConnectHandler {
       return refuse(new ProxyError('proxy_auth_required'), '', PROXY_AUTHENTICATE);
     }
     if (carriesOwnVia(req.headers)) return refuse(new ProxyError('destination_denied', LOOP_MESSAGE));
-    const index = firstAllowing(egress.routes, target.host, target.port);
-    if (index === -1) return refuse(new ProxyError('destination_denied'));
-    const route = egress.routes[index];
+    const first = firstAllowing(egress.routes, target.host, target.port);
+    if (first === -1) return refuse(new ProxyError('destination_denied'));
     this.#listener.track(socket);
 
     const established = () => {
@@ -172,18 +171,15 @@ export class ConnectHandler {
         else this.#tunnel(req, socket, first.chunk, snapshot, target, exchangeFor());
       });
     };
-    if (route.upstream !== undefined) {
+    if (egress.routes[first].upstream !== undefined) {
       established();
       return;
     }
-    // A pass-through destination: refuse loops and metadata addresses now, with a proper status.
-    resolveChecked(target.host, target.port, rulesFor(snapshot.config.egress?.routes[index]?.match.host, this.#deps.ownAddresses)).then(
-      established,
-      (err: unknown) => {
-        const error = err instanceof ProxyError ? err : new ProxyError('upstream_connect_failed', `cannot resolve ${target.host}`, { cause: err });
-        refuse(error, route.name);
-      },
-    );
+    // A pass-through destination: refuse loops and forbidden addresses now, with a proper status.
+    admitConnect(egress.routes, target.host, target.port, this.#deps.ownAddresses).then((admission) => {
+      if (admission.error) refuse(admission.error, egress.routes[admission.index]?.name);
+      else established();
+    });
   }
 
   /** HTTP inside the tunnel: the peeked bytes go back in front, and the internal server parses. */
@@ -247,7 +243,7 @@ export class ConnectHandler {
       return;
     }
     // A pass-through: check the addresses for this route, then connect to exactly those (no second lookup to rebind).
-    const rules = rulesFor(snapshot.config.egress?.routes[index]?.match.host, this.#deps.ownAddresses);
+    const rules = rulesFor(route, this.#deps.ownAddresses);
     resolveChecked(target.host, target.port, rules).then(
       (addresses) => {
         const tunnelTarget: TunnelTarget = {

@@ -38,3 +38,25 @@ function whatwgIpv4(text: string): string | undefined {
     return undefined;
   }
 }
+
+/** 64:ff9b::/96 (NAT64, RFC 6052) and ::/96 (IPv4-compatible, deprecated) carry an IPv4 address in their last 32 bits. */
+const NAT64_PREFIX = [0x64, 0xff9b, 0, 0, 0, 0];
+const COMPATIBLE_PREFIX = [0, 0, 0, 0, 0, 0];
+
+/**
+ * The IPv4 address a canonical IPv6 address carries in its last 32 bits, when
+ * it is a NAT64 or IPv4-compatible address (a NAT64 gateway connects to that
+ * IPv4 address); undefined otherwise.
+ */
+export function embeddedIpv4(canonical: string): string | undefined {
+  if (!canonical.includes(':')) return undefined;
+  const address = ipaddr.parse(canonical);
+  if (address.kind() !== 'ipv6') return undefined;
+  const parts = (address as ipaddr.IPv6).parts;
+  const prefix = parts.slice(0, 6);
+  const nat64 = prefix.every((part, i) => part === NAT64_PREFIX[i]);
+  // :: and ::1 are IPv6's own unspecified and loopback addresses, not IPv4 0.0.0.0 / 0.0.0.1.
+  const compatible = prefix.every((part, i) => part === COMPATIBLE_PREFIX[i]) && (parts[6] !== 0 || parts[7] > 1);
+  if (!nat64 && !compatible) return undefined;
+  return `${parts[6] >> 8}.${parts[6] & 0xff}.${parts[7] >> 8}.${parts[7] & 0xff}`;
+}
