@@ -9,7 +9,9 @@
  *   internal HTTP server, and every request on it is routed like an
  *   absolute-form request to the CONNECT's host:port. Node's fetch with
  *   NODE_USE_ENV_PROXY=1 sends `CONNECT host:80` even for http:// URLs; this
- *   is how those calls keep routing, retries, logs and metrics.
+ *   is how those calls keep routing, retries, logs and metrics, and why a
+ *   CONNECT to port 80 that no route allows is accepted: its requests get
+ *   their 403 one by one, which the app can read.
  */
 import { createServer, type IncomingMessage } from 'node:http';
 import { ObservedResponse, tellObserver, type ObservedServer } from '../net/observed-response.ts';
@@ -37,6 +39,13 @@ import { openTunnel, type TunnelTarget } from './tunnel.ts';
 const PEEK_WAIT_MS = 500;
 
 const ESTABLISHED = 'HTTP/1.1 200 Connection Established\r\n\r\n';
+
+/**
+ * A CONNECT to this port that no route allows is accepted all the same, so
+ * that the HTTP requests inside get a readable 403 each (see handle()). Other
+ * ports carry TLS, where a client shows the CONNECT's own 403.
+ */
+const DENIED_HTTP_PORT = 80;
 
 type FirstBytes = { readonly kind: 'http' | 'tunnel'; readonly chunk: Buffer | undefined } | { readonly kind: 'gone' };
 
@@ -158,10 +167,6 @@ export class ConnectHandler {
       return refuse(new ProxyError('proxy_auth_required'), '', PROXY_AUTHENTICATE);
     }
     if (carriesOwnVia(req.headers)) return refuse(new ProxyError('destination_denied', LOOP_MESSAGE));
-    const first = firstAllowing(egress.routes, target.host, target.port);
-    if (first === -1) return refuse(new ProxyError('destination_denied'));
-    this.#listener.track(socket);
-
     const established = () => {
       if (!socket.writable) return;
       socket.write(ESTABLISHED);
@@ -171,6 +176,16 @@ export class ConnectHandler {
         else this.#tunnel(req, socket, first.chunk, snapshot, target, exchangeFor());
       });
     };
+    const first = firstAllowing(egress.routes, target.host, target.port);
+    if (first === -1 && target.port !== DENIED_HTTP_PORT) return refuse(new ProxyError('destination_denied'));
+    this.#listener.track(socket);
+    if (first === -1) {
+      // Node's fetch (NODE_USE_ENV_PROXY=1) sends http:// URLs through `CONNECT host:80` and shows nothing
+      // of a refused CONNECT but "fetch failed": accept, and let each request inside be answered by the
+      // routes (403 destination_denied, readable); anything else inside finds no route for a blind tunnel.
+      established();
+      return;
+    }
     if (egress.routes[first].upstream !== undefined) {
       established();
       return;
