@@ -9,11 +9,10 @@
  * request line (RFC 9112 2.2) no longer hide the HTTP behind them.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Socket } from 'node:net';
 import { echoServer, type TestServer } from './helpers/servers.ts';
 import { startTcpServer } from './helpers/raw.ts';
 import { startSidecar, TEST_BASE, type RunningSidecar } from './helpers/sidecar.ts';
-import { openConnect, readAll } from './helpers/egress.ts';
+import { closedWithin, openConnect, readAll } from './helpers/egress.ts';
 
 /** A TCP server that counts its connections and echoes what it gets. */
 async function countingServer() {
@@ -23,19 +22,6 @@ async function countingServer() {
     socket.pipe(socket);
   });
   return { ...server, connections: () => connections };
-}
-
-/** True when the sidecar closes `socket` within `ms` (false when it is still open then). */
-function closedWithin(socket: Socket, ms: number): Promise<boolean> {
-  if (socket.destroyed) return Promise.resolve(true);
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => resolve(false), ms);
-    socket.once('close', () => {
-      clearTimeout(timer);
-      resolve(true);
-    });
-    socket.resume();
-  });
 }
 
 describe('blind tunnels need a route that looks at nothing a tunnel hides', () => {

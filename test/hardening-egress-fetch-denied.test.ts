@@ -7,23 +7,9 @@
  * close such a tunnel; a CONNECT to any other port is still refused at once.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Socket } from 'node:net';
 import { echoServer, type TestServer } from './helpers/servers.ts';
 import { startSidecar, TEST_BASE, type RunningSidecar } from './helpers/sidecar.ts';
-import { NODE, clientEnv, openConnect, readAll, run } from './helpers/egress.ts';
-
-/** True when the sidecar closes `socket` within `ms`. */
-function closedWithin(socket: Socket, ms: number): Promise<boolean> {
-  if (socket.destroyed) return Promise.resolve(true);
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => resolve(false), ms);
-    socket.once('close', () => {
-      clearTimeout(timer);
-      resolve(true);
-    });
-    socket.resume();
-  });
-}
+import { NODE, clientEnv, closedWithin, openConnect, readAll, run } from './helpers/egress.ts';
 
 describe('a denied http:// destination through Node 24 fetch', () => {
   let echo: TestServer;
