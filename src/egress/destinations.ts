@@ -21,6 +21,8 @@ export const DESTINATION_IDLE_MS = 60_000;
 export const DEFAULT_CONNECT_TIMEOUT_MS = 2_000;
 
 export interface DestinationKey {
+  /** The route the destination is reached through: its `upstream` label in the metrics. */
+  readonly route: string;
   readonly scheme: 'http' | 'https';
   readonly host: string;
   readonly port: number;
@@ -95,7 +97,7 @@ export class Destinations {
    */
   acquire(key: DestinationKey): DestinationLease | undefined {
     const { reach } = key;
-    const id = JSON.stringify([key.scheme, key.host, key.port, key.connectTimeout ?? null, reach.exactHost, reach.loopback, reach.private]);
+    const id = JSON.stringify([key.route, key.scheme, key.host, key.port, key.connectTimeout ?? null, reach.exactHost, reach.loopback, reach.private]);
     let entry = this.#entries.get(id);
     if (!entry) {
       if (this.#entries.size >= this.#max && !this.#evictOne()) return undefined;
@@ -158,7 +160,9 @@ function closePools(state: UpstreamState): void {
 
 /**
  * One destination as an upstream of one endpoint. Its name is `host:port`,
- * which is what the access log and metrics show as `upstream`. The pool
+ * which the access log shows as `upstream`; the metrics label it with its
+ * route's name instead (one series per route, however many destinations a `*`
+ * route reaches, and the route still told apart from the others). The pool
  * connects through `checkedLookup`, so every new connection is checked
  * against the route's address rules on the address it really uses.
  */
@@ -177,6 +181,5 @@ function createState(key: DestinationKey, own: DestinationRules['own']): Upstrea
       lookup: checkedLookup(key.port, { ...key.reach, own }),
     },
   });
-  // Named host:port for the access log; labelled '' in the metrics (see UpstreamState.metricLabel).
-  return new UpstreamState(hostPort(key.host, key.port), config, [new EndpointState(url, pool, `egress:${url}`)], '');
+  return new UpstreamState(hostPort(key.host, key.port), config, [new EndpointState(url, pool, `egress:${url}`)], key.route);
 }

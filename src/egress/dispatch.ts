@@ -101,6 +101,7 @@ export class EgressDispatcher {
       if (problem) return refuse(res, exchange, new ProxyError('destination_denied', problem));
     }
     const lease = this.#destinations.acquire({
+      route: route.name,
       scheme: dest.scheme,
       host: dest.host,
       port: dest.port,
