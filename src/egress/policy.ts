@@ -222,9 +222,10 @@ export function rulesFor(route: CompiledRoute, own: () => readonly OwnAddress[])
 }
 
 /**
- * Index of the first route at or after `from` whose host and ports allow `host:port`: CONNECT's
- * allow-list, before any request is seen. With `blind`, only a route that can
- * be judged without seeing a request counts: one that sets none of `path`,
+ * Index of the first route at or after `from` whose host and ports allow
+ * `host:port`: CONNECT's allow-list, before any request is seen. With
+ * `blind`, only a route that can be judged without seeing a request counts:
+ * one that sets none of `path`,
  * `pathRegex`, `methods` and `headers`. A blind tunnel shows none of them, so
  * such a route must never open one (its headers would be the CONNECT's, which
  * the client chooses; its path and method would be made up).
