@@ -19,7 +19,7 @@ import { proxyRequest, rewritePath } from '../proxy/proxy.ts';
 import { findRoute, pathOf } from '../proxy/route.ts';
 import { PROXY_AUTHENTICATE, proxyAuthorized } from './auth.ts';
 import type { Destinations } from './destinations.ts';
-import { addressProblem, rulesFor, type OwnAddress } from './policy.ts';
+import { addressProblem, reachOf, rulesFor, type OwnAddress } from './policy.ts';
 import { authorityOf, type Destination } from './target.ts';
 
 export interface EgressDeps {
@@ -94,18 +94,19 @@ export class EgressDispatcher {
       return;
     }
 
-    const rules = rulesFor(snapshot.config.egress?.routes[index]?.match.host, this.#deps.ownAddresses);
+    const rules = rulesFor(route, this.#deps.ownAddresses);
     // An IP literal is never looked up, so it is checked here; a name is checked on every new connection (policy.checkedLookup).
     if (isIP(dest.host) !== 0) {
       const problem = addressProblem(dest.host, dest.port, rules);
       if (problem) return refuse(res, exchange, new ProxyError('destination_denied', problem));
     }
     const lease = this.#destinations.acquire({
+      route: route.name,
       scheme: dest.scheme,
       host: dest.host,
       port: dest.port,
       connectTimeout: route.connectTimeout,
-      explicit: rules.explicit,
+      reach: reachOf(route),
     });
     if (!lease) return refuse(res, exchange, new ProxyError('overloaded', 'too many egress destinations in use'));
     try {
