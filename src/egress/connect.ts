@@ -127,7 +127,11 @@ export class ConnectHandler {
     const snapshot = this.#deps.store.current();
     const egress = snapshot.egress;
     const target = parseAuthority(req.url);
-    const exchangeFor = () => new Exchange('egress', requestIdOf(req.headers), 'CONNECT', target?.host ?? '', '', snapshot.config.log.access);
+    const exchangeFor = () => {
+      const exchange = new Exchange('egress', requestIdOf(req.headers), 'CONNECT', target?.host ?? '', '', snapshot.config.log.access);
+      exchange.noteClient(req);
+      return exchange;
+    };
     const refuse = (error: ProxyError, route = '', headers?: Record<string, string>) => {
       const exchange = exchangeFor();
       exchange.route = route;

@@ -3,7 +3,8 @@
  * its end as one access-log line and the request metrics (SPEC.md "Access
  * log"). Plain fields, no closures: this object is made for every request.
  */
-import type { ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { ErrorCode } from '../proxy/errors.ts';
 import type { ListenerName } from '../config/compile.ts';
 import type { ResponseObserver } from '../net/observed-response.ts';
@@ -86,6 +87,15 @@ export class Exchange implements ResponseObserver {
   aborted = false;
   /** Told when the client leaves before its response is complete; set while a proxied try runs. */
   watcher: ClientWatcher | undefined = undefined;
+  clientAddress: string | undefined = undefined;
+  clientPort = 0;
+  userAgent: string | undefined = undefined;
+  /** HTTP version of the client's request; empty when the request was never parsed (a parser error). */
+  protocol = '';
+  /** The traceparent sent upstream (headers.ts writes a created one back into the request's headers). */
+  traceparent: string | undefined = undefined;
+  /** Time from the start of the last try to the upstream's response head (ms); -1 when no head came. */
+  upstreamHeaderMs = -1;
   #done = false;
 
   constructor(listener: ListenerName, reqId: string, method: string, host: string, path: string, accessLog: boolean) {
@@ -105,6 +115,27 @@ export class Exchange implements ResponseObserver {
   }
 
   /**
+   * Records who asked, from the client's request: the TCP peer, User-Agent,
+   * HTTP version and traceparent. Read when the exchange ends (the
+   * traceparent sent upstream is only known then), so the request itself is
+   * never kept: the access log's batch holds Exchanges.
+   */
+  noteClient(req: IncomingMessage): void {
+    this.notePeer(req.socket);
+    const headers = req.headers;
+    this.userAgent = headers['user-agent'];
+    const traceparent = headers.traceparent;
+    this.traceparent = typeof traceparent === 'string' ? traceparent : undefined;
+    this.protocol = req.httpVersion;
+  }
+
+  /** Records the client's address and port (a socket that is already gone may no longer tell them). */
+  notePeer(socket: Socket): void {
+    this.clientAddress = socket.remoteAddress;
+    this.clientPort = socket.remotePort ?? 0;
+  }
+
+  /**
    * The client's response closed, complete or not (the listener's one 'close'
    * function calls this as the response's observer): records how it ended,
    * stops a running flight when the client left first, and finishes.
@@ -115,6 +146,7 @@ export class Exchange implements ResponseObserver {
       this.aborted = true;
       this.watcher?.clientGone();
     }
+    if (this.accessLog) this.noteClient(res.req);
     this.finish();
   }
 
