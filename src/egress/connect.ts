@@ -137,7 +137,7 @@ export class ConnectHandler {
       exchange.route = route;
       exchange.error = error.code;
       exchange.status = error.status;
-      writeRawError(socket, error, headers);
+      exchange.bytesOut += writeRawError(socket, error, headers);
       exchange.finish();
     };
 

@@ -8,16 +8,17 @@ import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { ProxyError, errorAnswer, type ErrorCode } from '../proxy/errors.ts';
 
-/** Writes `error` as a complete HTTP/1.1 response and ends the socket. */
-export function writeRawError(socket: Duplex, error: ProxyError, extraHeaders: Record<string, string> = {}): void {
+/** Writes `error` as a complete HTTP/1.1 response and ends the socket; returns the body bytes written (0 when the socket was gone). */
+export function writeRawError(socket: Duplex, error: ProxyError, extraHeaders: Record<string, string> = {}): number {
   if (!socket.writable) {
     socket.destroy();
-    return;
+    return 0;
   }
   const { body, headers } = errorAnswer(error, { ...extraHeaders, connection: 'close' });
   let head = `HTTP/1.1 ${error.status} ${STATUS_CODES[error.status] ?? 'Error'}\r\n`;
   for (const [name, value] of Object.entries(headers)) head += `${name}: ${value}\r\n`;
   socket.end(`${head}\r\n${body}`);
+  return headers['content-length'] as number;
 }
 
 /** A server's 'clientError' handler: the parser or timeout error answered in the sidecar's format. */
