@@ -22,7 +22,7 @@ import { log } from '../observe/log.ts';
 import { ProxyError } from '../proxy/errors.ts';
 import { carriesOwnVia, requestIdOf } from '../proxy/headers.ts';
 import { findRoute } from '../proxy/route.ts';
-import { answerClientError, writeRawError } from '../net/raw-answer.ts';
+import { clientErrorHandler, writeRawError } from '../net/raw-answer.ts';
 import { PROXY_AUTHENTICATE, proxyAuthorized } from './auth.ts';
 import { LOOP_MESSAGE, type EgressDeps, type EgressDispatcher } from './dispatch.ts';
 import { DEFAULT_CONNECT_TIMEOUT_MS } from './destinations.ts';
@@ -115,7 +115,7 @@ export class ConnectHandler {
     );
     // A reload's new limits apply to the HTTP inside tunnels too (as Listener.setLimits does for the listener).
     deps.store.onSwap((next) => Object.assign(this.#inner, innerLimits(next)));
-    this.#inner.on('clientError', answerClientError);
+    this.#inner.on('clientError', clientErrorHandler('egress', () => deps.store.current().config.log.access));
     // Node tracks a server's connections (timeouts, closeIdleConnections) from 'listening' on;
     // this server is never bound, so start the tracking by hand.
     this.#inner.emit('listening');

@@ -5,11 +5,25 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import type { ErrorCode } from '../proxy/errors.ts';
+import type { ErrorCode, ProxyError } from '../proxy/errors.ts';
 import type { ListenerName } from '../config/compile.ts';
 import type { ResponseObserver } from '../net/observed-response.ts';
 import { logAccess } from './log.ts';
-import { requestDuration, requestsInFlight, requestsTotal } from './metrics.ts';
+import { badRequestsTotal, requestDuration, requestsInFlight, requestsTotal } from './metrics.ts';
+
+/**
+ * The codes of requests refused as malformed, too large or too slow, whichever
+ * layer caught them (Node's parser, the listener, a route's limit): they count
+ * in `sidecar_bad_requests_total` too, like HAProxy's `ereq`.
+ */
+const BAD_REQUEST_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  'bad_request',
+  'request_timeout',
+  'payload_too_large',
+  'uri_too_long',
+  'headers_too_large',
+  'not_implemented',
+]);
 
 interface Series {
   readonly requests: { inc(): void };
@@ -96,6 +110,8 @@ export class Exchange implements ResponseObserver {
   traceparent: string | undefined = undefined;
   /** Time from the start of the last try to the upstream's response head (ms); -1 when no head came. */
   upstreamHeaderMs = -1;
+  /** The sidecar's answer went straight to the socket (answeredRaw). */
+  #answeredRaw = false;
   #done = false;
 
   constructor(listener: ListenerName, reqId: string, method: string, host: string, path: string, accessLog: boolean) {
@@ -136,15 +152,29 @@ export class Exchange implements ResponseObserver {
   }
 
   /**
+   * The sidecar answered this request on the raw socket (Node's parser or a
+   * timeout rejected the rest of it, see net/raw-answer.ts): the answer's
+   * status and code stand, whatever the unfinished response says at its close.
+   */
+  answeredRaw(error: ProxyError, bodyBytes: number): void {
+    this.#answeredRaw = true;
+    this.status = error.status;
+    this.error = error.code;
+    this.bytesOut += bodyBytes;
+  }
+
+  /**
    * The client's response closed, complete or not (the listener's one 'close'
    * function calls this as the response's observer): records how it ended,
    * stops a running flight when the client left first, and finishes.
    */
   responseClosed(res: ServerResponse): void {
-    this.status = res.headersSent ? res.statusCode : 499; // 499: the client left first (NGINX's code)
+    const answeredRaw = this.#answeredRaw && !res.headersSent;
+    if (!answeredRaw) this.status = res.headersSent ? res.statusCode : 499; // 499: the client left first (NGINX's code)
     if (!res.writableFinished) {
-      this.aborted = true;
       this.watcher?.clientGone();
+      // Cut, unless the sidecar's raw answer was the whole response (stopping the flight marks it cut).
+      this.aborted = !answeredRaw;
     }
     if (this.accessLog) this.noteClient(res.req);
     this.finish();
@@ -160,6 +190,7 @@ export class Exchange implements ResponseObserver {
     const series = seriesOf(this.listener, this.route, this.upstreamLabel, this.method, this.status);
     series.requests.inc();
     series.duration.observe(ms / 1000);
+    if (this.error !== undefined && BAD_REQUEST_CODES.has(this.error)) badRequestsTotal.inc({ listener: this.listener, code: this.error });
     if (!this.accessLog) return;
     this.endedAt = Date.now();
     logAccess(this);
