@@ -128,7 +128,8 @@ export class IngressServer {
     const route = index === -1 ? undefined : ingress!.routes[index];
     const upstream = route?.upstream === undefined ? undefined : this.#deps.registry.get(route.upstream);
     if (!route || !route.websocket || !upstream) {
-      this.#websockets.refuse(socket, new ProxyError('no_route', route ? `route "${route.name}" does not allow WebSocket upgrades` : undefined));
+      const error = new ProxyError('no_route', route ? `route "${route.name}" does not allow WebSocket upgrades` : undefined);
+      this.#websockets.refuse(req, socket, error, snapshot.config.log.access);
       return;
     }
     this.listener.track(socket);
