@@ -120,7 +120,13 @@ function isoTime(epochMs: number): string {
   return iso;
 }
 
-/** One JSON line, newline included; keys with no value are left out, as pino leaves out undefined. */
+/**
+ * One JSON line, newline included; keys with no value are left out, as pino
+ * leaves out undefined. The client, protocol, trace id and upstream head time
+ * (issue 23) took a line from 0.46 to 0.85 us to format (a loop over 128
+ * records, best of 8 runs), 0.24 us of it the traceparent's check: about 0.5%
+ * of a proxied request's CPU, below what `bench:ab` can tell.
+ */
 export function accessLine(record: AccessRecord): string {
   let line =
     PREFIX[accessLevel(record)] +
