@@ -9,6 +9,7 @@ import type { IncomingMessage } from 'node:http';
 import type { ObservedResponse } from '../net/observed-response.ts';
 import type { ListenerSnapshot } from '../config/compile.ts';
 import { Listener } from '../net/listener.ts';
+import { clientErrorHandler } from '../net/raw-answer.ts';
 import { ConnectHandler } from './connect.ts';
 import { Destinations } from './destinations.ts';
 import { EgressDispatcher, type EgressDeps } from './dispatch.ts';
@@ -29,6 +30,7 @@ export class EgressServer {
     this.listener = new Listener('egress', settings, {
       request: (req, res) => this.#onRequest(req, res),
       connect: (req, socket, head) => this.#connects.handle(req, socket, head),
+      clientError: clientErrorHandler('egress', () => deps.store.current().config.log.access),
     });
     this.#connects = new ConnectHandler(deps, this.listener, this.#dispatcher);
   }

@@ -15,6 +15,7 @@ import { requestIdOf } from '../proxy/headers.ts';
 import { proxyRequest, rewritePath } from '../proxy/proxy.ts';
 import { findRoute, pathOf, splitHost, type RouteInput } from '../proxy/route.ts';
 import { Listener } from '../net/listener.ts';
+import { clientErrorHandler } from '../net/raw-answer.ts';
 import type { ObservedResponse } from '../net/observed-response.ts';
 import { StaticHandlers } from './static-routes.ts';
 import { WebSocketForwarder } from './websocket.ts';
@@ -48,6 +49,7 @@ export class IngressServer {
     this.listener = new Listener('ingress', settings, {
       request: (req, res) => this.#onRequest(req, res),
       upgrade: (req, socket, head) => this.#onUpgrade(req, socket, head),
+      clientError: clientErrorHandler('ingress', () => deps.store.current().config.log.access),
     });
     deps.store.onSwap((next) => this.#statics.retain(next));
   }
@@ -126,7 +128,8 @@ export class IngressServer {
     const route = index === -1 ? undefined : ingress!.routes[index];
     const upstream = route?.upstream === undefined ? undefined : this.#deps.registry.get(route.upstream);
     if (!route || !route.websocket || !upstream) {
-      this.#websockets.refuse(socket, new ProxyError('no_route', route ? `route "${route.name}" does not allow WebSocket upgrades` : undefined));
+      const error = new ProxyError('no_route', route ? `route "${route.name}" does not allow WebSocket upgrades` : undefined);
+      this.#websockets.refuse(req, socket, error, snapshot.config.log.access);
       return;
     }
     this.listener.track(socket);

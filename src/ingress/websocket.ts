@@ -19,22 +19,59 @@ import { writeRawError } from '../net/raw-answer.ts';
 export class WebSocketForwarder {
   readonly #proxy = httpProxy.createProxyServer({ ws: true, xfwd: true, changeOrigin: false });
   readonly #exchanges = new WeakMap<IncomingMessage, Exchange>();
+  /** Upgraded upstream sockets, until http-proxy has piped them ('open'). */
+  readonly #upgraded = new WeakMap<Duplex, { readonly exchange: Exchange; readonly client: Duplex }>();
 
   constructor() {
-    this.#proxy.on('proxyReqWs', (proxyReq, req) => {
-      proxyReq.once('upgrade', () => {
-        const exchange = this.#exchanges.get(req);
-        if (exchange) exchange.status = 101;
+    this.#proxy.on('proxyReqWs', (proxyReq, req, client) => {
+      const exchange = this.#exchanges.get(req);
+      if (!exchange) return;
+      const started = performance.now();
+      proxyReq.once('upgrade', (_res: IncomingMessage, upstreamSocket: Duplex) => {
+        exchange.status = 101;
+        exchange.upstreamHeaderMs = performance.now() - started;
+        this.#upgraded.set(upstreamSocket, { exchange, client });
+      });
+      // The upstream refused the upgrade with a plain answer ('response' instead of 'upgrade'): http-proxy passes it on.
+      proxyReq.once('response', (res: IncomingMessage) => {
+        exchange.status = res.statusCode ?? 0;
+        exchange.upstreamHeaderMs = performance.now() - started;
+        res.on('data', (chunk: Buffer) => {
+          exchange.bytesOut += chunk.length;
+        });
+      });
+    });
+    // Frame bytes both ways, counted once http-proxy has piped the sockets: a 'data' listener
+    // added on 'upgrade' would start the upstream socket flowing, and the first frames (which
+    // http-proxy puts back with unshift() after that event) would go to the counter alone.
+    this.#proxy.on('open', (upstreamSocket: Duplex) => {
+      const upgraded = this.#upgraded.get(upstreamSocket);
+      if (!upgraded) return;
+      const { exchange, client } = upgraded;
+      client.on('data', (chunk: Buffer) => {
+        exchange.bytesIn += chunk.length;
+      });
+      upstreamSocket.on('data', (chunk: Buffer) => {
+        exchange.bytesOut += chunk.length;
       });
     });
   }
 
-  refuse(socket: Duplex, error: ProxyError): void {
-    writeRawError(socket, error);
+  /** Answers an upgrade that no route allows, with its access line. */
+  refuse(req: IncomingMessage, socket: Duplex, error: ProxyError, accessLogOn: boolean): void {
+    const exchange = this.#exchangeOf(req, accessLogOn);
+    exchange.answeredRaw(error, writeRawError(socket, error, { 'x-request-id': exchange.reqId }));
+    exchange.finish();
+  }
+
+  #exchangeOf(req: IncomingMessage, accessLogOn: boolean): Exchange {
+    const exchange = new Exchange('ingress', requestIdOf(req.headers), req.method ?? 'GET', req.headers.host ?? '', pathOf(req.url ?? '/'), accessLogOn);
+    exchange.noteClient(req);
+    return exchange;
   }
 
   forward(req: IncomingMessage, socket: Duplex, head: Buffer, route: CompiledRoute, upstream: UpstreamState, accessLogOn: boolean): void {
-    const exchange = new Exchange('ingress', requestIdOf(req.headers), req.method ?? 'GET', req.headers.host ?? '', pathOf(req.url ?? '/'), accessLogOn);
+    const exchange = this.#exchangeOf(req, accessLogOn);
     exchange.route = route.name;
     exchange.setUpstream(upstream);
     exchange.attempts = 1;
@@ -46,9 +83,7 @@ export class WebSocketForwarder {
     });
     if (!endpoint) {
       const error = new ProxyError('no_healthy_endpoint');
-      exchange.status = error.status;
-      exchange.error = error.code;
-      this.refuse(socket, error);
+      exchange.answeredRaw(error, writeRawError(socket, error, { 'x-request-id': exchange.reqId }));
       return;
     }
     exchange.endpoint = endpoint.authority;
@@ -74,11 +109,7 @@ export class WebSocketForwarder {
       (err: Error) => {
         // Called before http-proxy ends the socket: the client still gets our answer.
         const error = fromUpstreamError(err);
-        if (exchange.status === 0) {
-          exchange.status = error.status;
-          exchange.error = error.code;
-          writeRawError(socket, error);
-        }
+        if (exchange.status === 0) exchange.answeredRaw(error, writeRawError(socket, error, { 'x-request-id': exchange.reqId }));
       },
     );
   }
