@@ -1,7 +1,8 @@
 /**
  * The admin port (loopback by default): health, readiness, Prometheus
  * metrics, the live config, upstream state and reload. It reads state; it
- * never sits on a proxied request's path.
+ * never sits on a proxied request's path. What it shows of the config is
+ * redacted (config/secrets.ts).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ConfigStore } from '../config/store.ts';
@@ -9,7 +10,6 @@ import type { UpstreamRegistry } from '../upstream/registry.ts';
 import { Listener } from '../net/listener.ts';
 import { registry as metrics } from '../observe/metrics.ts';
 import { log } from '../observe/log.ts';
-import { redactConfig } from './redact.ts';
 
 export interface ReloadResult {
   readonly ok: boolean;
@@ -59,7 +59,7 @@ export function createAdminListener(deps: AdminDeps): Listener {
           hash: snapshot.hash,
           source: snapshot.source,
           loadedAt: snapshot.loadedAt.toISOString(),
-          config: redactConfig(snapshot.config),
+          config: snapshot.secrets.config(snapshot.config),
         });
       }
       case 'GET /upstreams':

@@ -35,17 +35,19 @@ export function mergeUpstreamViews(views: readonly unknown[]): { upstreams: Reco
         continue;
       }
       if ((BREAKER_RANK[upstream.breaker] ?? 0) > (BREAKER_RANK[merged.breaker] ?? 0)) merged.breaker = upstream.breaker;
-      for (const endpoint of upstream.endpoints) {
-        const same = merged.endpoints.find((candidate) => candidate.url === endpoint.url);
+      upstream.endpoints.forEach((endpoint, index) => {
+        // By position first: two endpoints whose URLs came from ${VAR} may both be shown as http://[redacted].
+        const same = merged.endpoints[index]?.url === endpoint.url ? merged.endpoints[index] : merged.endpoints.find((candidate) => candidate.url === endpoint.url);
         if (!same) {
           merged.endpoints.push({ ...endpoint });
-          continue;
+          return;
         }
         same.healthy &&= endpoint.healthy;
         same.ejected ||= endpoint.ejected;
         same.inFlight += endpoint.inFlight;
-      }
+      });
     }
   }
   return { upstreams, workers };
 }
+

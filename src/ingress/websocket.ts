@@ -51,7 +51,7 @@ export class WebSocketForwarder {
       this.refuse(socket, error);
       return;
     }
-    exchange.endpoint = endpoint.authority;
+    exchange.endpoint = endpoint.shownAuthority;
 
     const headers = req.headers;
     for (const name of route.requestHeaders?.remove ?? []) delete headers[name];

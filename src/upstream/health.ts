@@ -24,6 +24,8 @@ export class HealthCount {
 /** An endpoint as the checker sees it. */
 export interface Probed {
   readonly url: string;
+  /** The URL as logs show it. */
+  readonly shown: string;
   readonly origin: string;
   healthy: boolean;
   readonly health: HealthCount;
@@ -119,7 +121,7 @@ export class HealthChecker {
     const healthy = nextHealth(endpoint.healthy, endpoint.health, passed, this.config);
     if (healthy === endpoint.healthy) return;
     endpoint.healthy = healthy;
-    const entry = { upstream: this.#upstream, endpoint: endpoint.url, healthy };
+    const entry = { upstream: this.#upstream, endpoint: endpoint.shown, healthy };
     if (healthy) log.info(entry, 'endpoint healthy again');
     else log.warn(entry, 'endpoint failed its health checks');
   }

@@ -10,6 +10,7 @@
 import { readFileSync } from 'node:fs';
 import { Pool } from 'undici';
 import type { UpstreamConfig } from '../config/schema.ts';
+import { Secrets } from '../config/secrets.ts';
 import { log } from '../observe/log.ts';
 import { chooseIndex, untried, type Cursor } from './balance.ts';
 import { UpstreamBreaker } from './breaker.ts';
@@ -21,8 +22,12 @@ export class EndpointState {
   readonly url: string;
   /** scheme://host:port, as undici wants it. */
   readonly origin: string;
-  /** host:port, for logs and Host headers. */
+  /** host:port, for Host headers. */
   readonly authority: string;
+  /** The URL as logs and the admin port show it (a part that came from `${VAR}` is [redacted]). */
+  shown: string;
+  /** host:port as the access log shows it. */
+  shownAuthority: string;
   readonly pool: Pool;
   readonly poolKey: string;
   inFlight = 0;
@@ -36,8 +41,16 @@ export class EndpointState {
     this.url = url;
     this.origin = parsed.origin;
     this.authority = parsed.host;
+    this.shown = url;
+    this.shownAuthority = parsed.host;
     this.pool = pool;
     this.poolKey = poolKey;
+  }
+
+  /** Sets how the URL is shown; the authority is read from it as text, since [redacted] is no host a URL parser takes. */
+  show(shown: string): void {
+    this.shown = shown;
+    this.shownAuthority = shown.replace(/^[a-z][a-z0-9+.-]*:\/\//i, '').replace(/^[^@/?#]*@/, '').replace(/[/?#].*$/, '');
   }
 
   /** Takes over the health and ejection state of the endpoint it replaces (same URL, new pool). */
@@ -97,7 +110,7 @@ export class UpstreamState {
     if (!outlier) return;
     const ejectedFor = recordResult(endpoint, this.endpoints, failed, outlier, now);
     if (ejectedFor !== undefined) {
-      log.warn({ upstream: this.name, endpoint: endpoint.url, ejectedForMs: ejectedFor, multiplier: endpoint.outlier.multiplier }, 'endpoint ejected');
+      log.warn({ upstream: this.name, endpoint: endpoint.shown, ejectedForMs: ejectedFor, multiplier: endpoint.outlier.multiplier }, 'endpoint ejected');
     }
   }
 
@@ -105,7 +118,7 @@ export class UpstreamState {
     return {
       breaker: this.breaker?.state ?? 'closed',
       endpoints: this.endpoints.map((endpoint) => ({
-        url: endpoint.url,
+        url: endpoint.shown,
         healthy: endpoint.healthy,
         ejected: endpoint.outlier.isEjected(now),
         inFlight: endpoint.inFlight,
@@ -188,9 +201,10 @@ export class UpstreamRegistry {
   /**
    * Brings the registry in line with a config: new upstreams and endpoints get
    * pools, kept ones keep theirs (and their state), removed ones drain and close.
+   * `secrets` says how each endpoint URL may be shown.
    * Throws only when a TLS file cannot be read, before anything changed.
    */
-  reconcile(upstreams: Readonly<Record<string, UpstreamConfig>>): void {
+  reconcile(upstreams: Readonly<Record<string, UpstreamConfig>>, secrets: Secrets = Secrets.NONE): void {
     const planned = new Map<string, { config: UpstreamConfig; endpoints: Array<{ url: string; key: string; options: Pool.Options }> }>();
     for (const [name, config] of Object.entries(upstreams)) {
       planned.set(name, { config, endpoints: config.endpoints.map((url) => ({ url, ...poolOptions(config, url) })) });
@@ -211,6 +225,7 @@ export class UpstreamRegistry {
         return fresh;
       });
       retired.push(...previous.values());
+      endpoints.forEach((endpoint, index) => endpoint.show(String(secrets.shown(['upstreams', name, 'endpoints', index], endpoint.url))));
       let state = existing;
       if (state) {
         state.config = plan.config;
@@ -251,5 +266,5 @@ export class UpstreamRegistry {
 
 /** A removed endpoint: in-flight requests finish on it, then its pool closes. */
 function drain(endpoint: EndpointState): void {
-  endpoint.pool.close().catch((err: unknown) => log.warn({ err, endpoint: endpoint.url }, 'closing a retired upstream pool failed'));
+  endpoint.pool.close().catch((err: unknown) => log.warn({ err, endpoint: endpoint.shown }, 'closing a retired upstream pool failed'));
 }
