@@ -19,7 +19,8 @@ interface UpstreamView {
   [key: string]: unknown;
 }
 
-const BREAKER_RANK: Record<string, number> = { closed: 0, half_open: 1, open: 2 };
+/** "none": no breaker configured (every worker agrees, unless a reload is half way through). */
+const BREAKER_RANK: Record<string, number> = { none: -1, closed: 0, half_open: 1, open: 2 };
 
 export function mergeUpstreamViews(views: readonly unknown[]): { upstreams: Record<string, UpstreamView>; workers: number } {
   const upstreams: Record<string, UpstreamView> = {};

@@ -61,9 +61,9 @@ export class EndpointState {
   }
 }
 
-/** One upstream in GET /upstreams (SPEC "Admin JSON"). */
+/** One upstream in GET /upstreams (SPEC "Admin JSON"); `breaker` is "none" when the upstream has none. */
 export interface UpstreamView {
-  readonly breaker: 'closed' | 'open' | 'half_open';
+  readonly breaker: 'closed' | 'open' | 'half_open' | 'none';
   readonly endpoints: ReadonlyArray<{ url: string; healthy: boolean; ejected: boolean; inFlight: number }>;
 }
 
@@ -116,7 +116,7 @@ export class UpstreamState {
 
   view(now: number = performance.now()): UpstreamView {
     return {
-      breaker: this.breaker?.state ?? 'closed',
+      breaker: this.breaker?.state ?? 'none',
       endpoints: this.endpoints.map((endpoint) => ({
         url: endpoint.shown,
         healthy: endpoint.healthy,
