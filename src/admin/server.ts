@@ -2,7 +2,7 @@
  * The admin port (loopback by default): health, readiness, Prometheus
  * metrics, the live config, upstream state and reload. It reads state; it
  * never sits on a proxied request's path. What it shows of the config is
- * redacted (config/secrets.ts).
+ * redacted (config/secrets.ts); what changes state is guarded (guard.ts).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ConfigStore } from '../config/store.ts';
@@ -10,6 +10,7 @@ import type { UpstreamRegistry } from '../upstream/registry.ts';
 import { Listener } from '../net/listener.ts';
 import { registry as metrics } from '../observe/metrics.ts';
 import { log } from '../observe/log.ts';
+import { tokenRefusal, writeRefusal, type Refusal } from './guard.ts';
 
 export interface ReloadResult {
   readonly ok: boolean;
@@ -36,12 +37,23 @@ type Handler = (req: IncomingMessage, res: ServerResponse) => void | Promise<voi
 interface AdminPath {
   readonly get?: Handler;
   readonly post?: Handler;
+  /**
+   * Changes state: refused from another origin or under a foreign Host, and
+   * needs the token when admin.token is set.
+   */
+  readonly write?: boolean;
+  /** Shows the config or the upstreams: needs the token when admin.token is set (probes and scrapers stay open). */
+  readonly private?: boolean;
 }
 
 function sendJson(res: ServerResponse, status: number, body: unknown, headers: Readonly<Record<string, string>> = {}): void {
   const text = JSON.stringify(body, null, 2);
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store', ...headers });
   res.end(text);
+}
+
+function refuse(res: ServerResponse, refusal: Refusal): void {
+  sendJson(res, refusal.status, { error: refusal.error, message: refusal.message }, refusal.headers);
 }
 
 function allowed(path: AdminPath): string {
@@ -60,6 +72,7 @@ export function createAdminListener(deps: AdminDeps): Listener {
       },
     },
     '/config': {
+      private: true,
       get: (_req, res) => {
         const snapshot = deps.store.current();
         sendJson(res, 200, {
@@ -70,8 +83,9 @@ export function createAdminListener(deps: AdminDeps): Listener {
         });
       },
     },
-    '/upstreams': { get: async (_req, res) => sendJson(res, 200, await deps.upstreamsView()) },
+    '/upstreams': { private: true, get: async (_req, res) => sendJson(res, 200, await deps.upstreamsView()) },
     '/reload': {
+      write: true,
       post: async (_req, res) => {
         const result = await deps.reload();
         return result.ok ? sendJson(res, 200, { hash: result.hash }) : sendJson(res, 400, { errors: result.errors });
@@ -90,6 +104,11 @@ export function createAdminListener(deps: AdminDeps): Listener {
       const allow = allowed(path);
       return sendJson(res, 405, { error: 'method_not_allowed', message: `${name} takes ${allow}` }, { allow });
     }
+    const token = deps.store.current().config.admin.token;
+    const refusal =
+      (path.write ? writeRefusal(req, deps.store.current().config.admin.listen) : undefined) ??
+      (path.write || path.private ? tokenRefusal(req, token) : undefined);
+    if (refusal) return refuse(res, refusal);
     return handler(req, res);
   };
   return new Listener('admin', undefined, {
