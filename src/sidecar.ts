@@ -15,6 +15,7 @@ import { EgressServer } from './egress/server.ts';
 import type { OwnAddress } from './egress/policy.ts';
 import type { Listener } from './net/listener.ts';
 import { UpstreamRegistry } from './upstream/registry.ts';
+import { exposureWarnings } from './admin/exposure.ts';
 import { configLastReloadSuccess, configReloadsTotal } from './observe/metrics.ts';
 import { log, setLogLevel } from './observe/log.ts';
 import { parseListen } from './config/units.ts';
@@ -147,6 +148,8 @@ export class Sidecar {
     configReloadsTotal.inc({ result: 'success' }, 0);
     configReloadsTotal.inc({ result: 'failure' }, 0);
     configLastReloadSuccess.set(snapshot.loadedAt.getTime() / 1000);
+    // Once per sidecar (a worker's primary says it), and before the line that says it is up.
+    if (this.#role !== 'worker') for (const { message, ...fields } of exposureWarnings(snapshot)) log.warn(fields, message);
     const shown = (key: 'ingress' | 'egress' | 'admin', listen: string | undefined) => listen && snapshot.secrets.shown([key, 'listen'], listen);
     log.info(
       {
