@@ -57,7 +57,7 @@ export interface SidecarOptions {
 
 export class Sidecar {
   readonly store: ConfigStore;
-  readonly registry = new UpstreamRegistry();
+  readonly registry: UpstreamRegistry;
   #ingress: IngressServer | undefined;
   #egress: EgressServer | undefined;
   #admin: Listener | undefined;
@@ -73,6 +73,8 @@ export class Sidecar {
   constructor(initial: Snapshot, options: SidecarOptions = {}) {
     this.store = new ConfigStore(initial);
     this.#options = options;
+    // A primary carries no traffic: breakers there would only ever say "closed".
+    this.registry = new UpstreamRegistry({ breakers: options.role !== 'primary' });
   }
 
   /** Readiness: listeners bound, the app (if any) ready, not draining (and, for a primary, every worker up). */

@@ -1,9 +1,15 @@
 /**
- * One /upstreams answer from the views of several workers (each keeps its own
- * breaker, ejection and health state): a breaker is as open as its most open
- * copy, an endpoint is healthy only when every worker finds it so, ejected
- * when any worker ejected it, and in-flight requests add up.
+ * One answer from the answers of several workers. Each worker keeps its own
+ * breaker, ejection and health state: in
+ * /upstreams a breaker is as open as its most open copy, an endpoint is
+ * healthy only when every worker finds it so, ejected when any worker ejected
+ * it, and in-flight requests add up; in /metrics each upstream's
+ * `sidecar_circuit_state` follows the same rule, so it shows one state.
  */
+import type { registry } from '../observe/metrics.ts';
+
+/** One process's metrics, as prom-client's getMetricsAsJSON() gives them. */
+export type MetricsJson = Awaited<ReturnType<typeof registry.getMetricsAsJSON>>;
 
 interface EndpointView {
   url: string;
@@ -21,6 +27,8 @@ interface UpstreamView {
 
 /** "none": no breaker configured (every worker agrees, unless a reload is half way through). */
 const BREAKER_RANK: Record<string, number> = { none: -1, closed: 0, half_open: 1, open: 2 };
+const CIRCUIT_STATE = 'sidecar_circuit_state';
+const CIRCUIT_STATES = ['closed', 'open', 'half_open'] as const;
 
 export function mergeUpstreamViews(views: readonly unknown[]): { upstreams: Record<string, UpstreamView>; workers: number } {
   const upstreams: Record<string, UpstreamView> = {};
@@ -52,3 +60,33 @@ export function mergeUpstreamViews(views: readonly unknown[]): { upstreams: Reco
   return { upstreams, workers };
 }
 
+/**
+ * The processes' metrics with `sidecar_circuit_state` made one: per upstream
+ * the most open state any process reports is 1 and the others 0, kept in the
+ * first process's copy only. Aggregated as they come (max per state), one
+ * worker's closed=1 and another's open=1 would show both states at once.
+ */
+export function oneCircuitState(processes: readonly MetricsJson[]): MetricsJson[] {
+  const current = new Map<string, string>();
+  let template: MetricsJson[number] | undefined;
+  for (const metrics of processes) {
+    const circuit = metrics.find((metric) => metric.name === CIRCUIT_STATE);
+    if (!circuit) continue;
+    template ??= circuit;
+    for (const { value, labels } of circuit.values) {
+      if (value !== 1) continue;
+      const upstream = String(labels.upstream);
+      const state = String(labels.state);
+      if ((BREAKER_RANK[state] ?? -1) > (BREAKER_RANK[current.get(upstream) ?? 'none'] ?? -1)) current.set(upstream, state);
+    }
+  }
+  if (!template) return [...processes];
+  const values = [...current].flatMap(([upstream, state]) =>
+    CIRCUIT_STATES.map((each) => ({ value: each === state ? 1 : 0, labels: { upstream, state: each } })),
+  );
+  const merged = { ...template, values } as MetricsJson[number];
+  return processes.map((metrics, index) => {
+    const others = metrics.filter((metric) => metric.name !== CIRCUIT_STATE);
+    return index === 0 ? [...others, merged] : others;
+  });
+}

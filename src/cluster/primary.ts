@@ -13,7 +13,7 @@ import type { ClusterHooks } from '../sidecar.ts';
 import { registry } from '../observe/metrics.ts';
 import { log } from '../observe/log.ts';
 import { isMessage, type ToPrimary, type ToWorker, type WorkerQuestion } from './messages.ts';
-import { mergeUpstreamViews } from './merge.ts';
+import { mergeUpstreamViews, oneCircuitState, type MetricsJson } from './merge.ts';
 
 /** A question unanswered this long counts as a failed answer (a hung worker must not hang the admin port). */
 const ASK_TIMEOUT_MS = 5_000;
@@ -157,11 +157,14 @@ export class WorkerPool implements ClusterHooks {
     return errors.size === 0 ? { ok: true } : { ok: false, errors: [...errors] };
   }
 
-  /** Every process's metrics summed (counters, in-flight gauges) or maxed (states), as prom-client aggregates a cluster. */
+  /**
+   * Every process's metrics summed (counters, in-flight gauges) or maxed
+   * (states), as prom-client aggregates a cluster; the breakers' states are
+   * merged first, so each upstream shows one state (merge.ts).
+   */
   async metricsText(): Promise<string> {
-    type MetricsJson = Awaited<ReturnType<typeof registry.getMetricsAsJSON>>;
     const fromWorkers = (await this.#ask('metrics')).filter((answer): answer is MetricsJson => Array.isArray(answer));
-    return AggregatorRegistry.aggregate([...fromWorkers, await registry.getMetricsAsJSON()]).metrics();
+    return AggregatorRegistry.aggregate(oneCircuitState([...fromWorkers, await registry.getMetricsAsJSON()])).metrics();
   }
 
   async upstreamsView(): Promise<unknown> {

@@ -126,9 +126,10 @@ export class UpstreamState {
     };
   }
 
-  /** Starts, keeps, restarts or stops the breaker and health checker to match `config`. */
-  syncPolicies(): void {
-    const { breaker, healthCheck } = this.config;
+  /** Starts, keeps, restarts or stops the breaker and health checker to match `config` (and the registry's options). */
+  syncPolicies(options: RegistryOptions = {}): void {
+    const { healthCheck } = this.config;
+    const breaker = options.breakers === false ? undefined : this.config.breaker;
     if (!sameSettings(this.breaker?.config, breaker)) {
       this.breaker?.shutdown();
       this.breaker = breaker && new UpstreamBreaker(this.name, breaker);
@@ -187,8 +188,19 @@ function poolOptions(config: UpstreamConfig, url: string): { key: string; option
   return { key, options };
 }
 
+/** How a registry runs the policies that keep state; the defaults suit a single process. */
+export interface RegistryOptions {
+  /** False in a cluster primary: it carries no traffic, so its breakers would only ever say "closed". */
+  readonly breakers?: boolean;
+}
+
 export class UpstreamRegistry {
   readonly #upstreams = new Map<string, UpstreamState>();
+  readonly #options: RegistryOptions;
+
+  constructor(options: RegistryOptions = {}) {
+    this.#options = options;
+  }
 
   get(name: string): UpstreamState | undefined {
     return this.#upstreams.get(name);
@@ -234,7 +246,7 @@ export class UpstreamRegistry {
         state = new UpstreamState(name, plan.config, endpoints);
         this.#upstreams.set(name, state);
       }
-      state.syncPolicies();
+      state.syncPolicies(this.#options);
     }
     for (const [name, state] of this.#upstreams) {
       if (planned.has(name)) continue;
