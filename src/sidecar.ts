@@ -14,7 +14,7 @@ import { IngressServer } from './ingress/server.ts';
 import { EgressServer } from './egress/server.ts';
 import type { OwnAddress } from './egress/policy.ts';
 import type { Listener } from './net/listener.ts';
-import { UpstreamRegistry } from './upstream/registry.ts';
+import { UpstreamRegistry, type Unhealthy } from './upstream/registry.ts';
 import { exposureWarnings } from './admin/exposure.ts';
 import { configLastReloadSuccess, configReloadsTotal } from './observe/metrics.ts';
 import { log, setLogLevel } from './observe/log.ts';
@@ -39,6 +39,8 @@ export interface ClusterHooks {
   reloadWorkers(): Promise<ReloadResult>;
   metricsText(): Promise<string>;
   upstreamsView(): Promise<unknown>;
+  /** Passes the verdicts of the active health checks (run in the primary only) on to every worker. */
+  shareHealth(unhealthy: readonly Unhealthy[]): void;
   /** Drains and ends every worker. */
   stop(deadlineMs: number): Promise<void>;
 }
@@ -53,6 +55,8 @@ export interface SidecarOptions {
   readonly cluster?: ClusterHooks;
   /** For a worker: the app's readiness, as its primary reports it. */
   readonly appReady?: () => boolean;
+  /** For a worker: the endpoints its primary's health checks hold unhealthy when it was forked. */
+  readonly unhealthy?: readonly Unhealthy[];
 }
 
 export class Sidecar {
@@ -73,8 +77,15 @@ export class Sidecar {
   constructor(initial: Snapshot, options: SidecarOptions = {}) {
     this.store = new ConfigStore(initial);
     this.#options = options;
-    // A primary carries no traffic: breakers there would only ever say "closed".
-    this.registry = new UpstreamRegistry({ breakers: options.role !== 'primary' });
+    const role = options.role ?? 'single';
+    const cluster = options.cluster;
+    // With workers, the primary probes the endpoints once for all and the workers follow its verdicts.
+    this.registry = new UpstreamRegistry({
+      breakers: role !== 'primary',
+      health: role === 'worker' ? 'follow' : 'probe',
+      onHealthChange: cluster ? () => cluster.shareHealth(this.registry.unhealthy()) : undefined,
+    });
+    if (options.unhealthy) this.registry.follow(options.unhealthy);
   }
 
   /** Readiness: listeners bound, the app (if any) ready, not draining (and, for a primary, every worker up). */

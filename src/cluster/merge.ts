@@ -1,6 +1,6 @@
 /**
  * One answer from the answers of several workers. Each worker keeps its own
- * breaker, ejection and health state: in
+ * breaker and ejection state (health verdicts come from the primary): in
  * /upstreams a breaker is as open as its most open copy, an endpoint is
  * healthy only when every worker finds it so, ejected when any worker ejected
  * it, and in-flight requests add up; in /metrics each upstream's

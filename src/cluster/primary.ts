@@ -12,7 +12,8 @@ import type { ReloadResult } from '../admin/server.ts';
 import type { ClusterHooks } from '../sidecar.ts';
 import { registry } from '../observe/metrics.ts';
 import { log } from '../observe/log.ts';
-import { isMessage, type ToPrimary, type ToWorker, type WorkerQuestion } from './messages.ts';
+import type { Unhealthy } from '../upstream/registry.ts';
+import { isMessage, UNHEALTHY_ENV, type ToPrimary, type ToWorker, type WorkerQuestion } from './messages.ts';
 import { mergeUpstreamViews, oneCircuitState, type MetricsJson } from './merge.ts';
 
 /** A question unanswered this long counts as a failed answer (a hung worker must not hang the admin port). */
@@ -37,6 +38,8 @@ export class WorkerPool implements ClusterHooks {
   /** Until every worker first listens: a worker that dies then is a start-up failure, not restarted. */
   #starting = true;
   #appReady = false;
+  /** The last verdicts of the primary's health checks, for workers forked or listening later. */
+  #unhealthy: readonly Unhealthy[] = [];
   #restartDelay = RESTART_MIN_MS;
 
   constructor(count: number) {
@@ -71,14 +74,15 @@ export class WorkerPool implements ClusterHooks {
   }
 
   #fork(): Worker {
-    // The app's readiness as of now; later changes follow by message.
-    const worker = cluster.fork({ SIDECAR_APP_READY: this.#appReady ? '1' : '0' });
+    // The app's readiness and the endpoints' health as of now; later changes follow by message.
+    const worker = cluster.fork({ SIDECAR_APP_READY: this.#appReady ? '1' : '0', [UNHEALTHY_ENV]: JSON.stringify(this.#unhealthy) });
     this.#alive.add(worker);
     worker.on('message', (message: unknown) => {
       if (!isMessage<ToPrimary>(message)) return;
       if (message.type === 'listening') {
         this.#listening.add(worker);
         this.#send(worker, { type: 'app-ready', ready: this.#appReady });
+        this.#send(worker, { type: 'health', unhealthy: this.#unhealthy });
         log.info({ workerPid: worker.process.pid, listening: this.#listening.size, of: this.#count }, 'worker listening');
       } else if (message.type === 'reply') {
         this.#answered(worker, message.id, message.answer);
@@ -113,6 +117,12 @@ export class WorkerPool implements ClusterHooks {
     if (ready === this.#appReady) return;
     this.#appReady = ready;
     for (const worker of this.#listening) this.#send(worker, { type: 'app-ready', ready });
+  }
+
+  /** Passes the verdicts of the primary's health checks on; workers route by them instead of probing themselves. */
+  shareHealth(unhealthy: readonly Unhealthy[]): void {
+    this.#unhealthy = unhealthy;
+    for (const worker of this.#alive) this.#send(worker, { type: 'health', unhealthy });
   }
 
   /** Asks every listening worker; resolves with the answers that came in time (undefined for the others). */

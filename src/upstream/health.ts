@@ -52,14 +52,23 @@ export class HealthChecker {
   readonly #dispatcherFor: (endpoint: Probed) => ProbeDispatcher;
   readonly #dispatchers = new Map<string, ProbeDispatcher>();
   readonly #probing = new Set<string>();
+  readonly #onChange: (() => void) | undefined;
   #timer: NodeJS.Timeout | undefined;
   #stopped = false;
 
-  constructor(upstream: string, config: HealthCheckConfig, endpoints: () => readonly Probed[], dispatcherFor: (endpoint: Probed) => ProbeDispatcher) {
+  /** `onChange` hears of every changed verdict (a cluster primary passes them on to its workers). */
+  constructor(
+    upstream: string,
+    config: HealthCheckConfig,
+    endpoints: () => readonly Probed[],
+    dispatcherFor: (endpoint: Probed) => ProbeDispatcher,
+    onChange?: () => void,
+  ) {
     this.#upstream = upstream;
     this.config = config;
     this.#endpoints = endpoints;
     this.#dispatcherFor = dispatcherFor;
+    this.#onChange = onChange;
   }
 
   start(): void {
@@ -124,5 +133,6 @@ export class HealthChecker {
     const entry = { upstream: this.#upstream, endpoint: endpoint.shown, healthy };
     if (healthy) log.info(entry, 'endpoint healthy again');
     else log.warn(entry, 'endpoint failed its health checks');
+    this.#onChange?.();
   }
 }

@@ -82,6 +82,8 @@ export class UpstreamState {
   readonly budget = new RetryBudget();
   breaker: UpstreamBreaker | undefined;
   health: HealthChecker | undefined;
+  /** The health check settings in force (also where another process runs the checks). */
+  #healthSettings: UpstreamConfig['healthCheck'];
 
   constructor(name: string, config: UpstreamConfig, endpoints: EndpointState[], metricLabel: string = name) {
     this.name = name;
@@ -134,16 +136,21 @@ export class UpstreamState {
       this.breaker?.shutdown();
       this.breaker = breaker && new UpstreamBreaker(this.name, breaker);
     }
-    if (!sameSettings(this.health?.config, healthCheck)) {
+    if (!sameSettings(this.#healthSettings, healthCheck)) {
+      this.#healthSettings = healthCheck;
       this.health?.stop();
       this.health = undefined;
       for (const endpoint of this.endpoints) {
         endpoint.healthy = true;
         endpoint.health = new HealthCount();
       }
-      if (healthCheck) {
-        this.health = new HealthChecker(this.name, healthCheck, () => this.endpoints, (endpoint) =>
-          new Pool(endpoint.origin, { ...poolOptions(this.config, endpoint.url).options, connections: 1 }),
+      if (healthCheck && options.health !== 'follow') {
+        this.health = new HealthChecker(
+          this.name,
+          healthCheck,
+          () => this.endpoints,
+          (endpoint) => new Pool(endpoint.origin, { ...poolOptions(this.config, endpoint.url).options, connections: 1 }),
+          options.onHealthChange,
         );
         this.health.start();
       }
@@ -156,6 +163,7 @@ export class UpstreamState {
     this.breaker = undefined;
     this.health?.stop();
     this.health = undefined;
+    this.#healthSettings = undefined;
   }
 }
 
@@ -192,11 +200,24 @@ function poolOptions(config: UpstreamConfig, url: string): { key: string; option
 export interface RegistryOptions {
   /** False in a cluster primary: it carries no traffic, so its breakers would only ever say "closed". */
   readonly breakers?: boolean;
+  /**
+   * 'probe' (default): run the active health checks here. 'follow': take the
+   * verdicts from `follow()`, as a cluster worker does from its primary, so an
+   * endpoint is probed once per sidecar, not once per process.
+   */
+  readonly health?: 'probe' | 'follow';
+  /** Called when an active health check changes an endpoint's verdict. */
+  readonly onHealthChange?: () => void;
 }
+
+/** An endpoint an active health check found unhealthy: [upstream, endpoint URL]. */
+export type Unhealthy = readonly [upstream: string, url: string];
 
 export class UpstreamRegistry {
   readonly #upstreams = new Map<string, UpstreamState>();
   readonly #options: RegistryOptions;
+  /** In 'follow' mode, the last verdicts received: `${upstream} ${url}` of each unhealthy endpoint. */
+  #followed = new Set<string>();
 
   constructor(options: RegistryOptions = {}) {
     this.#options = options;
@@ -208,6 +229,30 @@ export class UpstreamRegistry {
 
   all(): IterableIterator<UpstreamState> {
     return this.#upstreams.values();
+  }
+
+  /** Every endpoint that an active health check holds unhealthy now. */
+  unhealthy(): Unhealthy[] {
+    const found: Unhealthy[] = [];
+    for (const state of this.#upstreams.values()) {
+      if (!state.config.healthCheck) continue;
+      for (const endpoint of state.endpoints) if (!endpoint.healthy) found.push([state.name, endpoint.url]);
+    }
+    return found;
+  }
+
+  /** 'follow' mode: applies the verdicts of the process that runs the checks; an endpoint not named is healthy. */
+  follow(unhealthy: readonly Unhealthy[]): void {
+    this.#followed = new Set(unhealthy.map(([upstream, url]) => `${upstream} ${url}`));
+    this.#applyFollowed();
+  }
+
+  #applyFollowed(): void {
+    if (this.#options.health !== 'follow') return;
+    for (const state of this.#upstreams.values()) {
+      if (!state.config.healthCheck) continue;
+      for (const endpoint of state.endpoints) endpoint.healthy = !this.#followed.has(`${state.name} ${endpoint.url}`);
+    }
   }
 
   /**
@@ -255,6 +300,9 @@ export class UpstreamRegistry {
       retired.push(...state.endpoints);
     }
     for (const endpoint of retired) drain(endpoint);
+    this.#applyFollowed();
+    // A check that was reset, added or removed changes verdicts too.
+    this.#options.onHealthChange?.();
   }
 
   /** Closes every pool, letting in-flight requests finish. */
