@@ -86,7 +86,7 @@ export class WebSocketForwarder {
       exchange.answeredRaw(error, writeRawError(socket, error, { 'x-request-id': exchange.reqId }));
       return;
     }
-    exchange.endpoint = endpoint.authority;
+    exchange.endpoint = endpoint.shownAuthority;
 
     const headers = req.headers;
     for (const name of route.requestHeaders?.remove ?? []) delete headers[name];

@@ -127,7 +127,7 @@ class Flight implements ClientWatcher, BreakerTrial<AttemptOutcome>, HeadJudge {
     const { req, route, target, exchange } = this;
     const endpoint = this.endpoint!;
     exchange.attempts++;
-    exchange.endpoint = endpoint.authority;
+    exchange.endpoint = endpoint.shownAuthority;
     const headers = upstreamRequestHeaders(
       req.rawHeaders,
       req.headers,
