@@ -13,6 +13,7 @@ import type {
   UpstreamConfig,
 } from './schema.ts';
 import { parseListen } from './units.ts';
+import type { PathOptions } from '../net/normalize-path.ts';
 
 /** Until the response head arrives, all tries together (Envoy's route timeout is 15s; ours is a little kinder). */
 export const DEFAULT_ROUTE_TIMEOUT_MS = 30_000;
@@ -64,6 +65,8 @@ export interface ListenerSnapshot {
   readonly port: number;
   readonly routes: readonly CompiledRoute[];
   readonly settings: NonNullable<Config['ingress'] | Config['egress']>;
+  /** How request paths are normalised before routing. */
+  readonly paths: PathOptions;
 }
 
 export interface Snapshot {
@@ -107,7 +110,7 @@ function compileListener(
   const routes = (settings.routes as ReadonlyArray<IngressRouteConfig | EgressRouteConfig>).map((route, index) =>
     compileRoute(listener, route, index, settings.maxBody),
   );
-  return Object.freeze({ host: address.host, port: address.port, routes: Object.freeze(routes), settings });
+  return Object.freeze({ host: address.host, port: address.port, routes: Object.freeze(routes), settings, paths: settings.paths });
 }
 
 function compileRoute(

@@ -173,15 +173,37 @@ const listenerLimits = {
   maxBody: size.default(0).meta({ description: '0 = no limit; 413 beyond, without buffering.' }),
 };
 
+/** How request paths are normalised before routing (src/net/normalize-path.ts). */
+const pathsSchema = z
+  .strictObject({
+    normalize: z
+      .boolean()
+      .default(true)
+      .meta({ description: 'Decode unreserved %XX, upper-case other escapes, remove dot segments (a path above the root is 400). Off = the raw path is routed.' }),
+    mergeSlashes: z.boolean().default(true).meta({ description: 'Merge repeated slashes (// -> /).' }),
+    rejectEncodedSlashes: z
+      .boolean()
+      .default(false)
+      .meta({ description: 'Answer 400 to %2F, %5C or a raw backslash in the path instead of passing them on encoded.' }),
+  })
+  .default({ normalize: true, mergeSlashes: true, rejectEncodedSlashes: false });
+
+/** What a listener believes of what clients say about themselves. */
+const listenerTrust = {
+  paths: pathsSchema,
+};
+
 export const ingressSchema = z.strictObject({
   listen: listenAddress.default('0.0.0.0:8080'),
   ...listenerLimits,
+  ...listenerTrust,
   routes: z.array(ingressRouteSchema).default([]),
 });
 
 export const egressSchema = z.strictObject({
   listen: listenAddress.default('127.0.0.1:15001'),
   ...listenerLimits,
+  ...listenerTrust,
   auth: z.strictObject({ user: z.string().min(1), password: z.string().min(1) }).optional(),
   tunnelIdleTimeout: duration.default(300_000).meta({ description: 'A CONNECT tunnel idle this long is closed.' }),
   routes: z.array(egressRouteSchema).default([]),

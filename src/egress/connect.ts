@@ -27,7 +27,7 @@ import { PROXY_AUTHENTICATE, proxyAuthorized } from './auth.ts';
 import { LOOP_MESSAGE, type EgressDeps, type EgressDispatcher } from './dispatch.ts';
 import { DEFAULT_CONNECT_TIMEOUT_MS } from './destinations.ts';
 import { firstAllowing, pinnedLookup, resolveChecked, rulesFor } from './policy.ts';
-import { parseAuthority } from './target.ts';
+import { absolutePath, parseAuthority } from './target.ts';
 import { openTunnel, type TunnelTarget } from './tunnel.ts';
 
 /**
@@ -184,7 +184,7 @@ export class ConnectHandler {
     const context = this.#contexts.get(req.socket);
     const url = req.url ?? '/';
     // The destination is the CONNECT's host:port, whatever the request line or Host say.
-    const path = url.startsWith('/') ? url : /^https?:\/\/[^/]*(\/.*)?$/i.exec(url)?.[1] ?? '/';
+    const path = url.startsWith('/') ? url : absolutePath(url);
     this.#dispatcher.handle(req, res, context && { scheme: 'http', host: context.host, port: context.port, path }, {
       authenticated: true,
       closeAfter: this.#draining,

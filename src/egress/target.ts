@@ -51,7 +51,19 @@ export function parseAbsolute(url: string): Destination | undefined {
   if (!host || !validHost(host)) return undefined;
   const port = parsed.port === '' ? DEFAULT_PORT[scheme] : Number(parsed.port);
   if (port < 1) return undefined;
-  return { scheme, host, port, path: `${parsed.pathname}${parsed.search}` };
+  return { scheme, host, port, path: absolutePath(url) };
+}
+
+/**
+ * The path and query of an absolute-form target, as the client wrote them
+ * (`http://host/a/../b?q` -> `/a/../b?q`). Not the WHATWG URL's pathname:
+ * that resolves dot segments its own way (`//..` climbs differently,
+ * a path above the root is clamped), and the path every request form is
+ * matched on must come out of one normalisation (net/normalize-path.ts).
+ */
+export function absolutePath(url: string): string {
+  const rest = /^https?:\/\/[^/?#]*([^#]*)/i.exec(url)?.[1] ?? '';
+  return rest.startsWith('/') ? rest : `/${rest}`;
 }
 
 /**
