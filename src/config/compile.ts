@@ -14,6 +14,7 @@ import type {
 } from './schema.ts';
 import { parseListen } from './units.ts';
 import type { PathOptions } from '../net/normalize-path.ts';
+import { withoutTrailingDot } from '../proxy/route.ts';
 
 /** Until the response head arrives, all tries together (Envoy's route timeout is 15s; ours is a little kinder). */
 export const DEFAULT_ROUTE_TIMEOUT_MS = 30_000;
@@ -159,16 +160,25 @@ function compileMatch(match: MatchConfig): CompiledMatch {
   });
 }
 
-/** `*` any host, `*.example.com` any subdomain (not the apex, as in Envoy), else exact; case-insensitive. */
+/**
+ * `*` any host, `*.example.com` any subdomain (not the apex, as in Envoy), else
+ * exact; case-insensitive (hosts arrive lower-cased). A fully qualified name's
+ * trailing dot is ignored on both sides: `admin.example.com.` is the same host
+ * as `admin.example.com` to DNS, so it must not skip that host's route.
+ */
 function hostMatcher(pattern: string): (host: string) => boolean {
-  const lower = pattern.toLowerCase().replace(/^\[|\]$/g, '');
+  const lower = withoutTrailingDot(pattern.toLowerCase().replace(/^\[|\]$/g, ''));
   if (lower === '*') return () => true;
   if (lower.startsWith('*.')) {
     const suffix = lower.slice(1);
-    return (host) => host.length > suffix.length && host.endsWith(suffix);
+    return (host) => {
+      const name = withoutTrailingDot(host);
+      return name.length > suffix.length && name.endsWith(suffix);
+    };
   }
-  return (host) => host === lower;
+  return (host) => host === lower || (host.length === lower.length + 1 && withoutTrailingDot(host) === lower);
 }
+
 
 function compileHeaderRules(rules: { add?: Record<string, string>; remove?: string[] } | undefined): HeaderRules | undefined {
   if (!rules) return undefined;

@@ -28,11 +28,12 @@ export function hostPort(host: string, port: number): string {
   return `${isIP(host) === 6 ? `[${host}]` : host}:${port}`;
 }
 
-/** A DNS name or IP literal: letters, digits, `-`, `_`, `.`; at most 253 characters. */
+/** A DNS name or IP literal: letters, digits, `-`, `_`, `.`; at most 253 characters (a trailing dot aside). */
 const HOSTNAME = /^[a-z0-9_]([a-z0-9_.-]{0,251}[a-z0-9_])?$/;
 
+/** A fully qualified name's trailing dot (`example.com.`) is allowed: route matching ignores it. */
 function validHost(host: string): boolean {
-  return HOSTNAME.test(host) || isIP(host) !== 0;
+  return HOSTNAME.test(host.endsWith('.') ? host.slice(0, -1) : host) || isIP(host) !== 0;
 }
 
 /** Parses an absolute-form target; undefined for anything that is not http(s)://host[:port]/... */

@@ -13,7 +13,7 @@ import { Exchange } from '../observe/exchange.ts';
 import { ProxyError, refuse } from '../proxy/errors.ts';
 import { requestIdOf } from '../proxy/headers.ts';
 import { proxyRequest, rewritePath } from '../proxy/proxy.ts';
-import { findRoute, pathOf, splitHost, type RouteInput } from '../proxy/route.ts';
+import { absoluteToOrigin, findRoute, pathOf, splitHost, type RouteInput } from '../proxy/route.ts';
 import { normalizeTarget } from '../net/normalize-path.ts';
 import { Listener } from '../net/listener.ts';
 import type { ObservedResponse } from '../net/observed-response.ts';
@@ -59,7 +59,7 @@ export class IngressServer {
     const raw = req.url ?? '/';
     const hostHeader = req.headers.host;
     const hostInfo = splitHost(hostHeader, ingress?.port ?? 80);
-    const target = ingress && hostInfo ? requestTarget(raw, ingress) : undefined;
+    const target = ingress && hostInfo ? requestTarget(raw, hostHeader!, ingress) : undefined;
     // The access log's path is the one routed: normalised, before any rewrite.
     const path = pathOf(typeof target === 'string' ? target : raw);
     const exchange = new Exchange('ingress', requestIdOf(req.headers), req.method ?? 'GET', hostInfo?.host ?? '', path, snapshot.config.log.access);
@@ -146,12 +146,15 @@ export class IngressServer {
 }
 
 /**
- * The target a request is routed on: normalised (net/normalize-path.ts). The
- * same string when nothing changes; a ProxyError when the request cannot be routed.
+ * The origin-form target a request is routed on: an absolute-form target
+ * (RFC 9112 3.2.2) taken down to its path when its authority is the Host's,
+ * then normalised (net/normalize-path.ts). The same string when nothing
+ * changes; a ProxyError when the request cannot be routed.
  */
-function requestTarget(raw: string, ingress: ListenerSnapshot): string | ProxyError {
+function requestTarget(raw: string, hostHeader: string, ingress: ListenerSnapshot): string | ProxyError {
   if (raw.length > MAX_URI_LENGTH) return new ProxyError('uri_too_long');
-  if (!raw.startsWith('/')) return new ProxyError('bad_request');
-  const normalized = normalizeTarget(raw, ingress.paths);
+  const origin = raw.startsWith('/') ? raw : absoluteToOrigin(raw, hostHeader);
+  if (origin === undefined) return new ProxyError('bad_request', 'the request target is neither a path nor an absolute URL of the Host');
+  const normalized = normalizeTarget(origin, ingress.paths);
   return typeof normalized === 'string' ? normalized : new ProxyError('bad_request', normalized.reason);
 }

@@ -1,9 +1,9 @@
 /**
  * A listening node:http server with the SPEC's limits (headersTimeout,
  * requestTimeout, keepAliveTimeout, maxConnections, maxHeaderSize), parser
- * errors answered in the sidecar's own format, connections counted, and a
- * graceful close: stop accepting, let in-flight requests finish up to a
- * deadline, then cut what is left.
+ * errors and refused heads (request-head.ts) answered in the sidecar's own
+ * format, connections counted, and a graceful close: stop accepting, let
+ * in-flight requests finish up to a deadline, then cut what is left.
  */
 import { createServer, type IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -11,6 +11,7 @@ import type { Socket } from 'node:net';
 import type { ListenerName } from '../config/compile.ts';
 import type { ListenerConfig } from '../config/schema.ts';
 import { answerClientError } from './raw-answer.ts';
+import { refusedHead } from './request-head.ts';
 import { ObservedResponse, tellObserver, type ObservedServer, type ServerLifecycle } from './observed-response.ts';
 import { activeConnections } from '../observe/metrics.ts';
 import { log } from '../observe/log.ts';
@@ -60,13 +61,15 @@ export class Listener {
       {
         ...serverLimits(this.#limits),
         connectionsCheckingInterval: CONNECTIONS_CHECK_MS,
-        requireHostHeader: true,
+        // Checked by refusedHead() instead, so the answer is the sidecar's own (Node's is a bare 400).
+        requireHostHeader: false,
         insecureHTTPParser: false,
         ServerResponse: ObservedResponse,
       },
       (req, res) => {
         res.lifecycle = lifecycle;
         res.on('close', tellObserver);
+        if (refusedHead(req, res, true)) return;
         handlers.request(req, res);
       },
     );

@@ -1,0 +1,48 @@
+/**
+ * What a listener refuses in a request head before any handler sees it, for
+ * the cases Node's parser lets through (its own refusals arrive as
+ * 'clientError', see raw-answer.ts). A proxy that passes on a head two
+ * servers can read differently is a request-smuggling vector, so the
+ * sidecar answers these itself, in its own format (SPEC "Answers the
+ * sidecar gives itself"), and closes the connection.
+ *
+ * Runs on every request: one pass over the raw header names and no
+ * allocation when the head is fine.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { ProxyError, sendError } from '../proxy/errors.ts';
+import { requestIdOf } from '../proxy/headers.ts';
+
+/**
+ * Why the head of `req` is refused, or undefined. `requireHost`: an HTTP/1.1
+ * request without Host is 400 (RFC 9112 3.2; not inside a CONNECT tunnel,
+ * where the destination is the tunnel's).
+ */
+export function headProblem(req: IncomingMessage, requireHost: boolean): ProxyError | undefined {
+  const raw = req.rawHeaders;
+  let hosts = 0;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i];
+    // RFC 9112 3.2: more than one Host is 400. Node keeps the first, another server may take the last.
+    if (name.length === 4 && (name === 'Host' || name === 'host' || name.toLowerCase() === 'host') && ++hosts > 1) {
+      return new ProxyError('bad_request', 'more than one Host header');
+    }
+  }
+  if (hosts === 0 && requireHost && req.httpVersionMajor === 1 && req.httpVersionMinor >= 1) {
+    return new ProxyError('bad_request', 'an HTTP/1.1 request needs a Host header');
+  }
+  return undefined;
+}
+
+/**
+ * Answers `req` with its head problem, if it has one (true: handled). The
+ * connection closes after the answer: what follows a refused head cannot be
+ * trusted to be the next request.
+ */
+export function refusedHead(req: IncomingMessage, res: ServerResponse, requireHost: boolean): boolean {
+  const problem = headProblem(req, requireHost);
+  if (!problem) return false;
+  res.shouldKeepAlive = false;
+  sendError(res, problem, { 'x-request-id': requestIdOf(req.headers) });
+  return true;
+}
