@@ -12,8 +12,10 @@ import type {
   StaticConfig,
   UpstreamConfig,
 } from './schema.ts';
+import type { BlockList } from 'node:net';
 import { parseListen } from './units.ts';
 import type { PathOptions } from '../net/normalize-path.ts';
+import { compileTrustedProxies } from '../net/trusted-proxies.ts';
 import { withoutTrailingDot } from '../proxy/route.ts';
 
 /** Until the response head arrives, all tries together (Envoy's route timeout is 15s; ours is a little kinder). */
@@ -59,6 +61,8 @@ export interface CompiledRoute {
   readonly websocket: boolean;
   /** Egress pass-through connect timeout (ms). */
   readonly connectTimeout?: number;
+  /** The listener's `trustedProxies` (kept on the route so the proxy needs nothing else); undefined = nobody. */
+  readonly trustedProxies: BlockList | undefined;
 }
 
 export interface ListenerSnapshot {
@@ -108,8 +112,9 @@ function compileListener(
 ): ListenerSnapshot {
   const address = parseListen(settings.listen);
   if (!address) throw new Error(`unparseable listen address ${settings.listen}`); // the schema already refused it
+  const trustedProxies = compileTrustedProxies(settings.trustedProxies);
   const routes = (settings.routes as ReadonlyArray<IngressRouteConfig | EgressRouteConfig>).map((route, index) =>
-    compileRoute(listener, route, index, settings.maxBody),
+    compileRoute(listener, route, index, settings.maxBody, trustedProxies),
   );
   return Object.freeze({ host: address.host, port: address.port, routes: Object.freeze(routes), settings, paths: settings.paths });
 }
@@ -119,6 +124,7 @@ function compileRoute(
   route: IngressRouteConfig | EgressRouteConfig,
   index: number,
   listenerMaxBody: number,
+  trustedProxies: BlockList | undefined,
 ): CompiledRoute {
   const timeout = route.timeout ?? DEFAULT_ROUTE_TIMEOUT_MS;
   const retry = route.retry && {
@@ -140,6 +146,7 @@ function compileRoute(
     maxBody: route.maxBody ?? listenerMaxBody,
     websocket: 'websocket' in route ? route.websocket : false,
     connectTimeout: 'connectTimeout' in route ? route.connectTimeout : undefined,
+    trustedProxies,
   });
 }
 

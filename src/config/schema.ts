@@ -6,6 +6,7 @@
  */
 import { z } from 'zod';
 import { parseDuration, parseListen, parseSize } from './units.ts';
+import { parseProxyEntry } from '../net/trusted-proxies.ts';
 
 /** "250ms", "2s", "1m", "1h" or a number of milliseconds -> milliseconds. */
 export const duration = z
@@ -188,9 +189,17 @@ const pathsSchema = z
   })
   .default({ normalize: true, mergeSlashes: true, rejectEncodedSlashes: false });
 
+const proxyEntry = z.string().refine((value) => parseProxyEntry(value) !== undefined, {
+  message: 'not an IP address or CIDR block (write e.g. 10.0.0.0/8, 192.168.1.7 or fd00::/8)',
+});
+
 /** What a listener believes of what clients say about themselves. */
 const listenerTrust = {
   paths: pathsSchema,
+  trustedProxies: z
+    .array(proxyEntry)
+    .default([])
+    .meta({ description: 'Peers whose X-Forwarded-For/-Proto/-Host are kept; from anyone else they are replaced. Default: none.' }),
 };
 
 export const ingressSchema = z.strictObject({

@@ -56,6 +56,12 @@ export interface ForwardedInfo {
   readonly host: string;
   /** The client's address (appended to X-Forwarded-For). */
   readonly clientAddress: string | undefined;
+  /**
+   * The client is one of the listener's `trustedProxies`: its X-Forwarded-*
+   * describe the real client and are kept. From anyone else they are
+   * replaced, or anybody could claim `https` or any address.
+   */
+  readonly trusted: boolean;
   /** Scheme the client used to reach us. */
   readonly proto: 'http' | 'https';
   /** The Host the client asked for (X-Forwarded-Host). */
@@ -158,12 +164,12 @@ export function upstreamRequestHeaders(
   }
   if (info.keepUpgrade && headers.upgrade) out.push('connection', 'upgrade', 'upgrade', String(headers.upgrade));
 
-  const forwardedFor = headers['x-forwarded-for'];
+  const trusted = info.trusted;
+  const forwardedFor = trusted ? headers['x-forwarded-for'] : undefined;
   const client = info.clientAddress ?? 'unknown';
   out.push('x-forwarded-for', forwardedFor ? `${joinValue(forwardedFor)}, ${client}` : client);
-  // A front proxy's X-Forwarded-Proto/Host describe the real client: keep them.
-  out.push('x-forwarded-proto', joinValue(headers['x-forwarded-proto']) || info.proto);
-  const forwardedHost = joinValue(headers['x-forwarded-host']) || info.originalHost;
+  out.push('x-forwarded-proto', (trusted && joinValue(headers['x-forwarded-proto'])) || info.proto);
+  const forwardedHost = (trusted && joinValue(headers['x-forwarded-host'])) || info.originalHost;
   if (forwardedHost) out.push('x-forwarded-host', forwardedHost);
   const via = headers.via;
   out.push('via', via ? `${joinValue(via)}, ${VIA_TOKEN}` : VIA_TOKEN);
