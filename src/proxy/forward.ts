@@ -250,7 +250,9 @@ export function startAttempt(res: ServerResponse, exchange: Exchange, request: A
         // Our own timers (see the top of this file); the head timer covers queueing and connecting too.
         headersTimeout: 0,
         bodyTimeout: 0,
-      },
+        // The endpoint's TLS name, not one undici would take from the Host header (registry.ts).
+        servername: endpoint.serverName,
+      } as Dispatcher.DispatchOptions,
       writer,
     );
   } catch (err) {
