@@ -21,13 +21,13 @@ export function writeRawError(socket: Duplex, error: ProxyError, extraHeaders: R
 }
 
 /** A server's 'clientError' handler: the parser or timeout error answered in the sidecar's format. */
-export function answerClientError(err: Error & { code?: string }, socket: Duplex): void {
+export function answerClientError(err: Error & { code?: string; reason?: string }, socket: Duplex): void {
   if (err.code === 'ECONNRESET') socket.destroy();
-  else writeRawError(socket, new ProxyError(clientErrorCode(err.code)));
+  else writeRawError(socket, new ProxyError(clientErrorCode(err.code, err.reason)));
 }
 
-/** The code for a parser / timeout error of Node's HTTP server. */
-export function clientErrorCode(code: string | undefined): ErrorCode {
+/** The code for a parser / timeout error of Node's HTTP server (`reason` is llhttp's text). */
+export function clientErrorCode(code: string | undefined, reason = ''): ErrorCode {
   switch (code) {
     case 'HPE_HEADER_OVERFLOW':
       return 'headers_too_large';
@@ -35,7 +35,8 @@ export function clientErrorCode(code: string | undefined): ErrorCode {
     case 'HPE_HEADERS_TIMEOUT':
       return 'request_timeout';
     case 'HPE_INVALID_TRANSFER_ENCODING':
-      return 'not_implemented';
+      // llhttp files Content-Length with Transfer-Encoding under this code too: that is a malformed (smuggling) request, not an unknown coding.
+      return /content-length/i.test(reason) ? 'bad_request' : 'not_implemented';
     default:
       return 'bad_request';
   }

@@ -19,6 +19,13 @@ import { requestIdOf } from '../proxy/headers.ts';
  * where the destination is the tunnel's).
  */
 export function headProblem(req: IncomingMessage, requireHost: boolean): ProxyError | undefined {
+  const coding = req.headers['transfer-encoding'];
+  if (coding !== undefined) {
+    // RFC 9112 6.1: HTTP/1.0 has no transfer codings; a front end that ignores one reads another body length.
+    if (req.httpVersionMajor === 1 && req.httpVersionMinor === 0) return new ProxyError('bad_request', 'Transfer-Encoding in an HTTP/1.0 request');
+    // Node's parser accepts `gzip, chunked` (or two lines) and hands on the coded body as if it were plain.
+    if (!onlyChunked(coding)) return new ProxyError('not_implemented', `transfer coding not supported: ${coding} (only chunked)`);
+  }
   const raw = req.rawHeaders;
   let hosts = 0;
   for (let i = 0; i < raw.length; i += 2) {
@@ -32,6 +39,15 @@ export function headProblem(req: IncomingMessage, requireHost: boolean): ProxyEr
     return new ProxyError('bad_request', 'an HTTP/1.1 request needs a Host header');
   }
   return undefined;
+}
+
+/**
+ * Whether a Transfer-Encoding value is exactly `chunked` (case aside), the only
+ * transfer coding the sidecar relays: any other would be dropped with the
+ * hop-by-hop header while the coded bytes went on.
+ */
+export function onlyChunked(value: string | string[]): boolean {
+  return value === 'chunked' || (typeof value === 'string' && value.trim().toLowerCase() === 'chunked');
 }
 
 /**

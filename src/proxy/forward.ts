@@ -29,6 +29,7 @@ import { clientResponseHeaders } from './headers.ts';
 import { ProxyError, fromUpstreamError } from './errors.ts';
 import { releaseAfterWrite } from '../net/read-buffer.ts';
 import { asTextBody } from '../net/text-body.ts';
+import { onlyChunked } from '../net/request-head.ts';
 
 export interface AttemptRequest {
   readonly endpoint: EndpointState;
@@ -136,6 +137,14 @@ class ResponseWriter implements Dispatcher.DispatchHandler {
     if (this.#settled || statusCode < 200) return; // 1xx: Node answers 100-continue itself
     clearTimeout(this.#timer);
     this.#timer = undefined;
+    const coding = headers['transfer-encoding'];
+    if (coding !== undefined && !onlyChunked(coding)) {
+      // undici undoes only the chunking: relayed, `gzip, chunked` would reach the client as an unmarked gzip body.
+      const error = new ProxyError('upstream_bad_response', `the upstream used a transfer coding other than chunked: ${String(coding)}`);
+      this.#finish({ kind: 'failed', error });
+      controller.abort(error);
+      return;
+    }
     if (!this.#judge.acceptHead(statusCode, headers)) {
       this.#finish({ kind: 'rejected', status: statusCode, headers }); // before abort(), which may report an error synchronously
       controller.abort(new AttemptAborted('response refused for a retry'));
