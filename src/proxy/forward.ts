@@ -25,7 +25,7 @@ import type { Dispatcher } from 'undici';
 import type { HeaderRules } from '../config/compile.ts';
 import type { Exchange } from '../observe/exchange.ts';
 import type { EndpointState } from '../upstream/registry.ts';
-import { clientResponseHeaders } from './headers.ts';
+import { clientResponseHeaders, clientTrailers } from './headers.ts';
 import { ProxyError, fromUpstreamError } from './errors.ts';
 import { releaseAfterWrite } from '../net/read-buffer.ts';
 import { asTextBody } from '../net/text-body.ts';
@@ -94,6 +94,8 @@ class ResponseWriter implements Dispatcher.DispatchHandler {
   #timer: NodeJS.Timeout | undefined;
   /** Upstream reading is paused until the client's socket drains. */
   #paused = false;
+  /** The client's response is chunked, so the upstream's trailers can follow it. */
+  #trailers = false;
 
   constructor(res: ServerResponse, exchange: Exchange, request: AttemptRequest, judge: HeadJudge, settle: (o: AttemptOutcome) => void) {
     this.#res = res;
@@ -156,10 +158,13 @@ class ResponseWriter implements Dispatcher.DispatchHandler {
     // An id the upstream gave its answer stays; otherwise the answer carries ours (see errors.ts refuse()).
     if (outgoing['x-request-id'] === undefined) outgoing['x-request-id'] = this.#exchange.reqId;
     if (this.#request.extraResponseHeaders) Object.assign(outgoing, this.#request.extraResponseHeaders);
+    const length = headers['content-length'];
+    this.#trailers = length === undefined && chunkedFor(res, statusCode);
+    // Node refuses a Trailer header on a response it will not chunk (ERR_HTTP_TRAILER_INVALID): none will follow then.
+    if (!this.#trailers) delete outgoing.trailer;
     res.writeHead(statusCode, outgoing);
     // A streamed body (server-sent events, chunked) may be slow to start: send the head now.
     // With a Content-Length the head leaves with the body in one write, saving a syscall.
-    const length = headers['content-length'];
     if (length === undefined) res.flushHeaders();
     else if (typeof length === 'string') this.#remaining = Number(length);
     const idle = this.#request.bodyIdleTimeout;
@@ -194,9 +199,8 @@ class ResponseWriter implements Dispatcher.DispatchHandler {
   onResponseEnd(_controller: Dispatcher.DispatchController, trailers: Record<string, string | string[] | undefined>): void {
     if (this.#settled) return;
     if (!this.#ended) {
-      if (trailers && Object.keys(trailers).length > 0 && this.#res.hasHeader('trailer')) {
-        this.#res.addTrailers(trailers as Record<string, string>);
-      }
+      const relayed = this.#trailers && trailers ? clientTrailers(trailers, this.#request.responseRules) : undefined;
+      if (relayed) this.#res.addTrailers(relayed);
       this.#res.end();
     }
     this.#finish({ kind: 'done', status: this.#status });
@@ -221,6 +225,17 @@ class ResponseWriter implements Dispatcher.DispatchHandler {
     }
     this.#settle(outcome);
   }
+}
+
+/**
+ * Whether Node will send this response chunked when it has no Content-Length
+ * (its _storeHeader): a body is allowed (not HEAD, 204 or 304) and the client
+ * takes chunked (HTTP/1.1, or an HTTP/1.0 client that said `TE: chunked`).
+ * Trailers (RFC 9112 7.1.2) exist only there; an HTTP/1.1 client need not
+ * send `TE: trailers` to receive them.
+ */
+function chunkedFor(res: ServerResponse, status: number): boolean {
+  return res.useChunkedEncodingByDefault && status !== 204 && status !== 304 && res.req.method !== 'HEAD';
 }
 
 function headTimedOut(writer: ResponseWriter): void {
