@@ -86,8 +86,17 @@ export const matchSchema = z.strictObject({
     .meta({ description: 'Header name -> exact value, or { regex }.' }),
 });
 
+/**
+ * What node:http and undici accept in a header value (tab, visible ASCII,
+ * obs-text): a CR, LF or NUL would otherwise fail every request of the route
+ * at run time (a 502), after the config was accepted.
+ */
+const headerValue = z.string().regex(/^[\t\x20-\x7e\x80-\xff]*$/, {
+  message: 'not a valid header value (CR, LF, NUL and other control characters are not allowed)',
+});
+
 const headerRules = z.strictObject({
-  add: z.record(headerName, z.string()).optional().meta({ description: 'Headers set (replacing any value of that name).' }),
+  add: z.record(headerName, headerValue).optional().meta({ description: 'Headers set (replacing any value of that name).' }),
   remove: z.array(headerName).optional().meta({ description: 'Headers removed.' }),
 });
 
