@@ -23,7 +23,7 @@ import { ProxyError } from '../proxy/errors.ts';
 import { carriesOwnVia, requestIdOf } from '../proxy/headers.ts';
 import { findRoute } from '../proxy/route.ts';
 import { answerClientError, writeRawError } from '../net/raw-answer.ts';
-import { refusedHead } from '../net/request-head.ts';
+import { admitHead } from '../net/request-head.ts';
 import { PROXY_AUTHENTICATE, proxyAuthorized } from './auth.ts';
 import { LOOP_MESSAGE, type EgressDeps, type EgressDispatcher } from './dispatch.ts';
 import { DEFAULT_CONNECT_TIMEOUT_MS } from './destinations.ts';
@@ -182,7 +182,7 @@ export class ConnectHandler {
   }
 
   #onInnerRequest(req: IncomingMessage, res: ObservedResponse): void {
-    if (refusedHead(req, res, false)) return;
+    if (!admitHead(req, res, false)) return;
     const context = this.#contexts.get(req.socket);
     const url = req.url ?? '/';
     // The destination is the CONNECT's host:port, whatever the request line or Host say.

@@ -42,6 +42,25 @@ export function headProblem(req: IncomingMessage, requireHost: boolean): ProxyEr
 }
 
 /**
+ * Node's `shouldUpgradeCallback` for a listener that takes upgrades: an
+ * Upgrade offer is taken only for a protocol other than `h2c`. `Upgrade: h2c`
+ * (what `curl --http2 http://...` sends) is an offer a server may ignore
+ * (RFC 9110 7.8; RFC 9113 3.1 deprecates it): the request is then served as
+ * plain HTTP/1.1, and `upgrade` / `http2-settings` are not forwarded
+ * (headers.ts). Otherwise Node hands it to the 'upgrade' handler, which took
+ * it for a WebSocket upgrade: an empty reply on a WebSocket route, 404 elsewhere.
+ */
+export function upgradeWanted(req: IncomingMessage): boolean {
+  const offer = req.headers.upgrade;
+  if (offer === undefined) return false;
+  for (const token of offer.split(',')) {
+    const protocol = token.trim().toLowerCase();
+    if (protocol !== '' && protocol !== 'h2c') return true;
+  }
+  return false;
+}
+
+/**
  * Whether a Transfer-Encoding value is exactly `chunked` (case aside), the only
  * transfer coding the sidecar relays: any other would be dropped with the
  * hop-by-hop header while the coded bytes went on.
@@ -51,14 +70,17 @@ export function onlyChunked(value: string | string[]): boolean {
 }
 
 /**
- * Answers `req` with its head problem, if it has one (true: handled). The
- * connection closes after the answer: what follows a refused head cannot be
- * trusted to be the next request.
+ * Admits `req` or answers it with its head problem (false: answered). The
+ * connection closes after such an answer: what follows a refused head cannot
+ * be trusted to be the next request.
  */
-export function refusedHead(req: IncomingMessage, res: ServerResponse, requireHost: boolean): boolean {
+export function admitHead(req: IncomingMessage, res: ServerResponse, requireHost: boolean): boolean {
+  // An Upgrade offer served as a plain request (h2c; any offer where nobody takes upgrades): Node's parser
+  // stops at the offer and drops what was pipelined behind it, so the client must send that again, elsewhere.
+  if (req.headers.upgrade !== undefined) res.shouldKeepAlive = false;
   const problem = headProblem(req, requireHost);
-  if (!problem) return false;
+  if (!problem) return true;
   res.shouldKeepAlive = false;
   sendError(res, problem, { 'x-request-id': requestIdOf(req.headers) });
-  return true;
+  return false;
 }
