@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startHttpServer, type TestServer } from './helpers/servers.ts';
-import { rawExchange } from './helpers/raw.ts';
+import { parseRawResponse, rawExchange } from './helpers/raw.ts';
 import { openConnect, readAll } from './helpers/egress.ts';
 import { startSidecar, TEST_BASE, type RunningSidecar } from './helpers/sidecar.ts';
 
@@ -17,8 +17,7 @@ function named(name: string): Promise<TestServer> {
   });
 }
 
-const statusOf = (answer: string) => Number(/^HTTP\/1\.1 (\d{3})/.exec(answer)?.[1] ?? 0);
-const bodyOf = (answer: string) => answer.slice(answer.indexOf('\r\n\r\n') + 4);
+const bodyOf = (answer: string) => parseRawResponse(answer).body;
 
 describe('Host on ingress and egress', () => {
   let admin: TestServer;
@@ -55,9 +54,8 @@ egress:
   const request = (port: number, target: string, headers: string) => rawExchange(port, `GET ${target} HTTP/1.1\r\n${headers}Connection: close\r\n\r\n`);
 
   function expectBadRequest(answer: string, what: string): void {
-    expect(statusOf(answer), `${what}: ${answer}`).toBe(400);
-    expect(answer, what).toContain('x-sidecar-error: bad_request');
-    expect(answer.toLowerCase(), what).toContain('connection: close');
+    const { status, headers } = parseRawResponse(answer);
+    expect([status, headers['x-sidecar-error'], headers.connection], `${what}: ${answer}`).toEqual([400, 'bad_request', 'close']);
   }
 
   it('ingress: a trailing dot and any case still match the host route', async () => {
