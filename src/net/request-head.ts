@@ -31,7 +31,7 @@ export function headProblem(req: IncomingMessage, requireHost: boolean): ProxyEr
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i];
     // RFC 9112 3.2: more than one Host is 400. Node keeps the first, another server may take the last.
-    if (name.length === 4 && (name === 'Host' || name === 'host' || name.toLowerCase() === 'host') && ++hosts > 1) {
+    if (isHost(name) && ++hosts > 1) {
       return new ProxyError('bad_request', 'more than one Host header');
     }
   }
@@ -39,6 +39,17 @@ export function headProblem(req: IncomingMessage, requireHost: boolean): ProxyEr
     return new ProxyError('bad_request', 'an HTTP/1.1 request needs a Host header');
   }
   return undefined;
+}
+
+/** `Host` in any case, compared without making a lower-case copy. */
+function isHost(name: string): boolean {
+  return (
+    name.length === 4 &&
+    (name.charCodeAt(0) | 0x20) === 0x68 && // h
+    (name.charCodeAt(1) | 0x20) === 0x6f && // o
+    (name.charCodeAt(2) | 0x20) === 0x73 && // s
+    (name.charCodeAt(3) | 0x20) === 0x74 // t
+  );
 }
 
 /**
