@@ -1,9 +1,9 @@
 /**
  * A listening node:http server with the SPEC's limits (headersTimeout,
  * requestTimeout, keepAliveTimeout, maxConnections, maxHeaderSize), parser
- * errors answered in the sidecar's own format, connections counted, and a
- * graceful close: stop accepting, let in-flight requests finish up to a
- * deadline, then cut what is left.
+ * errors and refused heads (request-head.ts) answered in the sidecar's own
+ * format, connections counted, and a graceful close: stop accepting, let
+ * in-flight requests finish up to a deadline, then cut what is left.
  */
 import { createServer, type IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -11,6 +11,7 @@ import type { Socket } from 'node:net';
 import type { ListenerName } from '../config/compile.ts';
 import type { ListenerConfig } from '../config/schema.ts';
 import { answerClientError } from './raw-answer.ts';
+import { admitHead, upgradeWanted } from './request-head.ts';
 import { ObservedResponse, tellObserver, type ObservedServer, type ServerLifecycle } from './observed-response.ts';
 import { activeConnections } from '../observe/metrics.ts';
 import { log } from '../observe/log.ts';
@@ -62,14 +63,17 @@ export class Listener {
       {
         ...serverLimits(this.#limits),
         connectionsCheckingInterval: CONNECTIONS_CHECK_MS,
-        requireHostHeader: true,
+        // Checked by admitHead() instead, so the answer is the sidecar's own (Node's is a bare 400).
+        requireHostHeader: false,
         insecureHTTPParser: false,
         ServerResponse: ObservedResponse,
+        // Without an 'upgrade' handler (egress, admin) every offer is served as a plain request, as Node does by default.
+        shouldUpgradeCallback: handlers.upgrade ? upgradeWanted : refuseUpgrade,
       },
       (req, res) => {
         res.lifecycle = lifecycle;
         res.on('close', tellObserver);
-        handlers.request(req, res);
+        if (admitHead(req, res, true)) handlers.request(req, res);
       },
     );
     lifecycles.set(server, lifecycle);
@@ -163,6 +167,10 @@ export class Listener {
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
   }
+}
+
+function refuseUpgrade(): boolean {
+  return false;
 }
 
 /** The limits Node reads from the server object (per connection, or in its periodic connections check). */

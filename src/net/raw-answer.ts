@@ -27,9 +27,9 @@ export function writeRawError(socket: Duplex, error: ProxyError, extraHeaders: R
 }
 
 /** A server's 'clientError' handler: the parser or timeout error answered in the sidecar's format. */
-export function answerClientError(err: Error & { code?: string }, socket: Duplex): void {
+export function answerClientError(err: Error & { code?: string; reason?: string }, socket: Duplex): void {
   if (err.code === 'ECONNRESET') socket.destroy();
-  else writeRawError(socket, new ProxyError(clientErrorCode(err.code)));
+  else writeRawError(socket, new ProxyError(clientErrorCode(err.code, err.reason)));
 }
 
 /**
@@ -51,14 +51,14 @@ export function answerClientError(err: Error & { code?: string }, socket: Duplex
  *   `dontlognull`). Nor is a client that reset the connection, or an error
  *   on a socket already answered.
  */
-export function clientErrorHandler(listener: ListenerName, accessLog: () => boolean): (err: Error & { code?: string }, socket: Duplex) => void {
+export function clientErrorHandler(listener: ListenerName, accessLog: () => boolean): (err: Error & { code?: string; reason?: string }, socket: Duplex) => void {
   return (err, duplex) => {
     if (err.code === 'ECONNRESET' || !duplex.writable) {
       duplex.destroy();
       return;
     }
     const socket = duplex as Socket;
-    const error = new ProxyError(clientErrorCode(err.code));
+    const error = new ProxyError(clientErrorCode(err.code, err.reason));
     const inFlight = (socket as Socket & { _httpMessage?: unknown })._httpMessage;
     if (inFlight instanceof ObservedResponse && !inFlight.writableEnded && inFlight.observer instanceof Exchange) {
       if (inFlight.headersSent) {
@@ -80,8 +80,8 @@ export function clientErrorHandler(listener: ListenerName, accessLog: () => bool
   };
 }
 
-/** The code for a parser / timeout error of Node's HTTP server. */
-export function clientErrorCode(code: string | undefined): ErrorCode {
+/** The code for a parser / timeout error of Node's HTTP server (`reason` is llhttp's text). */
+export function clientErrorCode(code: string | undefined, reason = ''): ErrorCode {
   switch (code) {
     case 'HPE_HEADER_OVERFLOW':
       return 'headers_too_large';
@@ -89,7 +89,8 @@ export function clientErrorCode(code: string | undefined): ErrorCode {
     case 'HPE_HEADERS_TIMEOUT':
       return 'request_timeout';
     case 'HPE_INVALID_TRANSFER_ENCODING':
-      return 'not_implemented';
+      // llhttp files Content-Length with Transfer-Encoding under this code too: that is a malformed (smuggling) request, not an unknown coding.
+      return /content-length/i.test(reason) ? 'bad_request' : 'not_implemented';
     default:
       return 'bad_request';
   }
