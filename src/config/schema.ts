@@ -5,21 +5,25 @@
  * must never be silently ignored.
  */
 import { z } from 'zod';
-import { parseDuration, parseListen, parseSize } from './units.ts';
+import { DURATION_PATTERN, parseDuration, parseListen, parseSize, unitless } from './units.ts';
 import { parseProxyEntry } from '../net/trusted-proxies.ts';
 
-/** "250ms", "2s", "1m", "1h" or a number of milliseconds -> milliseconds. */
+/** "250ms", "2s", "1m", "1h" (or 0) -> milliseconds. Numbers are let in only to say what to write instead. */
 export const duration = z
   .union([z.string(), z.number()])
   .transform((value, ctx) => {
     const ms = parseDuration(value);
     if (ms === undefined) {
-      ctx.addIssue({ code: 'custom', message: `not a duration: ${JSON.stringify(value)} (write e.g. 250ms, 2s, 1m, 1h)` });
+      const bare = unitless(value);
+      const message = bare === undefined
+        ? `not a duration: ${JSON.stringify(value)} (write e.g. 250ms, 2s, 1m, 1h)`
+        : `a duration needs a unit: write ${bare}s or ${bare}ms`;
+      ctx.addIssue({ code: 'custom', message });
       return z.NEVER;
     }
     return ms;
   })
-  .meta({ description: 'A duration such as 250ms, 2s, 1m, 1h (a bare number is milliseconds).' });
+  .meta({ description: 'A duration such as 250ms, 2s, 1m, 1h (a number needs a unit; 0 may stand alone).' });
 
 /** "64KiB", "1MiB", "10MB" or a number of bytes -> bytes. */
 export const size = z
@@ -339,5 +343,15 @@ export type ListenerConfig = z.output<typeof ingressSchema> | z.output<typeof eg
 
 /** JSON Schema (draft 2020-12) of what may be written in the YAML file. */
 export function configJsonSchema(): unknown {
-  return z.toJSONSchema(configSchema, { io: 'input', unrepresentable: 'any' });
+  return z.toJSONSchema(configSchema, {
+    io: 'input',
+    unrepresentable: 'any',
+    override: ({ zodSchema, jsonSchema }) => {
+      // The input type says "string or number" so that a bare number gets a helpful error; an editor should ask for a unit.
+      if (zodSchema === duration) {
+        delete jsonSchema.type;
+        jsonSchema.anyOf = [{ type: 'string', pattern: DURATION_PATTERN }, { const: 0 }];
+      }
+    },
+  });
 }
