@@ -13,7 +13,7 @@ import { configJsonSchema } from './config/schema.ts';
 import cluster from 'node:cluster';
 import { flushCompileCache } from 'node:module';
 import { resolve } from 'node:path';
-import { Sidecar, DRAIN_DEADLINE_MS } from './sidecar.ts';
+import { Sidecar } from './sidecar.ts';
 import { WorkerPool } from './cluster/primary.ts';
 import { runWorker } from './cluster/worker.ts';
 import { flushLogs, log } from './observe/log.ts';
@@ -117,7 +117,7 @@ async function main(): Promise<number | undefined> {
   const shutdown = (reason: string): Promise<void> => {
     stopping ??= (async () => {
       log.info({ reason }, 'shutting down');
-      await sidecar.stop(DRAIN_DEADLINE_MS);
+      await sidecar.stop();
       flushLogs();
       process.exit(appExitCode ?? 0);
     })();

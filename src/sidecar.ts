@@ -19,9 +19,6 @@ import { configLastReloadSuccess, configReloadsTotal } from './observe/metrics.t
 import { log, setLogLevel } from './observe/log.ts';
 import { parseListen } from './config/units.ts';
 
-/** How long in-flight requests may take to finish at shutdown. */
-export const DRAIN_DEADLINE_MS = 10_000;
-
 /**
  * `single`: one process does everything. With `workers` > 1 (node:cluster) the
  * `primary` keeps the admin port, the app and the config watcher, and each
@@ -251,8 +248,11 @@ export class Sidecar {
     return { upstreams };
   }
 
-  /** Stops accepting, drains in-flight work up to the deadline, stops the app, closes pools. */
-  async stop(deadlineMs = DRAIN_DEADLINE_MS): Promise<void> {
+  /**
+   * Stops accepting, drains in-flight work up to the deadline (`drainTimeout`
+   * of the live config unless given), stops the app, closes pools.
+   */
+  async stop(deadlineMs = this.store.current().config.drainTimeout): Promise<void> {
     if (this.#draining) return;
     this.#draining = true;
     log.info({ deadlineMs }, 'draining');

@@ -6,7 +6,7 @@
  */
 import { compile } from '../config/compile.ts';
 import { formatConfigError, loadConfigFile } from '../config/load.ts';
-import { Sidecar, DRAIN_DEADLINE_MS } from '../sidecar.ts';
+import { Sidecar } from '../sidecar.ts';
 import { registry } from '../observe/metrics.ts';
 import { flushLogs, log } from '../observe/log.ts';
 import { isMessage, type ToPrimary, type ToWorker, type WorkerQuestion } from './messages.ts';
@@ -54,7 +54,7 @@ export async function runWorker(configPath: string): Promise<number | undefined>
   const stop = async () => {
     if (stopping) return;
     stopping = true;
-    await sidecar.stop(DRAIN_DEADLINE_MS);
+    await sidecar.stop();
     flushLogs();
     process.exit(0);
   };
