@@ -120,8 +120,13 @@ export class AppSupervisor {
     this.#usage?.stop();
     const exitCode = code ?? (signal ? 128 + (signalNumber(signal) ?? 15) : 1);
     log.warn({ appPid: child.pid, code, signal }, 'app exited');
+    if (this.#stopping) {
+      // Stopped by the sidecar's own shutdown: its exit code is not the app's to choose.
+      this.#child = undefined;
+      return;
+    }
     const restart = this.#config.restart;
-    if (this.#stopping || restart === 'never' || (restart === 'on-failure' && exitCode === 0)) {
+    if (restart === 'never' || (restart === 'on-failure' && exitCode === 0)) {
       this.#child = undefined;
       this.#onExit(exitCode);
       return;
