@@ -85,7 +85,7 @@ async function main(): Promise<number | undefined> {
   if (cluster.isWorker) {
     const failed = await runWorker(args.config);
     if (failed === undefined) return undefined;
-    flushLogs();
+    await flushLogs();
     process.exit(failed); // the IPC channel to the primary would keep a failed worker alive
   }
 
@@ -118,7 +118,7 @@ async function main(): Promise<number | undefined> {
     stopping ??= (async () => {
       log.info({ reason }, 'shutting down');
       await sidecar.stop();
-      flushLogs();
+      await flushLogs();
       process.exit(appExitCode ?? 0);
     })();
     return stopping;
@@ -142,7 +142,6 @@ async function main(): Promise<number | undefined> {
   } catch (err) {
     process.stderr.write(`sidecar: ${(err as Error).message}\n`);
     await sidecar.stop(0).catch(() => undefined);
-    flushLogs();
     return 1;
   }
   return undefined; // keep running
@@ -157,15 +156,15 @@ process.on('unhandledRejection', (err) => {
 });
 
 main().then(
-  (code) => {
+  async (code) => {
     if (code !== undefined) {
-      flushLogs();
       process.exitCode = code;
+      await flushLogs();
     }
   },
-  (err: unknown) => {
+  async (err: unknown) => {
     process.stderr.write(`sidecar: ${(err as Error).stack ?? String(err)}\n`);
-    flushLogs();
     process.exitCode = 1;
+    await flushLogs();
   },
 );

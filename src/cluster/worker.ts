@@ -55,7 +55,7 @@ export async function runWorker(configPath: string): Promise<number | undefined>
     if (stopping) return;
     stopping = true;
     await sidecar.stop();
-    flushLogs();
+    await flushLogs();
     process.exit(0);
   };
   process.on('SIGTERM', () => void stop());
