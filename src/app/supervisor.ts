@@ -1,13 +1,16 @@
 /**
  * The supervised app: started by the sidecar with the proxy variables
- * injected, watched until ready, restarted per `restart`, and stopped with
- * SIGTERM then SIGKILL. The two live and die together: with `restart: never`
- * the app's exit ends the sidecar with the app's exit code.
+ * injected, in a process group of its own and guarded so it dies with the
+ * sidecar (launch.ts), watched until ready, restarted per `restart`, and
+ * stopped with SIGTERM then SIGKILL to its whole group once the sidecar has
+ * drained. The two live and die together: with `restart: never` the app's
+ * exit ends the sidecar with the app's exit code.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { AppConfig } from '../config/schema.ts';
 import { log } from '../observe/log.ts';
 import { appRestartsTotal, appUp } from '../observe/metrics.ts';
+import { launchFor } from './launch.ts';
 import { AppUsageSampler } from './usage.ts';
 
 /**
@@ -49,10 +52,15 @@ export class AppSupervisor {
   #ready = false;
   #stopping = false;
   #restartDelay = RESTART_MIN_MS;
+  #restartTimer: NodeJS.Timeout | undefined;
   #startedAt = 0;
   #usage: AppUsageSampler | undefined;
+  /** Whatever way this process ends, the app's group ends too (process.exit() skips stop()). */
+  readonly #killOnExit = (): void => {
+    if (this.#child) signalGroup(this.#child, 'SIGKILL');
+  };
 
-  /** `onExit` is called when the app ended for good (restart: never, or after stop()). */
+  /** `onExit` is called when the app ended for good by itself (never after stop()). */
   constructor(config: AppConfig, env: NodeJS.ProcessEnv, onExit: (code: number) => void) {
     this.#config = config;
     this.#env = env;
@@ -70,10 +78,17 @@ export class AppSupervisor {
   start(): void {
     const [command, ...args] = this.#config.command;
     this.#startedAt = Date.now();
-    const child = spawn(command, args, { cwd: this.#config.cwd, env: this.#env, stdio: ['ignore', 'inherit', 'inherit'] });
-    this.#child = child;
     this.#ready = false;
-    log.info({ app: this.#config.command, appPid: child.pid }, 'app started');
+    const launch = launchFor([command, ...args]);
+    const child = spawn(launch.file, launch.args, {
+      cwd: this.#config.cwd,
+      env: this.#env,
+      stdio: [launch.stdin, 'inherit', 'inherit'],
+      detached: true,
+    });
+    this.#child = child;
+    if (child.pid !== undefined) process.once('exit', this.#killOnExit);
+    log.info({ app: this.#config.command, appPid: child.pid, cwd: this.#config.cwd, guard: launch.guard }, 'app started');
     child.once('error', (err) => log.error({ err, app: this.#config.command }, 'app could not be started'));
     child.once('exit', (code, signal) => this.#exited(child, code, signal));
     this.#usage?.stop();
@@ -115,19 +130,17 @@ export class AppSupervisor {
 
   #exited(child: ChildProcess, code: number | null, signal: NodeJS.Signals | null): void {
     if (this.#child !== child) return;
+    process.off('exit', this.#killOnExit);
+    this.#child = undefined;
     this.#ready = false;
     appUp.set(0);
     this.#usage?.stop();
     const exitCode = code ?? (signal ? 128 + (signalNumber(signal) ?? 15) : 1);
     log.warn({ appPid: child.pid, code, signal }, 'app exited');
-    if (this.#stopping) {
-      // Stopped by the sidecar's own shutdown: its exit code is not the app's to choose.
-      this.#child = undefined;
-      return;
-    }
+    // Stopped by the sidecar's own shutdown: its exit code is not the app's to choose.
+    if (this.#stopping) return;
     const restart = this.#config.restart;
     if (restart === 'never' || (restart === 'on-failure' && exitCode === 0)) {
-      this.#child = undefined;
       this.#onExit(exitCode);
       return;
     }
@@ -136,21 +149,51 @@ export class AppSupervisor {
     this.#restartDelay = Math.min(this.#restartDelay * 2, RESTART_MAX_MS);
     appRestartsTotal.inc();
     log.info({ delayMs: delay }, 'restarting app');
-    setTimeout(() => {
+    this.#restartTimer = setTimeout(() => {
+      this.#restartTimer = undefined;
       if (!this.#stopping) this.start();
     }, delay);
   }
 
-  /** SIGTERM, then SIGKILL after stopTimeout; resolves when the app is gone. */
+  /**
+   * SIGTERM to the app's group, then SIGKILL after stopTimeout; resolves when
+   * the app is gone. Called once the sidecar has drained, so the app never
+   * loses a request in flight to it. No restart follows.
+   */
   async stop(): Promise<void> {
     this.#stopping = true;
+    clearTimeout(this.#restartTimer);
     const child = this.#child;
-    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    if (child) await this.#stopChild(child);
+  }
+
+  /** SIGTERM to the group, SIGKILL after stopTimeout; once the app has exited, SIGKILL for whatever it left in its group. */
+  async #stopChild(child: ChildProcess): Promise<void> {
+    if (child.exitCode !== null || child.signalCode !== null) return;
     const gone = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-    child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), this.#config.stopTimeout);
+    signalGroup(child, 'SIGTERM');
+    const timer = setTimeout(() => signalGroup(child, 'SIGKILL'), this.#config.stopTimeout);
     await gone;
     clearTimeout(timer);
+    signalGroup(child, 'SIGKILL');
+  }
+}
+
+/**
+ * Signals the app's process group (it leads one: spawn `detached`), so its own
+ * children get the signal too, as from a terminal; the app alone if the
+ * group is already gone.
+ */
+function signalGroup(child: ChildProcess, signal: NodeJS.Signals): void {
+  if (child.pid === undefined) return;
+  try {
+    process.kill(-child.pid, signal);
+  } catch {
+    try {
+      child.kill(signal);
+    } catch {
+      // Gone already.
+    }
   }
 }
 

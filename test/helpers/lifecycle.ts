@@ -32,7 +32,7 @@ export async function processGone(pid: number, timeoutMs = 5_000): Promise<boole
 
 /** Binds 127.0.0.1:`port` and lets go again; false if it stays taken for `timeoutMs`. */
 export async function portBindable(port: number, timeoutMs = 5_000): Promise<boolean> {
-  const tries = Math.ceil(timeoutMs / 50);
+  const tries = Math.max(1, Math.ceil(timeoutMs / 50));
   for (let i = 0; i < tries; i++) {
     const bound = await new Promise<boolean>((resolve) => {
       const server = createServer();

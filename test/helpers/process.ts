@@ -30,9 +30,21 @@ export function writeConfig(yaml: string, name = 'sidecar.yaml'): string {
   return file;
 }
 
-/** Runs the CLI with `args`; waits for "sidecar listening" unless `waitListening` is false. */
-export async function spawnSidecar(args: string[], options: { waitListening?: boolean; env?: NodeJS.ProcessEnv } = {}): Promise<SidecarProcess> {
-  const child = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+/**
+ * Runs the CLI with `args` (in `cwd`, by default the repository); waits for
+ * "sidecar listening" unless `waitListening` is false. `detached`: the
+ * sidecar leads a process group of its own, as a shell's foreground job does.
+ */
+export async function spawnSidecar(
+  args: string[],
+  options: { waitListening?: boolean; env?: NodeJS.ProcessEnv; cwd?: string; detached?: boolean } = {},
+): Promise<SidecarProcess> {
+  const child = spawn(process.execPath, [CLI, ...args], {
+    cwd: options.cwd ?? ROOT,
+    env: { ...process.env, ...options.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: options.detached ?? false,
+  });
   const lines: Array<Record<string, unknown>> = [];
   let stderr = '';
   let pending = '';
