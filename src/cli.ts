@@ -107,9 +107,10 @@ async function main(): Promise<number | undefined> {
     role: workers ? 'primary' : 'single',
     cluster: workers,
     appCommand: args.appCommand,
-    onAppExit: (code) => {
+    onAppExit: (code, reason) => {
       appExitCode = code;
-      void shutdown(`the app exited with code ${code}`);
+      if (reason) process.stderr.write(`sidecar: ${reason}\n`);
+      void shutdown(reason ?? `the app exited with code ${code}`);
     },
   });
 

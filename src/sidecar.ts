@@ -9,7 +9,7 @@ import { ConfigStore } from './config/store.ts';
 import { ConfigWatcher } from './config/watch.ts';
 import { prepareRebind, type ListenerChange } from './net/rebind.ts';
 import { createAdminListener, type ReloadResult } from './admin/server.ts';
-import { AppSupervisor, appEnvironment } from './app/supervisor.ts';
+import { AppSupervisor, appEnvironment, type AppExitHandler } from './app/supervisor.ts';
 import { IngressServer } from './ingress/server.ts';
 import { EgressServer } from './egress/server.ts';
 import type { OwnAddress } from './egress/policy.ts';
@@ -41,8 +41,12 @@ export interface ClusterHooks {
 export interface SidecarOptions {
   /** Overrides app.command (`npm start -- --config F -- CMD ARGS`). */
   readonly appCommand?: readonly string[];
-  /** Called once the supervised app has ended for good (restart: never). */
-  readonly onAppExit?: (code: number) => void;
+  /**
+   * Called once the supervised app has ended for good by itself (restart:
+   * never): its exit code, and why when it did not simply exit (it could not
+   * be started, or did not become ready in time).
+   */
+  readonly onAppExit?: AppExitHandler;
   readonly role?: SidecarRole;
   /** For a primary. */
   readonly cluster?: ClusterHooks;
@@ -183,7 +187,7 @@ export class Sidecar {
 
   #createApp(config: NonNullable<Snapshot['config']['app']>, snapshot: Snapshot): AppSupervisor {
     const env = appEnvironment(config, snapshot.config.egress?.listen, process.env);
-    return new AppSupervisor(config, env, (code) => this.#options.onAppExit?.(code));
+    return new AppSupervisor(config, env, (code, reason) => this.#options.onAppExit?.(code, reason));
   }
 
   /**

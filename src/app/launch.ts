@@ -1,5 +1,6 @@
 /**
- * How the supervised app is started so that it never outlives the sidecar.
+ * How the supervised app is started so that it never outlives the sidecar,
+ * and whether its command can be started at all.
  *
  * The app runs in a process group of its own (spawn `detached`), so a Ctrl-C
  * in a terminal, which signals the whole foreground group, reaches only the
@@ -44,6 +45,24 @@ export function launchFor(command: readonly string[]): Launch {
   const found = findSetpriv();
   if (found) return { file: found, args: ['--pdeathsig', 'KILL', '--', ...command], guard: 'pdeathsig', stdin: 'ignore' };
   return { file: process.execPath, args: [WATCHER, ...command], guard: 'watcher', stdin: 'pipe' };
+}
+
+/** Why a command cannot be started, with the exit code a shell would give: 127 not found, 126 not executable. */
+export interface StartProblem {
+  readonly exitCode: 126 | 127;
+  readonly message: string;
+}
+
+/**
+ * Checks, as execvp() would, that `name` names an executable file: a name
+ * with a slash relative to `cwd`, otherwise the first match on `path` (the
+ * app's PATH). Undefined when it can be started.
+ */
+export function startProblem(name: string, cwd: string, path: string | undefined): StartProblem | undefined {
+  const found = name.includes('/') ? check(resolve(cwd, name)) : findOnPath(name, path, cwd);
+  if (found.file) return undefined;
+  if (found.denied) return { exitCode: 126, message: `${name}: ${found.denied}` };
+  return { exitCode: 127, message: name.includes('/') ? `${name}: no such file (in ${cwd})` : `${name}: not found on PATH` };
 }
 
 interface Found {

@@ -4,13 +4,13 @@
  * sidecar (launch.ts), watched until ready, restarted per `restart`, and
  * stopped with SIGTERM then SIGKILL to its whole group once the sidecar has
  * drained. The two live and die together: with `restart: never` the app's
- * exit ends the sidecar with the app's exit code.
+ * exit (or its failure to start or to become ready) ends the sidecar.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { AppConfig } from '../config/schema.ts';
 import { log } from '../observe/log.ts';
 import { appRestartsTotal, appUp } from '../observe/metrics.ts';
-import { launchFor } from './launch.ts';
+import { launchFor, startProblem } from './launch.ts';
 import { AppUsageSampler } from './usage.ts';
 
 /**
@@ -44,10 +44,13 @@ const RESTART_MIN_MS = 100;
 const RESTART_MAX_MS = 10_000;
 const STABLE_AFTER_MS = 60_000;
 
+/** Called once the app has ended for good: its exit code, and why when the app did not simply exit. */
+export type AppExitHandler = (code: number, reason?: string) => void;
+
 export class AppSupervisor {
   readonly #config: AppConfig;
   readonly #env: NodeJS.ProcessEnv;
-  readonly #onExit: (code: number) => void;
+  readonly #onExit: AppExitHandler;
   #child: ChildProcess | undefined;
   #ready = false;
   #stopping = false;
@@ -55,13 +58,15 @@ export class AppSupervisor {
   #restartTimer: NodeJS.Timeout | undefined;
   #startedAt = 0;
   #usage: AppUsageSampler | undefined;
+  /** A child being stopped because it did not become ready in time: its exit code does not count, this reason does. */
+  #notReady: { readonly child: ChildProcess; readonly reason: string } | undefined;
   /** Whatever way this process ends, the app's group ends too (process.exit() skips stop()). */
   readonly #killOnExit = (): void => {
     if (this.#child) signalGroup(this.#child, 'SIGKILL');
   };
 
   /** `onExit` is called when the app ended for good by itself (never after stop()). */
-  constructor(config: AppConfig, env: NodeJS.ProcessEnv, onExit: (code: number) => void) {
+  constructor(config: AppConfig, env: NodeJS.ProcessEnv, onExit: AppExitHandler) {
     this.#config = config;
     this.#env = env;
     this.#onExit = onExit;
@@ -79,6 +84,11 @@ export class AppSupervisor {
     const [command, ...args] = this.#config.command;
     this.#startedAt = Date.now();
     this.#ready = false;
+    const problem = startProblem(command, this.#config.cwd, this.#env.PATH);
+    if (problem) {
+      this.#cannotStart(problem.exitCode, problem.message);
+      return;
+    }
     const launch = launchFor([command, ...args]);
     const child = spawn(launch.file, launch.args, {
       cwd: this.#config.cwd,
@@ -89,11 +99,22 @@ export class AppSupervisor {
     this.#child = child;
     if (child.pid !== undefined) process.once('exit', this.#killOnExit);
     log.info({ app: this.#config.command, appPid: child.pid, cwd: this.#config.cwd, guard: launch.guard }, 'app started');
-    child.once('error', (err) => log.error({ err, app: this.#config.command }, 'app could not be started'));
+    child.once('error', (err: NodeJS.ErrnoException) => {
+      // Only when the guard itself could not be started: the app's own command was checked above.
+      if (this.#child !== child) return;
+      this.#child = undefined;
+      this.#cannotStart(err.code === 'ENOENT' ? 127 : 126, `${launch.file}: ${err.message}`);
+    });
     child.once('exit', (code, signal) => this.#exited(child, code, signal));
     this.#usage?.stop();
     if (child.pid !== undefined) this.#usage = new AppUsageSampler(child.pid);
     void this.#waitReady(child);
+  }
+
+  /** The command cannot be started (127 not found, 126 not executable): an exit, as from a shell. */
+  #cannotStart(exitCode: number, message: string): void {
+    log.error({ app: this.#config.command, cwd: this.#config.cwd, code: exitCode }, `app could not be started: ${message}`);
+    this.#ended(exitCode, `the app could not be started: ${message} (exit code ${exitCode})`);
   }
 
   async #waitReady(child: ChildProcess): Promise<void> {
@@ -116,9 +137,11 @@ export class AppSupervisor {
       }
       await new Promise((resolve) => setTimeout(resolve, ready.interval));
     }
-    if (this.#child === child && child.exitCode === null) {
-      log.error({ url: ready.url, timeoutMs: ready.timeout }, 'app did not become ready in time; still waiting for it');
-    }
+    if (this.#child !== child || child.exitCode !== null || this.#stopping) return;
+    const never = this.#config.restart === 'never';
+    log.error({ url: ready.url, timeoutMs: ready.timeout }, `app did not become ready in time; ${never ? 'stopping it and the sidecar (restart: never)' : 'restarting it'}`);
+    this.#notReady = { child, reason: `the app did not become ready within ${ready.timeout / 1000} s (${ready.url})` };
+    await this.#stopChild(child);
   }
 
   #markReady(child: ChildProcess): void {
@@ -139,11 +162,25 @@ export class AppSupervisor {
     log.warn({ appPid: child.pid, code, signal }, 'app exited');
     // Stopped by the sidecar's own shutdown: its exit code is not the app's to choose.
     if (this.#stopping) return;
+    const notReady = this.#notReady?.child === child ? this.#notReady.reason : undefined;
+    this.#notReady = undefined;
+    if (notReady === undefined) this.#ended(exitCode);
+    else if (this.#config.restart === 'never') this.#onExit(1, notReady);
+    else this.#restart();
+  }
+
+  /** The app is gone: restart it per `restart`, or report that it ended for good. */
+  #ended(exitCode: number, reason?: string): void {
+    if (this.#stopping) return;
     const restart = this.#config.restart;
     if (restart === 'never' || (restart === 'on-failure' && exitCode === 0)) {
-      this.#onExit(exitCode);
+      this.#onExit(exitCode, reason);
       return;
     }
+    this.#restart();
+  }
+
+  #restart(): void {
     if (Date.now() - this.#startedAt > STABLE_AFTER_MS) this.#restartDelay = RESTART_MIN_MS;
     const delay = this.#restartDelay;
     this.#restartDelay = Math.min(this.#restartDelay * 2, RESTART_MAX_MS);
