@@ -111,8 +111,10 @@ export class Sidecar {
     const appConfig = snapshot.config.app;
     const appCommand = this.#role === 'worker' ? undefined : (this.#options.appCommand ?? appConfig?.command);
     if (appCommand && appConfig === undefined) {
-      // `-- CMD` without an app block: supervise with the defaults.
-      this.#app = this.#createApp({ command: [...appCommand], cwd: process.cwd(), env: {}, restart: 'never', stopTimeout: 10_000 }, snapshot);
+      // `-- CMD` without an app block: supervise with the defaults, in the folder the user typed
+      // the command in (`npm start` runs in the package's folder and says where the user was in INIT_CWD).
+      const cwd = process.env.INIT_CWD ?? process.cwd();
+      this.#app = this.#createApp({ command: [...appCommand], cwd, env: {}, restart: 'never', stopTimeout: 10_000 }, snapshot);
     } else if (appConfig && appCommand) {
       this.#app = this.#createApp({ ...appConfig, command: [...appCommand] }, snapshot);
     }
