@@ -13,7 +13,7 @@ import { request } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
 import { spawnSidecar, writeConfig, type SidecarProcess } from './helpers/process.ts';
 import { closedPort } from './helpers/servers.ts';
-import { isGone, processGone } from './helpers/lifecycle.ts';
+import { killIfAlive, processGone } from './helpers/lifecycle.ts';
 import { waitFor } from './helpers/reload.ts';
 
 const cleanup: Array<() => Promise<unknown> | void> = [];
@@ -113,7 +113,7 @@ describe('app.ready.timeout passes', () => {
     const file = readyTimeoutConfig('on-failure', await closedPort());
     const proc = await start(['--config', file]);
     cleanup.push(() => {
-      for (const pid of appPids(file)) if (!isGone(pid)) process.kill(pid, 'SIGKILL');
+      for (const pid of appPids(file)) killIfAlive(pid);
     });
     const pids = await waitFor('a second start', () => (appPids(file).length >= 2 ? appPids(file) : undefined), 10_000);
     expect(await processGone(pids[0])).toBe(true);

@@ -9,13 +9,12 @@
  * HTTP.
  */
 import { connect, type Socket } from 'node:net';
-import { dirname, join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { spawnSidecar, writeConfig, type SidecarProcess } from './helpers/process.ts';
+import { writeConfig, type SidecarProcess } from './helpers/process.ts';
 import { startHttpServer, type TestServer } from './helpers/servers.ts';
 import { startTcpServer } from './helpers/raw.ts';
 import { metric, waitFor } from './helpers/reload.ts';
-import { idleApp, processGone, readPidFile } from './helpers/lifecycle.ts';
+import { processGone, spawnWithIdleApp } from './helpers/lifecycle.ts';
 
 const DRAIN_MS = 1_000;
 /** Generous: the deadline, the app's stop and a busy machine; before the fix the process never exited. */
@@ -61,17 +60,7 @@ egress:
   listen: 127.0.0.1:0
   routes: [{ match: { host: 127.0.0.1, ports: [${opaque.port}] } }]
 `);
-  const pidFile = join(dirname(file), 'app.pid');
-  const proc = await spawnSidecar(['--config', file, '--', process.execPath, '-e', idleApp(pidFile)]);
-  cleanup.push(() => void proc.stop('SIGKILL'));
-  const appPid = await readPidFile(pidFile);
-  cleanup.push(() => {
-    try {
-      process.kill(appPid, 'SIGKILL');
-    } catch {
-      // gone, as it should be
-    }
-  });
+  const { proc, appPid } = await spawnWithIdleApp(file, cleanup);
   return {
     proc,
     admin: `http://127.0.0.1:${proc.adminPort}`,

@@ -11,7 +11,7 @@ import { dirname, join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { spawnSidecar, writeConfig } from './helpers/process.ts';
 import { closedPort } from './helpers/servers.ts';
-import { isGone, portBindable, processGone, readPidFile } from './helpers/lifecycle.ts';
+import { killIfAlive, portBindable, processGone, readPidFile } from './helpers/lifecycle.ts';
 import { waitFor } from './helpers/reload.ts';
 
 const cleanup: Array<() => Promise<unknown> | void> = [];
@@ -36,9 +36,7 @@ app:
   const proc = await spawnSidecar(['--config', file], { env });
   cleanup.push(() => void proc.stop('SIGKILL'));
   const appPid = await readPidFile(pidFile);
-  cleanup.push(() => {
-    if (!isGone(appPid)) process.kill(appPid, 'SIGKILL');
-  });
+  cleanup.push(() => killIfAlive(appPid));
   await waitFor('the app to be ready', () => (proc.lines.some((line) => line.msg === 'app ready') ? true : undefined), 10_000);
   expect(await portBindable(port, 0)).toBe(false); // the app holds it
 

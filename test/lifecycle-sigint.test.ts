@@ -12,7 +12,7 @@ import { request } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
 import { spawnSidecar, writeConfig } from './helpers/process.ts';
 import { closedPort } from './helpers/servers.ts';
-import { isGone, processGone, readPidFile } from './helpers/lifecycle.ts';
+import { killIfAlive, processGone, readPidFile } from './helpers/lifecycle.ts';
 import { waitFor } from './helpers/reload.ts';
 
 const cleanup: Array<() => Promise<unknown> | void> = [];
@@ -63,9 +63,7 @@ app:
       }
     });
     const appPid = await readPidFile(join(dirname(file), 'app.pid'));
-    cleanup.push(() => {
-      if (!isGone(appPid)) process.kill(appPid, 'SIGKILL');
-    });
+    cleanup.push(() => killIfAlive(appPid));
     await waitFor('the app to be ready', () => (proc.lines.some((line) => line.msg === 'app ready') ? true : undefined), 10_000);
 
     const inFlight = request(`http://127.0.0.1:${proc.ingressPort}/slow`);

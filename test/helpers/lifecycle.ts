@@ -4,6 +4,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { dirname, join } from 'node:path';
+import { spawnSidecar, type SidecarProcess } from './process.ts';
 
 /** A pid that no longer runs: no such process, or a zombie nobody has reaped yet (PID 1 of a container may not reap). */
 export function isGone(pid: number): boolean {
@@ -60,7 +62,22 @@ export async function readPidFile(file: string, timeoutMs = 10_000): Promise<num
   throw new Error(`no pid in ${file} after ${timeoutMs} ms`);
 }
 
-/** A test app for `-- node -e APP`: writes its pid to `pidFile`, then idles (or serves `PORT` when given). */
-export function idleApp(pidFile: string): string {
-  return `require('node:fs').writeFileSync(${JSON.stringify(pidFile)}, String(process.pid)); setInterval(() => {}, 60_000);`;
+/** SIGKILL for a test's leftover process, if it still runs. */
+export function killIfAlive(pid: number): void {
+  if (!isGone(pid)) process.kill(pid, 'SIGKILL');
+}
+
+/**
+ * Runs the sidecar with the config `file` and, as its app, `-- node -e` an
+ * idle program that writes its pid beside the config. `cleanup` gets what
+ * SIGKILLs both if a test leaves them running.
+ */
+export async function spawnWithIdleApp(file: string, cleanup: Array<() => unknown>): Promise<{ proc: SidecarProcess; appPid: number }> {
+  const pidFile = join(dirname(file), 'app.pid');
+  const app = `require('node:fs').writeFileSync(${JSON.stringify(pidFile)}, String(process.pid)); setInterval(() => {}, 60_000);`;
+  const proc = await spawnSidecar(['--config', file, '--', process.execPath, '-e', app]);
+  cleanup.push(() => void proc.stop('SIGKILL'));
+  const appPid = await readPidFile(pidFile);
+  cleanup.push(() => killIfAlive(appPid));
+  return { proc, appPid };
 }
