@@ -12,6 +12,7 @@ import { formatConfigError, loadConfigFile } from './config/load.ts';
 import { configJsonSchema } from './config/schema.ts';
 import cluster from 'node:cluster';
 import { flushCompileCache } from 'node:module';
+import { constants } from 'node:os';
 import { resolve } from 'node:path';
 import { Sidecar } from './sidecar.ts';
 import { WorkerPool } from './cluster/primary.ts';
@@ -124,8 +125,19 @@ async function main(): Promise<number | undefined> {
     })();
     return stopping;
   };
-  process.on('SIGTERM', () => void shutdown('SIGTERM'));
-  process.on('SIGINT', () => void shutdown('SIGINT'));
+  // A second SIGTERM or SIGINT (Ctrl-C twice) during the drain means now, as in Caddy: what is
+  // still in flight is cut, and the app's group is SIGKILLed by the supervisor's exit hook.
+  let forced = false;
+  const onStopSignal = (signal: 'SIGTERM' | 'SIGINT'): void => {
+    if (!stopping) return void shutdown(signal);
+    if (forced) return;
+    forced = true;
+    log.warn({ signal }, 'second signal while draining: exiting now');
+    for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGKILL');
+    void flushLogs().then(() => process.exit(128 + constants.signals[signal]));
+  };
+  process.on('SIGTERM', () => onStopSignal('SIGTERM'));
+  process.on('SIGINT', () => onStopSignal('SIGINT'));
   process.on('SIGHUP', () => void sidecar.reload());
 
   try {
