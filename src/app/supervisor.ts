@@ -7,6 +7,7 @@
  * exit (or its failure to start or to become ready) ends the sidecar.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { constants } from 'node:os';
 import type { AppConfig } from '../config/schema.ts';
 import { log } from '../observe/log.ts';
 import { appRestartsTotal, appUp } from '../observe/metrics.ts';
@@ -158,7 +159,8 @@ export class AppSupervisor {
     this.#ready = false;
     appUp.set(0);
     this.#usage?.stop();
-    const exitCode = code ?? (signal ? 128 + (signalNumber(signal) ?? 15) : 1);
+    // Died of signal N: 128 + N, as a shell reports it.
+    const exitCode = code ?? (signal ? 128 + (constants.signals[signal] ?? 15) : 1);
     log.warn({ appPid: child.pid, code, signal }, 'app exited');
     // Stopped by the sidecar's own shutdown: its exit code is not the app's to choose.
     if (this.#stopping) return;
@@ -232,9 +234,4 @@ function signalGroup(child: ChildProcess, signal: NodeJS.Signals): void {
       // Gone already.
     }
   }
-}
-
-function signalNumber(signal: NodeJS.Signals): number | undefined {
-  const numbers: Partial<Record<NodeJS.Signals, number>> = { SIGHUP: 1, SIGINT: 2, SIGKILL: 9, SIGTERM: 15, SIGSEGV: 11, SIGABRT: 6 };
-  return numbers[signal];
 }
