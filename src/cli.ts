@@ -5,7 +5,9 @@
  *   sidecar check [--config PATH]              validate only: exit 0, or print every error and exit 1
  *   sidecar schema                             print the JSON Schema of the config file
  * Exit codes: 0 clean shutdown; 1 bad config or start-up failure; with a
- * supervised app and `restart: never`, the app's own exit code.
+ * supervised app and `restart: never`, the app's own exit code (127 / 126
+ * when its command is not found / not executable, 1 when it did not become
+ * ready in time); 128 + N after a second signal N cut the drain short.
  */
 import { compile } from './config/compile.ts';
 import { formatConfigError, loadConfigFile } from './config/load.ts';
