@@ -102,6 +102,9 @@ describe('app.ready.timeout passes', () => {
   it('restart: never: the app is stopped and the sidecar exits 1, saying why on stderr', async () => {
     const file = readyTimeoutConfig('never', await closedPort());
     const proc = await start(['--config', file]);
+    cleanup.push(() => {
+      for (const pid of appPids(file)) killIfAlive(pid);
+    });
     expect(await exitOf(proc)).toBe(1);
     expect(proc.stderr()).toMatch(/the app did not become ready within 1 s \(http:\/\/127\.0\.0\.1:\d+\/healthz\)/);
     const [pid] = appPids(file);
