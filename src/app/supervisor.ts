@@ -101,9 +101,15 @@ export class AppSupervisor {
     if (child.pid !== undefined) process.once('exit', this.#killOnExit);
     log.info({ app: this.#config.command, appPid: child.pid, cwd: this.#config.cwd, guard: launch.guard }, 'app started');
     child.once('error', (err: NodeJS.ErrnoException) => {
-      // Only when the guard itself could not be started: the app's own command was checked above.
       if (this.#child !== child) return;
+      if (child.pid !== undefined) {
+        log.error({ err, appPid: child.pid }, 'app process error'); // running: its 'exit' will follow
+        return;
+      }
+      // Not spawned (no 'exit' will follow): the guard itself, as the app's own command was checked above.
       this.#child = undefined;
+      this.#ready = false;
+      appUp.set(0);
       this.#cannotStart(err.code === 'ENOENT' ? 127 : 126, `${launch.file}: ${err.message}`);
     });
     child.once('exit', (code, signal) => this.#exited(child, code, signal));
