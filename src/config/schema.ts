@@ -323,6 +323,10 @@ export const configSchema = z
       .max(64)
       .default(1)
       .meta({ description: 'Processes serving ingress and egress (node:cluster, SO_REUSEPORT); 1 = the sidecar process itself.' }),
+    // 10 s: what most clients wait for an answer, and well inside Kubernetes' 30 s grace period.
+    drainTimeout: duration
+      .default(10_000)
+      .meta({ description: 'At shutdown: how long in-flight requests, tunnels and open connections may take before they are cut.' }),
     app: appSchema.optional(),
     upstreams: z.record(z.string().regex(/^[A-Za-z0-9_.-]+$/, { message: 'upstream names use letters, digits, _ . -' }), upstreamSchema).default({}),
     ingress: ingressSchema.optional(),
