@@ -7,6 +7,7 @@ import type {
   Config,
   EgressRouteConfig,
   IngressRouteConfig,
+  ListenerTlsConfig,
   MatchConfig,
   RetryConfig,
   StaticConfig,
@@ -67,6 +68,8 @@ export interface CompiledRoute {
   readonly reach?: Reach;
   /** The listener's `trustedProxies` (kept on the route so the proxy needs nothing else); undefined = nobody. */
   readonly trustedProxies: BlockList | undefined;
+  /** The listener's `tls.forwardClientCert`, lower case: set from the client certificate, never taken from the client. */
+  readonly clientCertHeader: string | undefined;
 }
 
 /** What an egress route lets a pass-through destination be, besides the addresses every route may reach. */
@@ -86,6 +89,8 @@ export interface ListenerSnapshot {
   readonly settings: NonNullable<Config['ingress'] | Config['egress']>;
   /** How request paths are normalised before routing. */
   readonly paths: PathOptions;
+  /** HTTPS on the listener (ingress only). */
+  readonly tls: ListenerTlsConfig | undefined;
 }
 
 export interface Snapshot {
@@ -132,10 +137,12 @@ function compileListener(
   const address = parseListen(settings.listen);
   if (!address) throw new Error(`unparseable listen address ${settings.listen}`); // the schema already refused it
   const trustedProxies = compileTrustedProxies(settings.trustedProxies);
+  const tls = 'tls' in settings ? settings.tls : undefined;
+  const clientCertHeader = tls?.forwardClientCert?.toLowerCase();
   const routes = (settings.routes as ReadonlyArray<IngressRouteConfig | EgressRouteConfig>).map((route, index) =>
-    compileRoute(listener, route, index, settings.maxBody, trustedProxies),
+    compileRoute(listener, route, index, settings.maxBody, trustedProxies, clientCertHeader),
   );
-  return Object.freeze({ host: address.host, port: address.port, routes: Object.freeze(routes), settings, paths: settings.paths });
+  return Object.freeze({ host: address.host, port: address.port, routes: Object.freeze(routes), settings, paths: settings.paths, tls });
 }
 
 function compileRoute(
@@ -144,6 +151,7 @@ function compileRoute(
   index: number,
   listenerMaxBody: number,
   trustedProxies: BlockList | undefined,
+  clientCertHeader: string | undefined,
 ): CompiledRoute {
   const timeout = route.timeout ?? DEFAULT_ROUTE_TIMEOUT_MS;
   const retry = route.retry && {
@@ -167,6 +175,7 @@ function compileRoute(
     connectTimeout: 'connectTimeout' in route ? route.connectTimeout : undefined,
     reach: compileReach(route),
     trustedProxies,
+    clientCertHeader,
   });
 }
 

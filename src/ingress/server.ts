@@ -18,6 +18,7 @@ import { normalizeTarget } from '../net/normalize-path.ts';
 import { Listener } from '../net/listener.ts';
 import { clientErrorHandler } from '../net/raw-answer.ts';
 import type { ObservedResponse } from '../net/observed-response.ts';
+import type { SecureFront } from '../net/listener.ts';
 import { StaticHandlers } from './static-routes.ts';
 import { WebSocketForwarder } from './websocket.ts';
 import { log } from '../observe/log.ts';
@@ -30,6 +31,8 @@ export interface IngressDeps {
   readonly registry: UpstreamRegistry;
   /** Answers 503 app_not_ready while the supervised app is starting. */
   readonly appReady: () => boolean;
+  /** With `ingress.tls`: the certificates (src/tls/listener-tls.ts); the listener then speaks HTTPS only. */
+  readonly tls?: SecureFront;
 }
 
 /** A bug, not a fault of the client or the upstream: logged, and answered 500 when the head is not sent yet. */
@@ -51,7 +54,7 @@ export class IngressServer {
       request: (req, res) => this.#onRequest(req, res),
       upgrade: (req, socket, head) => this.#onUpgrade(req, socket, head),
       clientError: clientErrorHandler('ingress', () => deps.store.current().config.log.access),
-    });
+    }, deps.tls);
     deps.store.onSwap((next) => this.#statics.retain(next));
   }
 

@@ -12,6 +12,7 @@ import type { UpstreamState } from '../upstream/registry.ts';
 import { Exchange } from '../observe/exchange.ts';
 import { ProxyError, fromUpstreamError } from '../proxy/errors.ts';
 import { VIA_TOKEN, requestIdOf } from '../proxy/headers.ts';
+import { tlsInfoOf } from '../tls/connection.ts';
 import { rewritePath } from '../proxy/proxy.ts';
 import { pathOf } from '../proxy/route.ts';
 import { writeRawError } from '../net/raw-answer.ts';
@@ -93,6 +94,13 @@ export class WebSocketForwarder {
     for (const [name, value] of route.requestHeaders?.add ?? []) headers[name] = value;
     headers['x-request-id'] = exchange.reqId;
     headers.via = headers.via ? `${headers.via}, ${VIA_TOKEN}` : VIA_TOKEN;
+    const certHeader = route.clientCertHeader;
+    if (certHeader !== undefined) {
+      // Never the client's own: only the certificate it proved it holds.
+      delete headers[certHeader];
+      const value = tlsInfoOf(req.socket)?.clientCertHeader;
+      if (value !== undefined) headers[certHeader] = value;
+    }
     req.url = rewritePath(req.url ?? '/', route);
 
     const tls = upstream.config.tls;

@@ -19,6 +19,8 @@ import { startAttempt, type Attempt, type AttemptOutcome, type HeadJudge } from 
 import type { BreakerTrial } from '../upstream/breaker.ts';
 import { upstreamRequestHeaders } from './headers.ts';
 import { isTrustedPeer } from '../net/trusted-proxies.ts';
+import { tlsInfoOf } from '../tls/connection.ts';
+import type { TLSSocket } from 'node:tls';
 import { IDEMPOTENT_METHODS, RetryPlan, conditionOf, type Verdict } from './retry.ts';
 
 /** Where and how the request goes. */
@@ -136,9 +138,10 @@ class Flight implements ClientWatcher, BreakerTrial<AttemptOutcome>, HeadJudge {
         host: target.host ?? endpoint.authority,
         clientAddress: req.socket.remoteAddress,
         trusted: isTrustedPeer(route.trustedProxies, req.socket.remoteAddress),
-        proto: 'http',
+        proto: (req.socket as TLSSocket).encrypted ? 'https' : 'http',
         originalHost: target.originalHost,
         requestId: exchange.reqId,
+        clientCert: route.clientCertHeader === undefined ? undefined : { header: route.clientCertHeader, value: tlsInfoOf(req.socket)?.clientCertHeader },
       },
       route.requestHeaders,
     );

@@ -7,8 +7,6 @@
  * pool for this reason); a breaker or health check whose settings changed is
  * started afresh.
  */
-import { readFileSync } from 'node:fs';
-import { isIP } from 'node:net';
 import { Pool, buildConnector } from 'undici';
 import type { UpstreamConfig } from '../config/schema.ts';
 import { Secrets } from '../config/secrets.ts';
@@ -18,6 +16,8 @@ import { UpstreamBreaker } from './breaker.ts';
 import { RetryBudget } from './budget.ts';
 import { HealthChecker, HealthCount } from './health.ts';
 import { OutlierState, recordResult } from './outlier.ts';
+import { upstreamTlsOptions, type UpstreamTlsOptions } from './tls-options.ts';
+import { UpstreamCertificates, type UpstreamCertificate, type UpstreamTlsMaterial } from '../tls/upstream-certs.ts';
 
 export class EndpointState {
   readonly url: string;
@@ -31,6 +31,8 @@ export class EndpointState {
   shownAuthority: string;
   readonly pool: Pool;
   readonly poolKey: string;
+  /** The options `pool` was made with (its health-check pool is made alike). */
+  readonly poolOptions: Pool.Options | undefined;
   /**
    * For an https endpoint, the TLS server name every request to it names
    * (undici's `servername` dispatch option): `tls.serverName`, else the
@@ -46,7 +48,7 @@ export class EndpointState {
   health = new HealthCount();
   outlier = new OutlierState();
 
-  constructor(url: string, pool: Pool, poolKey: string, serverName?: string) {
+  constructor(url: string, pool: Pool, poolKey: string, serverName?: string, poolOptions?: Pool.Options) {
     const parsed = new URL(url);
     this.url = url;
     this.origin = parsed.origin;
@@ -56,6 +58,7 @@ export class EndpointState {
     this.pool = pool;
     this.poolKey = poolKey;
     this.serverName = serverName;
+    this.poolOptions = poolOptions;
   }
 
   /** Sets how the URL is shown; the authority is read from it as text, since [redacted] is no host a URL parser takes. */
@@ -93,7 +96,7 @@ export class UpstreamState {
   readonly cursor: Cursor = { value: 0 };
   readonly budget = new RetryBudget();
   breaker: UpstreamBreaker | undefined;
-  health: HealthChecker | undefined;
+  health: HealthChecker<EndpointState> | undefined;
   /** The health check settings in force (also where another process runs the checks). */
   #healthSettings: UpstreamConfig['healthCheck'];
 
@@ -161,7 +164,7 @@ export class UpstreamState {
           this.name,
           healthCheck,
           () => this.endpoints,
-          (endpoint) => new Pool(endpoint.origin, { ...poolOptions(this.config, endpoint.url).options, connections: 1 }),
+          (endpoint) => new Pool(endpoint.origin, { ...endpoint.poolOptions, connections: 1 }),
           options.onHealthChange,
         );
         this.health.start();
@@ -185,23 +188,23 @@ function sameSettings(a: object | undefined, b: object | undefined): boolean {
 
 /**
  * Options of the pool of one endpoint; a change of any of them means a new
- * pool. For https, `serverName` is what requests name (EndpointState), and
- * the connector always uses the configured name or the endpoint's host
- * (none for an IP address, whose certificate is checked against the IP),
- * whatever name a request brings: the client's Host never picks the TLS
- * server name or the certificate check.
+ * pool, and so does a change of what the upstream's TLS files hold
+ * (`material`): a rotated client certificate or CA is used by new requests
+ * while the old pool drains. For https, `serverName` is what requests name
+ * (EndpointState), and the connector always uses the configured name or the
+ * endpoint's host (none for an IP address, whose certificate is checked
+ * against the IP), whatever name a request brings: the client's Host never
+ * picks the TLS server name or the certificate check.
  */
-function poolOptions(config: UpstreamConfig, url: string): { key: string; options: Pool.Options; serverName: string | undefined } {
-  const tls = config.tls;
-  const https = url.startsWith('https:');
-  const host = new URL(url).hostname.replace(/^\[|\]$/g, '');
-  const configured = https ? (tls?.serverName ?? (isIP(host) === 0 ? host : undefined)) : undefined;
-  const connectOptions = {
-    timeout: config.connectTimeout,
-    ...(configured ? { servername: configured } : {}),
-    ...(https && tls?.ca ? { ca: readFileSync(tls.ca) } : {}),
-    ...(https && tls?.insecureSkipVerify ? { rejectUnauthorized: false } : {}),
-  };
+function poolOptions(
+  config: UpstreamConfig,
+  url: string,
+  material: UpstreamTlsMaterial | undefined,
+): { key: string; options: Pool.Options; serverName: string | undefined } {
+  const tls: UpstreamTlsOptions | undefined = upstreamTlsOptions(config.tls, url, material);
+  const https = tls !== undefined;
+  const configured = tls?.servername;
+  const connectOptions = { timeout: config.connectTimeout, ...tls };
   let connect: Pool.Options['connect'] = connectOptions;
   if (https) {
     // What undici's Pool builds from an options object, with the request's server name replaced by ours.
@@ -219,8 +222,8 @@ function poolOptions(config: UpstreamConfig, url: string): { key: string; option
     headersTimeout: 0,
     bodyTimeout: 0,
   };
-  const key = JSON.stringify([config.connections, config.idleTimeout, config.connectTimeout, https ? tls ?? null : null]);
-  return { key, options, serverName: https ? (configured ?? host) : undefined };
+  const key = JSON.stringify([config.connections, config.idleTimeout, config.connectTimeout, https ? [config.tls ?? null, material?.hash ?? null] : null]);
+  return { key, options, serverName: https ? (configured ?? new URL(url).hostname.replace(/^\[|\]$/g, '')) : undefined };
 }
 
 /** How a registry runs the policies that keep state; the defaults suit a single process. */
@@ -245,9 +248,27 @@ export class UpstreamRegistry {
   readonly #options: RegistryOptions;
   /** In 'follow' mode, the last verdicts received: `${upstream} ${url}` of each unhealthy endpoint. */
   #followed = new Set<string>();
+  /** The upstreams' TLS files, watched: a usable change builds the pools again (new requests get the new files). */
+  readonly #tls = new UpstreamCertificates(() => this.#rebuild());
+  /** What the last reconcile was given, to build again from when a TLS file changes. */
+  #last: { upstreams: Readonly<Record<string, UpstreamConfig>>; secrets: Secrets } | undefined;
 
   constructor(options: RegistryOptions = {}) {
     this.#options = options;
+  }
+
+  /** The upstreams' client certificates and CAs in use, for GET /certs. */
+  certificates(): UpstreamCertificate[] {
+    return this.#tls.certificates();
+  }
+
+  #rebuild(): void {
+    if (!this.#last) return;
+    try {
+      this.reconcile(this.#last.upstreams, this.#last.secrets);
+    } catch (err) {
+      log.error({ err }, 'rebuilding the upstream pools after a TLS file change failed');
+    }
   }
 
   get(name: string): UpstreamState | undefined {
@@ -286,12 +307,15 @@ export class UpstreamRegistry {
    * Brings the registry in line with a config: new upstreams and endpoints get
    * pools, kept ones keep theirs (and their state), removed ones drain and close.
    * `secrets` says how each endpoint URL may be shown.
-   * Throws only when a TLS file cannot be read, before anything changed.
+   * Throws only when a TLS file cannot be used, before anything changed.
    */
   reconcile(upstreams: Readonly<Record<string, UpstreamConfig>>, secrets: Secrets = Secrets.NONE): void {
+    this.#tls.sync(upstreams);
+    this.#last = { upstreams, secrets };
     const planned = new Map<string, { config: UpstreamConfig; endpoints: Array<{ url: string } & ReturnType<typeof poolOptions>> }>();
     for (const [name, config] of Object.entries(upstreams)) {
-      planned.set(name, { config, endpoints: config.endpoints.map((url) => ({ url, ...poolOptions(config, url) })) });
+      const material = this.#tls.material(name);
+      planned.set(name, { config, endpoints: config.endpoints.map((url) => ({ url, ...poolOptions(config, url, material) })) });
     }
 
     const retired: EndpointState[] = [];
@@ -304,7 +328,7 @@ export class UpstreamRegistry {
           previous.delete(url);
           return kept;
         }
-        const fresh = new EndpointState(url, new Pool(new URL(url).origin, options), key, serverName);
+        const fresh = new EndpointState(url, new Pool(new URL(url).origin, options), key, serverName, options);
         if (kept) fresh.inherit(kept);
         return fresh;
       });
@@ -343,6 +367,8 @@ export class UpstreamRegistry {
   }
 
   async #end(how: 'close' | 'destroy'): Promise<void> {
+    this.#tls.close();
+    this.#last = undefined;
     const states = [...this.#upstreams.values()];
     for (const state of states) state.stopPolicies();
     const ending = states.flatMap((state) => state.endpoints.map((endpoint) => endpoint.pool[how]()));
