@@ -21,6 +21,7 @@ import { chart } from './lib/svg.ts';
 import { checkTargets, targetsTable } from './lib/targets.ts';
 import { ensureTools } from './lib/tools.ts';
 import { makeDocumentRoot } from './lib/www.ts';
+import { makeCertificate } from './lib/cert.ts';
 
 const BENCH = new URL('.', import.meta.url).pathname;
 const log = (line: string) => process.stderr.write(`${line}\n`);
@@ -59,7 +60,7 @@ async function main(): Promise<number> {
     const upstreamDown = (await waitHttp(upstreamPort, '/', upstream, 10_000, 200)) ?? (await waitTcp(tcpSourcePort, source, 10_000));
     if (upstreamDown) throw new Error(`the upstream did not start: ${upstreamDown}`);
 
-    const env: Env = { tmp, www, upstreamPort, tcpSourcePort, tools, cpu: cpuProxy, readyMs: 20_000 };
+    const env: Env = { tmp, www, upstreamPort, tcpSourcePort, tools, cpu: cpuProxy, readyMs: 20_000, tls: makeCertificate(tmp) };
     const wanted = new Set(scenarios.flatMap((s) => s.peers));
     const peers = new Map<string, Peer>();
     const skipped = new Map<string, string>();

@@ -29,7 +29,7 @@ export interface Plan {
   load: LoadContext;
 }
 
-type Target = { http: { port: number; target: string } } | { connect: { proxyPort?: number } } | { missing: string };
+type Target = { http: { port: number; target: string; https?: boolean; newConnections?: boolean } } | { connect: { proxyPort?: number } } | { missing: string };
 
 function targetOf(scenario: Scenario, peer: Peer, plan: Plan): Target {
   const isDirect = peer.name === 'direct';
@@ -38,6 +38,9 @@ function targetOf(scenario: Scenario, peer: Peer, plan: Plan): Target {
       return peer.ingress ? { http: { port: peer.ingress, target: scenario.path } } : { missing: 'no reverse-proxy port' };
     case 'static':
       return peer.static ? { http: { port: peer.static, target: scenario.path } } : { missing: 'no static port' };
+    case 'https':
+      if (plan.load.loader !== 'wrk') return { missing: 'the HTTPS scenarios need wrk' };
+      return peer.https ? { http: { port: peer.https, target: scenario.path, https: true, newConnections: scenario.newConnections } } : { missing: 'no HTTPS port' };
     case 'forward':
       if (isDirect) return { http: { port: plan.upstreamPort, target: scenario.path } };
       return peer.forward
@@ -53,7 +56,7 @@ function targetOf(scenario: Scenario, peer: Peer, plan: Plan): Target {
 async function smoke(scenario: Scenario, target: Target, plan: Plan): Promise<string | undefined> {
   try {
     if ('http' in target) {
-      const res = await probe(target.http.port, target.http.target, 5000);
+      const res = await probe(target.http.port, target.http.target, 5000, target.http.https ? 'https' : 'http');
       if (res.status !== 200 || res.bytes !== scenario.expectBytes) {
         return `GET ${target.http.target} answered ${res.status} with ${res.bytes} bytes (want 200 with ${scenario.expectBytes}): ${res.text.slice(0, 160)}`;
       }

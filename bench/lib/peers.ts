@@ -7,7 +7,7 @@
 import { execFileSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { nginxConf, sidecarYaml, squidConf } from './configs.ts';
+import { nginxConf, sidecarYaml, squidConf, type BenchCertificate } from './configs.ts';
 import { freePort, probe, waitHttp, waitUntil } from './net.ts';
 import { NODE, start, tail, type Proc } from './procs.ts';
 import type { ToolStatus } from './tools.ts';
@@ -23,6 +23,8 @@ export interface Env {
   /** CPU list for the proxy under test. */
   cpu?: string;
   readyMs: number;
+  /** The certificate of the HTTPS peers, or why there is none (absent: none was made, as in bench:ab). */
+  tls?: BenchCertificate | string;
 }
 
 /** A running peer and the ports of the roles it offers. */
@@ -36,6 +38,8 @@ export interface Peer {
   static?: number;
   /** Forward proxy port (absolute-form requests and CONNECT). */
   forward?: number;
+  /** HTTPS reverse proxy port (TLS offload of the same upstream). */
+  https?: number;
   /** Extra files of interest, truncated between runs (the sidecar's access log). */
   truncate?: string[];
 }
@@ -100,21 +104,22 @@ export const sendStatic: PeerSpec = {
 
 export const nginx: PeerSpec = {
   name: 'nginx',
-  about: 'NGINX proxy_pass with upstream keepalive, 1 worker, buffered access log; static with sendfile',
+  about: 'NGINX proxy_pass with upstream keepalive, 1 worker, buffered access log; static with sendfile; HTTPS with the sidecar-tls certificate',
   async start(env) {
     const bin = env.tools.nginx.path;
     if (!bin) throw new Error(`nginx ${env.tools.nginx.missing}`);
     const dir = join(env.tmp, 'nginx');
     mkdirSync(dir, { recursive: true });
-    const ports = { proxy: await freePort(), static: await freePort(), upstream: env.upstreamPort };
+    const tls = typeof env.tls === 'object' ? env.tls : undefined;
+    const ports = { proxy: await freePort(), static: await freePort(), upstream: env.upstreamPort, https: tls ? await freePort() : undefined };
     const conf = join(dir, 'nginx.conf');
-    writeFileSync(conf, nginxConf(dir, env.www, ports));
+    writeFileSync(conf, nginxConf(dir, env.www, ports, tls));
     const log = join(dir, 'nginx.out');
     const proc = start('nginx', bin, ['-p', dir, '-e', join(dir, 'nginx-error.log'), '-c', conf], log, { cpu: env.cpu });
     const logs = [log, join(dir, 'nginx-error.log')];
     check(await waitHttp(ports.proxy, '/', proc, env.readyMs, 200), logs);
     check(await waitHttp(ports.static, '/static/1k.bin', proc, env.readyMs, 200), logs);
-    return { name: 'nginx', proc, ingress: ports.proxy, static: ports.static };
+    return { name: 'nginx', proc, ingress: ports.proxy, static: ports.static, https: ports.https };
   },
 };
 
@@ -163,6 +168,8 @@ export interface SidecarLaunch {
   pinned?: boolean;
   /** The checkout whose src/cli.ts runs (default: this one); bench/ab.ts passes git worktrees. */
   root?: string;
+  /** HTTPS on ingress with the bench certificate: the listener then speaks TLS only. */
+  tls?: BenchCertificate;
 }
 
 /** Starts a sidecar from `root` with the realistic config on fresh ports and waits for /readyz. */
@@ -180,7 +187,7 @@ export async function launchSidecar(env: Env, name: string, launch: SidecarLaunc
   const dir = join(env.tmp, name);
   mkdirSync(dir, { recursive: true });
   const config = join(dir, 'sidecar.yaml');
-  writeFileSync(config, sidecarYaml(ports, join(env.www, 'static'), launch.access, launch.workers ?? 1));
+  writeFileSync(config, sidecarYaml(ports, join(env.www, 'static'), launch.access, launch.workers ?? 1, launch.tls));
   // JSON log lines (access log included) go to a file, so the terminal stays readable.
   const stdout = join(dir, 'sidecar-stdout.log');
   const stderr = join(dir, 'sidecar-stderr.log');
@@ -197,6 +204,7 @@ export async function launchSidecar(env: Env, name: string, launch: SidecarLaunc
     env: sidecarEnv,
   });
   check(await waitHttp(ports.admin, '/readyz', proc, env.readyMs, 200), [stderr, stdout]);
+  if (launch.tls) return { name, proc, https: ports.ingress, forward: ports.egress, truncate: [stdout] };
   return { name, proc, ingress: ports.ingress, static: ports.ingress, forward: ports.egress, truncate: [stdout] };
 }
 
@@ -210,6 +218,16 @@ export const sidecarNoLog = sidecarPeer('sidecar-nolog', false);
  */
 export const sidecarLog = sidecarPeer('sidecar-log', true, 1, true, 'the realistic sidecar config (access log on), a process used only to compare with sidecar-nolog');
 export const sidecarUnpinned = sidecarPeer('sidecar-1w', true, 1, false);
+
+/** The realistic config with `ingress.tls`: the subject of the HTTPS scenarios. */
+export const sidecarTls: PeerSpec = {
+  name: 'sidecar-tls',
+  about: 'the realistic sidecar config with ingress.tls (the same certificate as NGINX): TLS offload',
+  async start(env) {
+    if (typeof env.tls !== 'object') throw new Error(env.tls ?? 'no certificate was made for this run');
+    return launchSidecar(env, 'sidecar-tls', { access: true, tls: env.tls });
+  },
+};
 export const sidecarTwoWorkers = sidecarPeer('sidecar-2w', true, 2, false);
 
 /** Every peer, in start order. */
@@ -227,4 +245,5 @@ export const ALL_PEERS: readonly PeerSpec[] = [
   sidecarLog,
   sidecarUnpinned,
   sidecarTwoWorkers,
+  sidecarTls,
 ];
