@@ -89,12 +89,12 @@ ingress:
     expect((allowed.warnings ?? []).map(formatConfigError)).toEqual([expect.stringContaining(`ingress.tls.cert: warning: ${message}`)]);
   });
 
-  it('client certificates need a CA, and the client certificate header cannot be one the sidecar sets', async () => {
+  it('client certificates need a CA, the client certificate header cannot be one the sidecar sets, ciphers must be known', async () => {
     const file = configFile(
       'client-auth.yaml',
       `upstreams: { app: { endpoints: [http://127.0.0.1:7001] } }
 ingress:
-  tls: { cert: ${good.certFile}, key: ${good.keyFile}, clientAuth: require, forwardClientCert: X-Forwarded-For }
+  tls: { cert: ${good.certFile}, key: ${good.keyFile}, clientAuth: require, forwardClientCert: X-Forwarded-For, ciphers: NO-SUCH-CIPHER }
   routes: [ { match: { path: / }, upstream: app } ]
 `,
     );
@@ -102,6 +102,7 @@ ingress:
     expect(result.ok ? [] : result.errors.map((error) => `${error.path}: ${error.message}`)).toEqual([
       'ingress.tls.clientAuth: clientAuth: require needs ca (the CA file client certificates must chain to)',
       'ingress.tls.forwardClientCert: x-forwarded-for is a header the sidecar sets itself: name another (e.g. x-client-cert)',
+      'ingress.tls.ciphers: OpenSSL knows no cipher in "NO-SUCH-CIPHER" (see `openssl ciphers -v`)',
     ]);
   });
 });

@@ -5,6 +5,7 @@
  * are not their certificate's, expired certificates, and combinations that
  * cannot work (client certificates without a CA to check them against).
  */
+import { createSecureContext } from 'node:tls';
 import type { Config, ListenerTlsConfig, UpstreamConfig } from '../config/schema.ts';
 import type { PathSegment, Problem } from '../config/errors.ts';
 import { readCa, readKeyPair, type ReadResult } from './pem.ts';
@@ -58,6 +59,13 @@ function listenerProblems(at: readonly PathSegment[], tls: ListenerTlsConfig, no
   if (tls.ca !== undefined) problems.push(...caProblems(at, tls.ca));
   if (tls.clientAuth !== 'none' && tls.ca === undefined) {
     problems.push({ path: [...at, 'clientAuth'], message: `clientAuth: ${tls.clientAuth} needs ca (the CA file client certificates must chain to)` });
+  }
+  if (tls.ciphers !== undefined) {
+    try {
+      createSecureContext({ ciphers: tls.ciphers });
+    } catch {
+      problems.push({ path: [...at, 'ciphers'], message: `OpenSSL knows no cipher in "${tls.ciphers}" (see \`openssl ciphers -v\`)` });
+    }
   }
   const header = tls.forwardClientCert?.toLowerCase();
   if (header !== undefined) {
