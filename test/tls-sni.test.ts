@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeFileSync } from 'node:fs';
 import { request } from 'undici';
 import { clientEnv, run } from './helpers/egress.ts';
+import { metric } from './helpers/reload.ts';
 import { echoServer, type TestServer } from './helpers/servers.ts';
 import { startSidecar, TEST_BASE, type RunningSidecar } from './helpers/sidecar.ts';
 import { servedCertificate, TestCa, type IssuedCert } from './helpers/tls.ts';
@@ -83,5 +84,17 @@ ${sni}
     expect(await servedCertificate(port, ca.ca, 'api.example.test')).toBe(api2.fingerprint);
     expect(await servedCertificate(port, ca.ca, 'one.apps.example.test')).toBe(fallback.fingerprint);
     expect(await servedCertificate(port, ca.ca)).toBe(fallback.fingerprint);
+  });
+
+  it('a reload with a key of another certificate is refused whole, counted as a TLS reload failure, and the map stays', async () => {
+    const admin = sidecar.admin('').replace(/\/$/, '');
+    const failures = () => metric(admin, 'sidecar_tls_reloads_total', '{listener="ingress",upstream="",result="failure"}');
+    const before = await failures();
+    writeFileSync(sidecar.file, config(`      - { serverNames: [api.example.test], cert: ${api.certFile}, key: ${apps.keyFile} }`));
+    const reload = await request(sidecar.admin('/reload'), { method: 'POST' });
+    expect(reload.statusCode).toBe(400);
+    expect(JSON.stringify(await reload.body.json())).toContain('ingress.tls.sni[0].key: key');
+    expect(await failures()).toBe(before + 1);
+    expect(await servedCertificate(port, ca.ca, 'api.example.test')).toBe(api2.fingerprint);
   });
 });

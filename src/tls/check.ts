@@ -32,6 +32,19 @@ const RESERVED_HEADERS = new Set([
   'traceparent',
 ]);
 
+/**
+ * Whose TLS files a config error is about, from its key path: the listener
+ * (`ingress.tls...`) or the upstream (`upstreams.NAME.tls...`); undefined for
+ * any other error. A reload refused for such an error counts as a failed TLS
+ * reload too, as a failed rotation does.
+ */
+export function tlsOwnerOf(path: string): { listener: string; upstream: string } | undefined {
+  if (/^ingress\.tls(?:$|[.[])/.test(path)) return { listener: 'ingress', upstream: '' };
+  const upstream = /^upstreams(?:\.([A-Za-z_][A-Za-z0-9_-]*)|\[("(?:[^"\\]|\\.)*")\])\.tls(?:$|[.[])/.exec(path);
+  if (!upstream) return undefined;
+  return { listener: '', upstream: upstream[1] ?? (JSON.parse(upstream[2]) as string) };
+}
+
 /** Every problem of the `tls` blocks of a validated config whose paths are absolute. */
 export function tlsProblems(config: Config, now: number = Date.now()): Problem[] {
   const problems: Problem[] = [];
