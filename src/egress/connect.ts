@@ -28,7 +28,9 @@ import { LOOP_MESSAGE, type EgressDeps, type EgressDispatcher } from './dispatch
 import { DEFAULT_CONNECT_TIMEOUT_MS } from './destinations.ts';
 import { firstAllowing, pinnedLookup, resolveChecked, rulesFor } from './policy.ts';
 import { parseAuthority } from './target.ts';
-import { openTunnel, type TunnelTarget } from './tunnel.ts';
+import { openTunnel, type TunnelConnect, type TunnelTarget } from './tunnel.ts';
+import { refusalOf, UpstreamHold } from '../upstream/held.ts';
+import type { EndpointState } from '../upstream/registry.ts';
 
 /**
  * How long to wait for the client's first bytes after 200. Clients of
@@ -79,6 +81,13 @@ function peek(socket: Socket, head: Buffer): Promise<FirstBytes> {
  */
 function innerLimits(snapshot: Snapshot): ReturnType<typeof serverLimits> {
   return serverLimits(snapshot.config.egress);
+}
+
+/** Where a tunnel to a configured endpoint connects (its scheme's port when the URL has none). */
+function endpointTarget(endpoint: EndpointState, connectTimeout: number): TunnelTarget {
+  const url = new URL(endpoint.url);
+  const port = Number(url.port) || (url.protocol === 'https:' ? 443 : 80);
+  return { host: url.hostname.replace(/^\[|\]$/g, ''), port, connectTimeout };
 }
 
 /** What an HTTP request inside a tunnel needs to know about its CONNECT. */
@@ -158,6 +167,11 @@ export class ConnectHandler {
       });
     };
     if (route.upstream !== undefined) {
+      // A logical name whose upstream would refuse a tunnel (breaker open, maxConcurrent reached, no endpoint)
+      // refuses the CONNECT now, while the client can still read why (upstream/held.ts).
+      const upstream = this.#deps.registry.get(route.upstream);
+      const refusal = upstream ? refusalOf(upstream) : new ProxyError('no_healthy_endpoint', `upstream "${route.upstream}" is gone`);
+      if (refusal) return refuse(refusal, route.name);
       established();
       return;
     }
@@ -215,20 +229,31 @@ export class ConnectHandler {
         exchange.finish();
         return;
       }
-      // A logical name: the tunnel goes to one of the upstream's endpoints.
+      // A logical name: the tunnel goes to one of the upstream's endpoints, and counts with the upstream
+      // (breaker, maxConcurrent, connections, in-flight, ejection) like any request to it.
       exchange.setUpstream(upstream);
-      const picked = upstream.pick();
-      if (!picked) {
-        exchange.error = 'no_healthy_endpoint';
-        exchange.status = 503;
-        socket.destroy();
+      const hold = new UpstreamHold();
+      const done = () => {
+        hold.end();
         exchange.finish();
-        return;
-      }
-      const endpoint = new URL(picked.url);
-      const port = Number(endpoint.port) || (endpoint.protocol === 'https:' ? 443 : 80);
-      const tunnelTarget: TunnelTarget = { host: endpoint.hostname.replace(/^\[|\]$/g, ''), port, connectTimeout: route.connectTimeout ?? upstream.config.connectTimeout };
-      openTunnel(socket, tunnelTarget, first, idleTimeout, exchange, () => exchange.finish());
+      };
+      const connectTimeout = route.connectTimeout ?? upstream.config.connectTimeout;
+      hold
+        .open(upstream, {
+          start: (endpoint) =>
+            new Promise<TunnelConnect>((connected) => openTunnel(socket, endpointTarget(endpoint, connectTimeout), first, idleTimeout, exchange, done, connected)),
+          verdict: (outcome) => (outcome === 'failed' ? 'failed' : outcome === 'gone' ? 'nothing' : 'fine'),
+          opened: (outcome) => outcome === 'connected',
+        })
+        .catch((err: unknown) => {
+          // Refused before any connect (circuit_open, overloaded, no_healthy_endpoint): after the 200, all the client sees is the close.
+          if (!(err instanceof ProxyError)) log.error({ err, reqId: exchange.reqId }, 'CONNECT tunnel failed unexpectedly');
+          const error = err instanceof ProxyError ? err : new ProxyError('internal_error');
+          exchange.error = error.code;
+          exchange.status = error.status;
+          socket.destroy();
+          done();
+        });
       return;
     }
     // A pass-through: check the addresses for this route, then connect to exactly those (no second lookup to rebind).

@@ -25,7 +25,13 @@ export class EndpointState {
   readonly authority: string;
   readonly pool: Pool;
   readonly poolKey: string;
+  /** Requests, tunnels and WebSockets under way on it (GET /upstreams, least-request). */
   inFlight = 0;
+  /**
+   * Tunnels and WebSockets open on it: each holds a connection of its own,
+   * outside the pool, counted against `connections` (upstream/held.ts).
+   */
+  held = 0;
   /** Verdict of the active health check; true without one. */
   healthy = true;
   health = new HealthCount();
