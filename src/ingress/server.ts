@@ -1,8 +1,8 @@
 /**
  * The ingress listener: the sidecar in front of the app. A request takes one
  * snapshot at entry, finds its route (first match), and is served by a static
- * route or proxied to the route's upstream. WebSocket upgrades go through
- * http-proxy on routes that allow them.
+ * route or proxied to the route's upstream. WebSocket upgrades are relayed
+ * (websocket.ts) on routes that allow them.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -17,7 +17,8 @@ import { findRoute, pathOf, splitHost, type RouteInput } from '../proxy/route.ts
 import { Listener } from '../net/listener.ts';
 import type { ObservedResponse } from '../net/observed-response.ts';
 import { StaticHandlers } from './static-routes.ts';
-import { WebSocketForwarder } from './websocket.ts';
+import { forwardWebSocket } from './websocket.ts';
+import { isWebSocketUpgrade, refuseUpgrade } from '../upgrade/relay.ts';
 import { log } from '../observe/log.ts';
 
 /** Longest request-target we accept (NGINX's large_client_header_buffers default is 8k). */
@@ -40,11 +41,9 @@ export class IngressServer {
   readonly listener: Listener;
   readonly #deps: IngressDeps;
   readonly #statics = new StaticHandlers();
-  readonly #websockets: WebSocketForwarder;
 
   constructor(deps: IngressDeps, settings: ListenerSnapshot['settings']) {
     this.#deps = deps;
-    this.#websockets = new WebSocketForwarder();
     this.listener = new Listener('ingress', settings, {
       request: (req, res) => this.#onRequest(req, res),
       upgrade: (req, socket, head) => this.#onUpgrade(req, socket, head),
@@ -115,22 +114,28 @@ export class IngressServer {
     const ingress = snapshot.ingress;
     const hostInfo = splitHost(req.headers.host, ingress?.port ?? 80);
     const url = req.url ?? '/';
+    const exchange = new Exchange('ingress', requestIdOf(req.headers), req.method ?? 'GET', hostInfo?.host ?? '', pathOf(url), snapshot.config.log.access);
     const input: RouteInput | undefined = hostInfo && {
-      method: req.method ?? 'GET',
+      method: exchange.method,
       host: hostInfo.host,
       port: hostInfo.port,
-      path: pathOf(url),
+      path: exchange.path,
       headers: req.headers,
     };
     const index = ingress && input ? findRoute(ingress.routes, input) : -1;
     const route = index === -1 ? undefined : ingress!.routes[index];
     const upstream = route?.upstream === undefined ? undefined : this.#deps.registry.get(route.upstream);
     if (!route || !route.websocket || !upstream) {
-      this.#websockets.refuse(socket, new ProxyError('no_route', route ? `route "${route.name}" does not allow WebSocket upgrades` : undefined));
+      refuseUpgrade(socket, exchange, new ProxyError('no_route', route ? `route "${route.name}" does not allow WebSocket upgrades` : undefined));
+      return;
+    }
+    if (!isWebSocketUpgrade(req)) {
+      exchange.route = route.name;
+      refuseUpgrade(socket, exchange, new ProxyError('bad_request', `only WebSocket upgrades are relayed (GET with Upgrade: websocket), not ${JSON.stringify(req.headers.upgrade ?? '')}`));
       return;
     }
     this.listener.track(socket);
-    this.#websockets.forward(req, socket, head, route, upstream, snapshot.config.log.access);
+    forwardWebSocket(req, socket, head, route, upstream, exchange);
   }
 
   close(deadlineMs: number): Promise<void> {

@@ -8,7 +8,7 @@
  * and egress; what differs (Host, path) arrives in `ProxyTarget`.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { CompiledRoute } from '../config/compile.ts';
+import type { CompiledRoute, HeaderRules } from '../config/compile.ts';
 import type { ClientWatcher, Exchange } from '../observe/exchange.ts';
 import { retryStopsTotal, upstreamRetriesTotal } from '../observe/metrics.ts';
 import type { EndpointState, UpstreamState } from '../upstream/registry.ts';
@@ -40,6 +40,22 @@ export function rewritePath(url: string, route: CompiledRoute): string {
   if (!prefix || !url.startsWith(prefix)) return url;
   const rest = url.slice(prefix.length);
   return rest.startsWith('/') ? rest : `/${rest}`;
+}
+
+/**
+ * The headers of one try on `endpoint` (headers.ts), for a proxied request and
+ * a WebSocket upgrade (upgrade/relay.ts, `keepUpgrade`) alike.
+ */
+export function tryHeaders(
+  req: IncomingMessage,
+  target: ProxyTarget,
+  endpoint: EndpointState,
+  requestId: string,
+  rules: HeaderRules | undefined,
+  keepUpgrade: boolean,
+): string[] {
+  const info = { host: target.host ?? endpoint.authority, clientAddress: req.socket.remoteAddress, proto: 'http', originalHost: target.originalHost, requestId, keepUpgrade } as const;
+  return upstreamRequestHeaders(req.rawHeaders, req.headers, info, rules);
 }
 
 /** How much of the body to keep for a retry; 0 when this request can never be retried. */
@@ -128,18 +144,7 @@ class Flight implements ClientWatcher, BreakerTrial<AttemptOutcome>, HeadJudge {
     const endpoint = this.endpoint!;
     exchange.attempts++;
     exchange.endpoint = endpoint.authority;
-    const headers = upstreamRequestHeaders(
-      req.rawHeaders,
-      req.headers,
-      {
-        host: target.host ?? endpoint.authority,
-        clientAddress: req.socket.remoteAddress,
-        proto: 'http',
-        originalHost: target.originalHost,
-        requestId: exchange.reqId,
-      },
-      route.requestHeaders,
-    );
+    const headers = tryHeaders(req, target, endpoint, exchange.reqId, route.requestHeaders, false);
     const attempt = startAttempt(
       this.res,
       exchange,

@@ -7,7 +7,6 @@
  * pool for this reason); a breaker or health check whose settings changed is
  * started afresh.
  */
-import { readFileSync } from 'node:fs';
 import { Pool } from 'undici';
 import type { UpstreamConfig } from '../config/schema.ts';
 import { log } from '../observe/log.ts';
@@ -16,6 +15,7 @@ import { UpstreamBreaker } from './breaker.ts';
 import { RetryBudget } from './budget.ts';
 import { HealthChecker, HealthCount } from './health.ts';
 import { OutlierState, recordResult } from './outlier.ts';
+import { upstreamTlsOptions, type UpstreamTlsOptions } from './tls-options.ts';
 
 export class EndpointState {
   readonly url: string;
@@ -25,6 +25,8 @@ export class EndpointState {
   readonly authority: string;
   readonly pool: Pool;
   readonly poolKey: string;
+  /** TLS options of an https:// endpoint (the pool's, and those of the sidecar's own connections to it). */
+  readonly tls: UpstreamTlsOptions | undefined;
   /** Requests, tunnels and WebSockets under way on it (GET /upstreams, least-request). */
   inFlight = 0;
   /**
@@ -37,13 +39,15 @@ export class EndpointState {
   health = new HealthCount();
   outlier = new OutlierState();
 
-  constructor(url: string, pool: Pool, poolKey: string) {
+  /** `tls` defaults to the options of an upstream without `tls` config (an egress pass-through destination). */
+  constructor(url: string, pool: Pool, poolKey: string, tls: UpstreamTlsOptions | undefined = upstreamTlsOptions(undefined, url)) {
     const parsed = new URL(url);
     this.url = url;
     this.origin = parsed.origin;
     this.authority = parsed.host;
     this.pool = pool;
     this.poolKey = poolKey;
+    this.tls = tls;
   }
 
   /** Takes over the health and ejection state of the endpoint it replaces (same URL, new pool). */
@@ -156,15 +160,10 @@ function sameSettings(a: object | undefined, b: object | undefined): boolean {
 }
 
 /** Options of the pool of one endpoint; a change of any of them means a new pool. */
-function poolOptions(config: UpstreamConfig, url: string): { key: string; options: Pool.Options } {
-  const tls = config.tls;
-  const https = url.startsWith('https:');
-  const connect = {
-    timeout: config.connectTimeout,
-    ...(https && tls?.serverName ? { servername: tls.serverName } : {}),
-    ...(https && tls?.ca ? { ca: readFileSync(tls.ca) } : {}),
-    ...(https && tls?.insecureSkipVerify ? { rejectUnauthorized: false } : {}),
-  };
+function poolOptions(config: UpstreamConfig, url: string): { key: string; options: Pool.Options; tls: UpstreamTlsOptions | undefined } {
+  const tls = upstreamTlsOptions(config.tls, url);
+  const https = tls !== undefined;
+  const connect = { timeout: config.connectTimeout, ...tls };
   const options: Pool.Options = {
     connections: config.connections,
     // Below the endpoint's own keep-alive timeout, so we never reuse a socket it is closing.
@@ -176,8 +175,8 @@ function poolOptions(config: UpstreamConfig, url: string): { key: string; option
     headersTimeout: 0,
     bodyTimeout: 0,
   };
-  const key = JSON.stringify([config.connections, config.idleTimeout, config.connectTimeout, https ? tls ?? null : null]);
-  return { key, options };
+  const key = JSON.stringify([config.connections, config.idleTimeout, config.connectTimeout, https ? config.tls ?? null : null]);
+  return { key, options, tls };
 }
 
 export class UpstreamRegistry {
@@ -197,7 +196,7 @@ export class UpstreamRegistry {
    * Throws only when a TLS file cannot be read, before anything changed.
    */
   reconcile(upstreams: Readonly<Record<string, UpstreamConfig>>): void {
-    const planned = new Map<string, { config: UpstreamConfig; endpoints: Array<{ url: string; key: string; options: Pool.Options }> }>();
+    const planned = new Map<string, { config: UpstreamConfig; endpoints: Array<{ url: string; key: string; options: Pool.Options; tls: UpstreamTlsOptions | undefined }> }>();
     for (const [name, config] of Object.entries(upstreams)) {
       planned.set(name, { config, endpoints: config.endpoints.map((url) => ({ url, ...poolOptions(config, url) })) });
     }
@@ -206,13 +205,13 @@ export class UpstreamRegistry {
     for (const [name, plan] of planned) {
       const existing = this.#upstreams.get(name);
       const previous = new Map(existing?.endpoints.map((endpoint) => [endpoint.url, endpoint]));
-      const endpoints = plan.endpoints.map(({ url, key, options }) => {
+      const endpoints = plan.endpoints.map(({ url, key, options, tls }) => {
         const kept = previous.get(url);
         if (kept && kept.poolKey === key) {
           previous.delete(url);
           return kept;
         }
-        const fresh = new EndpointState(url, new Pool(new URL(url).origin, options), key);
+        const fresh = new EndpointState(url, new Pool(new URL(url).origin, options), key, tls);
         if (kept) fresh.inherit(kept);
         return fresh;
       });
