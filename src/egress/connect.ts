@@ -29,6 +29,7 @@ import { DEFAULT_CONNECT_TIMEOUT_MS } from './destinations.ts';
 import { firstAllowing, pinnedLookup, resolveChecked, rulesFor } from './policy.ts';
 import { parseAuthority } from './target.ts';
 import { openTunnel, type TunnelConnect, type TunnelTarget } from './tunnel.ts';
+import type { EgressUpgrades } from './websocket.ts';
 import { refusalOf, UpstreamHold } from '../upstream/held.ts';
 import type { EndpointState } from '../upstream/registry.ts';
 
@@ -90,6 +91,11 @@ function endpointTarget(endpoint: EndpointState, connectTimeout: number): Tunnel
   return { host: url.hostname.replace(/^\[|\]$/g, ''), port, connectTimeout };
 }
 
+/** The path of a request inside a tunnel: its destination is the CONNECT's host:port, whatever the request line or Host say. */
+function innerPath(url: string): string {
+  return url.startsWith('/') ? url : /^https?:\/\/[^/]*(\/.*)?$/i.exec(url)?.[1] ?? '/';
+}
+
 /** What an HTTP request inside a tunnel needs to know about its CONNECT. */
 interface TunnelContext {
   readonly host: string;
@@ -100,15 +106,17 @@ export class ConnectHandler {
   readonly #deps: EgressDeps;
   readonly #listener: Listener;
   readonly #dispatcher: EgressDispatcher;
+  readonly #upgrades: EgressUpgrades;
   /** Serves HTTP carried inside CONNECT tunnels; it never listens, sockets are handed to it. */
   readonly #inner: ObservedServer;
   readonly #contexts = new WeakMap<Socket, TunnelContext>();
   #draining = false;
 
-  constructor(deps: EgressDeps, listener: Listener, dispatcher: EgressDispatcher) {
+  constructor(deps: EgressDeps, listener: Listener, dispatcher: EgressDispatcher, upgrades: EgressUpgrades) {
     this.#deps = deps;
     this.#listener = listener;
     this.#dispatcher = dispatcher;
+    this.#upgrades = upgrades;
     this.#inner = createServer<typeof IncomingMessage, typeof ObservedResponse>(
       {
         ...innerLimits(deps.store.current()),
@@ -125,6 +133,7 @@ export class ConnectHandler {
     // A reload's new limits apply to the HTTP inside tunnels too (as Listener.setLimits does for the listener).
     deps.store.onSwap((next) => Object.assign(this.#inner, innerLimits(next)));
     this.#inner.on('clientError', answerClientError);
+    this.#inner.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.#onInnerUpgrade(req, socket, head));
     // Node tracks a server's connections (timeouts, closeIdleConnections) from 'listening' on;
     // this server is never bound, so start the tracking by hand.
     this.#inner.emit('listening');
@@ -196,13 +205,18 @@ export class ConnectHandler {
 
   #onInnerRequest(req: IncomingMessage, res: ObservedResponse): void {
     const context = this.#contexts.get(req.socket);
-    const url = req.url ?? '/';
-    // The destination is the CONNECT's host:port, whatever the request line or Host say.
-    const path = url.startsWith('/') ? url : /^https?:\/\/[^/]*(\/.*)?$/i.exec(url)?.[1] ?? '/';
+    const path = innerPath(req.url ?? '/');
     this.#dispatcher.handle(req, res, context && { scheme: 'http', host: context.host, port: context.port, path }, {
       authenticated: true,
       closeAfter: this.#draining,
     });
+  }
+
+  /** A WebSocket inside the tunnel: relayed to the CONNECT's host:port like an absolute-form one (the tunnel is tracked already). */
+  #onInnerUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const context = this.#contexts.get(req.socket);
+    const path = innerPath(req.url ?? '/');
+    this.#upgrades.handle(req, socket, head, context && { scheme: 'http', host: context.host, port: context.port, path }, { authenticated: true });
   }
 
   /** A blind tunnel on the first route that allows a CONNECT to this host:port without looking inside. */

@@ -4,6 +4,7 @@
  * authenticate, refuse loops, pick the first route for the destination, and
  * hand it to `proxyRequest` — a configured upstream for a logical name, or the
  * destination itself (a pooled pass-through) for a route without `upstream:`.
+ * WebSocket upgrades (websocket.ts) pass the same checks (`admit`, `target`).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ObservedResponse } from '../net/observed-response.ts';
@@ -15,11 +16,11 @@ import { Exchange } from '../observe/exchange.ts';
 import { log } from '../observe/log.ts';
 import { ProxyError, refuse } from '../proxy/errors.ts';
 import { carriesOwnVia, requestIdOf } from '../proxy/headers.ts';
-import { proxyRequest, rewritePath } from '../proxy/proxy.ts';
+import { proxyRequest, rewritePath, type ProxyTarget } from '../proxy/proxy.ts';
 import { findRoute, pathOf } from '../proxy/route.ts';
 import { PROXY_AUTHENTICATE, proxyAuthorized } from './auth.ts';
-import type { Destinations } from './destinations.ts';
-import { addressProblem, rulesFor, type OwnAddress } from './policy.ts';
+import type { DestinationLease, Destinations } from './destinations.ts';
+import { addressProblem, rulesFor, type DestinationRules, type OwnAddress } from './policy.ts';
 import { authorityOf, type Destination } from './target.ts';
 
 export interface EgressDeps {
@@ -38,6 +39,20 @@ export interface DispatchOptions {
 
 export const LOOP_MESSAGE = 'request loop: this request already went through this sidecar';
 
+/** Where an admitted egress exchange goes (EgressDispatcher.target). */
+export interface EgressTarget {
+  readonly target: ProxyTarget;
+  /** A pass-through destination's rules (undefined for a logical name): what a connection of the exchange's own must check (policy.checkedLookup). */
+  readonly rules: DestinationRules | undefined;
+  /** A pass-through destination's lease: release it once the exchange is over. */
+  readonly lease: DestinationLease | undefined;
+}
+
+/** The extra headers of a refusal: a 407 says how to authenticate. */
+export function refusalHeaders(error: ProxyError): Record<string, string> | undefined {
+  return error.code === 'proxy_auth_required' ? PROXY_AUTHENTICATE : undefined;
+}
+
 export class EgressDispatcher {
   readonly #deps: EgressDeps;
   readonly #destinations: Destinations;
@@ -47,13 +62,9 @@ export class EgressDispatcher {
     this.#destinations = destinations;
   }
 
-  /**
-   * Serves one request to `dest` (undefined = the target could not be parsed:
-   * 400). Takes the snapshot once, here, and keeps it to the end.
-   */
-  handle(req: IncomingMessage, res: ObservedResponse, dest: Destination | undefined, options: DispatchOptions): void {
-    const snapshot = this.#deps.store.current();
-    const exchange = new Exchange(
+  /** The record of one egress exchange to `dest`, for its access line and metrics. */
+  exchangeFor(req: IncomingMessage, dest: Destination | undefined, snapshot: Snapshot): Exchange {
+    return new Exchange(
       'egress',
       requestIdOf(req.headers),
       req.method ?? 'GET',
@@ -61,44 +72,68 @@ export class EgressDispatcher {
       pathOf(dest?.path ?? req.url ?? ''),
       snapshot.config.log.access,
     );
+  }
+
+  /**
+   * Serves one request to `dest` (undefined = the target could not be parsed:
+   * 400). Takes the snapshot once, here, and keeps it to the end.
+   */
+  handle(req: IncomingMessage, res: ObservedResponse, dest: Destination | undefined, options: DispatchOptions): void {
+    const snapshot = this.#deps.store.current();
+    const exchange = this.exchangeFor(req, dest, snapshot);
     if (options.closeAfter) res.setHeader('connection', 'close');
     res.observer = exchange;
 
-    const egress = snapshot.egress;
-    if (!egress || !dest) return refuse(res, exchange, new ProxyError(egress ? 'bad_request' : 'destination_denied'));
-    if (!options.authenticated && !proxyAuthorized(req.headers['proxy-authorization'], snapshot.config.egress?.auth)) {
-      return refuse(res, exchange, new ProxyError('proxy_auth_required'), PROXY_AUTHENTICATE);
-    }
-    if (carriesOwnVia(req.headers)) return refuse(res, exchange, new ProxyError('destination_denied', LOOP_MESSAGE));
-
-    const input = { method: exchange.method, host: dest.host, port: dest.port, path: exchange.path, headers: req.headers };
-    const index = findRoute(egress.routes, input);
-    if (index === -1) return refuse(res, exchange, new ProxyError('destination_denied'));
-    this.#forward(req, res, snapshot, index, dest, exchange).catch((err: unknown) => {
+    const index = this.admit(snapshot, req, dest, exchange, options.authenticated);
+    if (index instanceof ProxyError) return refuse(res, exchange, index, refusalHeaders(index));
+    this.#forward(req, res, snapshot, index, dest as Destination, exchange).catch((err: unknown) => {
       log.error({ err, reqId: exchange.reqId }, 'egress request failed unexpectedly');
       refuse(res, exchange, new ProxyError('internal_error'));
     });
   }
 
-  async #forward(req: IncomingMessage, res: ServerResponse, snapshot: Snapshot, index: number, dest: Destination, exchange: Exchange): Promise<void> {
+  /**
+   * The checks every egress exchange passes, requests and WebSocket upgrades
+   * alike: a destination, authentication, the loop guard, and the first route
+   * for it (none: 403). The route's index, or the refusal.
+   */
+  admit(snapshot: Snapshot, req: IncomingMessage, dest: Destination | undefined, exchange: Exchange, authenticated: boolean): number | ProxyError {
+    const egress = snapshot.egress;
+    if (!egress || !dest) return new ProxyError(egress ? 'bad_request' : 'destination_denied');
+    if (!authenticated && !proxyAuthorized(req.headers['proxy-authorization'], snapshot.config.egress?.auth)) {
+      return new ProxyError('proxy_auth_required');
+    }
+    if (carriesOwnVia(req.headers)) return new ProxyError('destination_denied', LOOP_MESSAGE);
+
+    const input = { method: exchange.method, host: dest.host, port: dest.port, path: exchange.path, headers: req.headers };
+    const index = findRoute(egress.routes, input);
+    return index === -1 ? new ProxyError('destination_denied') : index;
+  }
+
+  /**
+   * Where the exchange on route `index` goes: for a logical name, the
+   * upstream's endpoints with their own authority (or TLS name) as Host; for a
+   * route without `upstream:`, the destination itself, a pooled pass-through
+   * leased for this exchange, with the Host rebuilt from the target (RFC 9112
+   * 3.2.2: what the client put in Host is ignored). An IP literal is checked
+   * here; a name on every new connection (policy.checkedLookup).
+   */
+  target(snapshot: Snapshot, index: number, dest: Destination): EgressTarget | ProxyError {
     const route = snapshot.egress!.routes[index];
-    exchange.route = route.name;
     const path = rewritePath(dest.path, route);
     const asked = authorityOf(dest.scheme, dest.host, dest.port);
 
     if (route.upstream !== undefined) {
-      // A logical name: the upstream's endpoints get the request, with their own authority (or TLS name) as Host.
       const upstream = this.#deps.registry.get(route.upstream);
-      if (!upstream) return refuse(res, exchange, new ProxyError('no_healthy_endpoint', `upstream "${route.upstream}" is gone`));
-      await proxyRequest(req, res, route, { upstream, path, host: upstream.config.tls?.serverName, originalHost: asked }, exchange);
-      return;
+      if (!upstream) return new ProxyError('no_healthy_endpoint', `upstream "${route.upstream}" is gone`);
+      return { target: { upstream, path, host: upstream.config.tls?.serverName, originalHost: asked }, rules: undefined, lease: undefined };
     }
 
     const rules = rulesFor(snapshot.config.egress?.routes[index]?.match.host, this.#deps.ownAddresses);
-    // An IP literal is never looked up, so it is checked here; a name is checked on every new connection (policy.checkedLookup).
+    // An IP literal is never looked up, so it is checked here.
     if (isIP(dest.host) !== 0) {
       const problem = addressProblem(dest.host, dest.port, rules);
-      if (problem) return refuse(res, exchange, new ProxyError('destination_denied', problem));
+      if (problem) return new ProxyError('destination_denied', problem);
     }
     const lease = this.#destinations.acquire({
       scheme: dest.scheme,
@@ -107,12 +142,19 @@ export class EgressDispatcher {
       connectTimeout: route.connectTimeout,
       explicit: rules.explicit,
     });
-    if (!lease) return refuse(res, exchange, new ProxyError('overloaded', 'too many egress destinations in use'));
+    if (!lease) return new ProxyError('overloaded', 'too many egress destinations in use');
+    return { target: { upstream: lease.state, path, host: asked, originalHost: undefined }, rules, lease };
+  }
+
+  async #forward(req: IncomingMessage, res: ServerResponse, snapshot: Snapshot, index: number, dest: Destination, exchange: Exchange): Promise<void> {
+    const route = snapshot.egress!.routes[index];
+    exchange.route = route.name;
+    const chosen = this.target(snapshot, index, dest);
+    if (chosen instanceof ProxyError) return refuse(res, exchange, chosen);
     try {
-      // RFC 9112 3.2.2: the Host sent on is rebuilt from the target; what the client put in Host is ignored.
-      await proxyRequest(req, res, route, { upstream: lease.state, path, host: asked, originalHost: undefined }, exchange);
+      await proxyRequest(req, res, route, chosen.target, exchange);
     } finally {
-      lease.release();
+      chosen.lease?.release();
     }
   }
 }

@@ -3,7 +3,8 @@
  * on a node:http or https server, and a client that says how its upgrade
  * ended.
  */
-import type { IncomingMessage, Server } from 'node:http';
+import { Agent, type ClientRequest, type IncomingMessage, type RequestOptions, type Server } from 'node:http';
+import { connect } from 'node:net';
 import type { Server as HttpsServer } from 'node:https';
 import { WebSocket, WebSocketServer, type ClientOptions } from 'ws';
 
@@ -68,3 +69,20 @@ export function roundTrip(ws: WebSocket, text: string): Promise<string> {
   });
 }
 
+/**
+ * An http.Agent that sends every request to the HTTP proxy on
+ * 127.0.0.1:`proxyPort` in absolute-form (`GET http://host:port/path`), as
+ * http-proxy-agent does: how a `ws://` client goes through HTTP_PROXY.
+ */
+export function absoluteFormAgent(proxyPort: number): Agent {
+  const agent = new Agent();
+  const addRequest = (agent as unknown as { addRequest(req: ClientRequest, options: RequestOptions): void }).addRequest.bind(agent);
+  return Object.assign(agent, {
+    addRequest(req: ClientRequest, options: RequestOptions) {
+      // The head is written at the first write, after this: the request line gets the absolute target.
+      req.path = `http://${options.host}:${options.port}${req.path}`;
+      addRequest(req, options);
+    },
+    createConnection: () => connect(proxyPort, '127.0.0.1'),
+  });
+}

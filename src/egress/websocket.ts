@@ -1,0 +1,53 @@
+/**
+ * WebSocket upgrades through egress: an app's `ws://` client via HTTP_PROXY
+ * (absolute-form `GET http://host/ws` with `Upgrade: websocket`), or an
+ * Upgrade inside a CONNECT tunnel that carries HTTP. The destination is
+ * decided exactly as for any egress request (dispatch.ts): authentication,
+ * the loop guard, the first route for it (none: 403 destination_denied),
+ * then a logical name's upstream, or the pass-through destination with the
+ * same address checks (policy.ts: IP literals here, names on the connection's
+ * own lookup). Then the upgrade is relayed (upgrade/relay.ts) with the route's
+ * policies and the upstream's accounting.
+ *
+ * Any route that allows the destination allows its WebSockets (egress routes
+ * have no `websocket` key): a CONNECT to the same place could carry them as a
+ * blind tunnel anyway.
+ */
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { ConfigStore } from '../config/store.ts';
+import { ProxyError } from '../proxy/errors.ts';
+import { isWebSocketUpgrade, proxyUpgrade, refuseUpgrade } from '../upgrade/relay.ts';
+import { refusalHeaders, type EgressDispatcher } from './dispatch.ts';
+import { checkedLookup } from './policy.ts';
+import type { Destination } from './target.ts';
+
+export class EgressUpgrades {
+  readonly #store: ConfigStore;
+  readonly #dispatcher: EgressDispatcher;
+
+  constructor(store: ConfigStore, dispatcher: EgressDispatcher) {
+    this.#store = store;
+    this.#dispatcher = dispatcher;
+  }
+
+  /** Relays the upgrade `req` to `dest` (undefined = the target could not be parsed: 400), or refuses it. */
+  handle(req: IncomingMessage, socket: Duplex, head: Buffer, dest: Destination | undefined, options: { readonly authenticated: boolean }): void {
+    const snapshot = this.#store.current();
+    const exchange = this.#dispatcher.exchangeFor(req, dest, snapshot);
+    const index = this.#dispatcher.admit(snapshot, req, dest, exchange, options.authenticated);
+    if (index instanceof ProxyError) return refuseUpgrade(socket, exchange, index, refusalHeaders(index));
+    const route = snapshot.egress!.routes[index];
+    exchange.route = route.name;
+    if (!isWebSocketUpgrade(req)) {
+      const offered = JSON.stringify(req.headers.upgrade ?? '');
+      return refuseUpgrade(socket, exchange, new ProxyError('bad_request', `only WebSocket upgrades are relayed (GET with Upgrade: websocket), not ${offered}`));
+    }
+    const chosen = this.#dispatcher.target(snapshot, index, dest as Destination);
+    if (chosen instanceof ProxyError) return refuseUpgrade(socket, exchange, chosen);
+    // A pass-through's connection is checked where it really goes, as its pool's are; its lease
+    // keeps the destination from being evicted while the WebSocket is open.
+    const lookup = chosen.rules && checkedLookup((dest as Destination).port, chosen.rules);
+    proxyUpgrade(req, socket, head, route, { ...chosen.target, lookup }, exchange, () => chosen.lease?.release());
+  }
+}
