@@ -37,6 +37,11 @@ export interface ClusterHooks {
   reloadWorkers(): Promise<ReloadResult>;
   metricsText(): Promise<string>;
   upstreamsView(): Promise<unknown>;
+  /**
+   * Tells every worker this process's own listeners (the admin port) and every
+   * worker's: addresses egress must refuse as loops. Resolves once each has them.
+   */
+  shareOwnAddresses(own: readonly OwnAddress[]): Promise<void>;
   /** Drains and ends every worker. */
   stop(deadlineMs: number): Promise<void>;
 }
@@ -62,6 +67,8 @@ export class Sidecar {
   #app: AppSupervisor | undefined;
   #listening = false;
   #own: OwnAddress[] | undefined;
+  /** For a worker: the admin listener and the other workers' listeners, as its primary reports them. */
+  #peers: readonly OwnAddress[] = [];
   #draining = false;
   #watcher: ConfigWatcher | undefined;
   /** Reloads run one after the other (watcher, SIGHUP and POST /reload may coincide). */
@@ -143,6 +150,8 @@ export class Sidecar {
       await bind(this.#admin, snapshot.config.admin.listen);
     }
     this.#listening = true;
+    // Before 'sidecar listening': once that is logged, every worker refuses the admin port as a loop.
+    await this.#options.cluster?.shareOwnAddresses(this.localAddresses());
     configReloadsTotal.inc({ result: 'success' }, 0);
     configReloadsTotal.inc({ result: 'failure' }, 0);
     configLastReloadSuccess.set(snapshot.loadedAt.getTime() / 1000);
@@ -169,19 +178,39 @@ export class Sidecar {
   }
 
   /**
-   * Where this process listens now (egress refuses to send requests there: a
-   * loop). Kept once every listener is bound, since server.address() is a
-   * getsockname() call per listener and per egress request; a rebind clears it.
+   * Where egress must never send a request (a loop): the listeners of this
+   * process, and for a worker also the admin listener (the configured one at
+   * once, the bound one as the primary reports it) and the other workers'
+   * listeners. Kept once every listener is bound, since server.address() is a
+   * getsockname() call per listener and per egress request; a rebind or new
+   * peers clear it.
    */
   #ownAddresses(): OwnAddress[] {
     if (this.#own) return this.#own;
+    const own = [...this.localAddresses(), ...this.#peers];
+    if (this.#role === 'worker') {
+      // The admin port is bound by the primary: known from the config before the primary says where it is bound.
+      const admin = parseListen(this.store.current().config.admin.listen);
+      if (admin && admin.port !== 0) own.push({ address: admin.host, port: admin.port });
+    }
+    if (this.#listening) this.#own = own;
+    return own;
+  }
+
+  /** The listeners bound in this process now (what a worker reports to its primary). */
+  localAddresses(): OwnAddress[] {
     const own: OwnAddress[] = [];
     for (const listener of [this.#ingress?.listener, this.#egress?.listener, this.#admin]) {
       const address = listener?.server.address();
       if (address && typeof address === 'object') own.push({ address: address.address, port: address.port });
     }
-    if (this.#listening) this.#own = own;
     return own;
+  }
+
+  /** For a worker: the admin listener and every worker's listeners, from the primary. */
+  setPeerAddresses(addresses: readonly OwnAddress[]): void {
+    this.#peers = addresses;
+    this.#own = undefined;
   }
 
   #createApp(config: NonNullable<Snapshot['config']['app']>, snapshot: Snapshot): AppSupervisor {
@@ -231,6 +260,8 @@ export class Sidecar {
     configReloadsTotal.inc({ result: 'success' });
     configLastReloadSuccess.set(next.loadedAt.getTime() / 1000);
     log.info({ hash: next.hash }, 'config reloaded');
+    // The admin port may have moved: the workers know before the reload is answered.
+    await this.#options.cluster?.shareOwnAddresses(this.localAddresses());
     return { ok: true, hash: next.hash };
   }
 

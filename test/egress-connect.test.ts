@@ -118,7 +118,8 @@ egress:
   });
 
   it('answers 403 destination_denied for a CONNECT no route allows (host or port)', async () => {
-    for (const target of ['example.org:443', 'localhost:1', 'payments.internal.evil:80']) {
+    // Port 80 is accepted and each request inside answered 403 (hardening-egress-fetch-denied.test.ts).
+    for (const target of ['example.org:443', 'localhost:1', 'payments.internal.evil:443']) {
       const tunnel = await openConnect(proxy, target);
       expect(tunnel.status, target).toBe(403);
       expect(tunnel.response).toMatch(/x-sidecar-error: destination_denied/);

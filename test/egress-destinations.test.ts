@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { Destinations, type DestinationKey } from '../src/egress/destinations.ts';
 import { eventually } from './helpers/egress.ts';
 
-const key = (host: string, port = 80): DestinationKey => ({ scheme: 'http', host, port, connectTimeout: undefined, explicit: false });
+const key = (host: string, port = 80): DestinationKey => ({ route: 'anywhere', scheme: 'http', host, port, connectTimeout: undefined, reach: { exactHost: false, loopback: false, private: false } });
 
 describe('egress destinations', () => {
   it('reuses the state of a destination, and names it host:port', async () => {

@@ -1,11 +1,12 @@
 /**
- * Not an open proxy, even with a `*` route: requests back into the sidecar
- * (its own listeners, or carrying its own Via) are loops, and link-local /
- * cloud metadata addresses are refused unless a route names the host exactly.
+ * Not an open proxy, even with a `*` route (here with `allowLoopback: true`,
+ * to reach test servers on 127.0.0.1): requests back into the sidecar (its
+ * own listeners, or carrying its own Via) are loops, link-local addresses are
+ * refused unless a route names the host exactly, and cloud metadata addresses
+ * unless it sets `allowPrivate`.
  * The checks run on resolved addresses, so a name that resolves there is
- * refused too (glibc resolves the numeric name `2852039166` to
- * 169.254.169.254 without any DNS server, which makes the case testable on
- * loopback only).
+ * refused too (`localhost` resolves to this host's own listeners without any
+ * DNS server, which makes the case testable on loopback only).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addressProblem, type OwnAddress } from '../src/egress/policy.ts';
@@ -28,7 +29,7 @@ ingress:
 egress:
   listen: 127.0.0.1:0
   routes:
-    - { name: anywhere, match: { host: "*" } }
+    - { name: anywhere, match: { host: "*" }, allowLoopback: true }
 `);
     proxy = sidecar.egressPort!;
   });
@@ -95,7 +96,8 @@ egress:
   it('refuses a host name that resolves to the metadata address', async () => {
     const tunnel = await openConnect(proxy, '2852039166:80');
     expect(tunnel.status).toBe(403);
-    expect(tunnel.response).toMatch(/2852039166 resolves to 169\.254\.169\.254/);
+    // The numeric name is read as the literal it is (net/address.ts), as a resolver would read it.
+    expect(tunnel.response).toMatch(/169\.254\.169\.254 is a cloud metadata address/);
     // Absolute-form: the URL parser turns the number into 169.254.169.254, refused as a literal.
     const response = await proxiedRequest(proxy, 'http://2852039166/');
     expect(response.status).toBe(403);
@@ -107,13 +109,17 @@ describe('the address rules themselves', () => {
     { address: '127.0.0.1', port: 15001 },
     { address: '0.0.0.0', port: 8080 },
   ];
-  const wildcard = { explicit: false, own: () => own };
-  const named = { explicit: true, own: () => own };
+  const wildcard = { exactHost: false, loopback: false, private: false, own: () => own };
+  const named = { exactHost: true, loopback: false, private: false, own: () => own };
 
-  it('allows metadata and link-local addresses only for a route that names the host exactly', () => {
-    for (const address of ['169.254.169.254', '169.254.0.1', 'fd00:ec2::254', 'fe80::1', '::ffff:169.254.169.254']) {
-      expect(addressProblem(address, 80, wildcard), address).toMatch(/metadata/);
+  it('allows link-local addresses only for a route that names the host exactly, metadata addresses for none without allowPrivate', () => {
+    for (const address of ['169.254.0.1', 'fe80::1']) {
+      expect(addressProblem(address, 80, wildcard), address).toMatch(/link-local/);
       expect(addressProblem(address, 80, named), address).toBeUndefined();
+    }
+    for (const address of ['169.254.169.254', 'fd00:ec2::254', '::ffff:169.254.169.254']) {
+      expect(addressProblem(address, 80, wildcard), address).toMatch(/metadata/);
+      expect(addressProblem(address, 80, named), address).toMatch(/metadata/);
     }
   });
 

@@ -78,14 +78,14 @@ egress:
     expect(byName.seen.headers.host).toBe(`localhost:${other.port}`);
   });
 
-  it('labels pass-through destinations upstream="" in the metrics, so their number cannot grow the series', async () => {
+  it('labels pass-through destinations with their route in the metrics, so their number cannot grow the series', async () => {
     await echoed(`http://127.0.0.1:${other.port}/a`);
     await echoed(`http://localhost:${other.port}/b`);
     await echoed('http://payments.internal/c');
     const metrics = await (await fetch(sidecar.admin('/metrics'))).text();
     const series = metrics.split('\n').filter((line) => line.startsWith('sidecar_requests_total{listener="egress"'));
-    expect(series.some((line) => line.includes('route="local-echo",upstream="",'))).toBe(true);
-    expect(series.some((line) => line.includes('route="by-name",upstream="",'))).toBe(true);
+    expect(series.some((line) => line.includes('route="local-echo",upstream="local-echo",'))).toBe(true);
+    expect(series.some((line) => line.includes('route="by-name",upstream="by-name",'))).toBe(true);
     expect(series.some((line) => line.includes('route="payments",upstream="payments",'))).toBe(true);
     expect(metrics).not.toContain(`upstream="127.0.0.1:${other.port}"`);
     expect(metrics).not.toContain(`upstream="localhost:${other.port}"`);

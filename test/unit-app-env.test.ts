@@ -17,4 +17,25 @@ describe('appEnvironment', () => {
     expect(appEnvironment(app({ env: { NODE_COMPILE_CACHE: '/app/.cache' } }), undefined, inherited).NODE_COMPILE_CACHE).toBe('/app/.cache');
     expect(inherited.NODE_COMPILE_CACHE).toBe('/opt/sidecar/.compile-cache'); // the sidecar's own environment is untouched
   });
+
+  it('injects a proxy URL the app can use whatever the egress listen address looks like', () => {
+    // A wildcard or missing host is where egress listens, not where to reach it: 127.0.0.1 reaches
+    // `::` too (Node binds it dual-stack), and every client parses an IPv4 proxy URL.
+    const cases: Record<string, string> = {
+      ':15001': 'http://127.0.0.1:15001',
+      '0.0.0.0:15001': 'http://127.0.0.1:15001',
+      '[::]:15001': 'http://127.0.0.1:15001',
+      '[0:0::0]:15001': 'http://127.0.0.1:15001',
+      '[::1]:15001': 'http://[::1]:15001',
+      '127.0.0.1:15001': 'http://127.0.0.1:15001',
+      'localhost:15001': 'http://localhost:15001',
+    };
+    for (const [listen, expected] of Object.entries(cases)) {
+      const env = appEnvironment(app(), listen, {});
+      expect(env.HTTP_PROXY, listen).toBe(expected);
+      expect(env.https_proxy, listen).toBe(expected);
+      const url = new URL(env.HTTP_PROXY!);
+      expect(url.port, listen).toBe('15001');
+    }
+  });
 });

@@ -5,7 +5,10 @@
  * the app's exit ends the sidecar with the app's exit code.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { isIP } from 'node:net';
 import type { AppConfig } from '../config/schema.ts';
+import { parseListen } from '../config/units.ts';
+import { canonicalIp } from '../net/address.ts';
 import { log } from '../observe/log.ts';
 import { appRestartsTotal, appUp } from '../observe/metrics.ts';
 import { AppUsageSampler } from './usage.ts';
@@ -20,8 +23,8 @@ export function appEnvironment(config: AppConfig, egressListen: string | undefin
   const env: NodeJS.ProcessEnv = { ...inherited };
   delete env.NODE_COMPILE_CACHE;
   const inject = config.proxyEnv ?? egressListen !== undefined;
-  if (inject && egressListen) {
-    const proxy = `http://${egressListen.startsWith('0.0.0.0:') ? `127.0.0.1:${egressListen.slice(8)}` : egressListen}`;
+  const proxy = egressListen === undefined ? undefined : proxyUrl(egressListen);
+  if (inject && proxy) {
     const noProxy = 'localhost,127.0.0.1,::1';
     Object.assign(env, {
       HTTP_PROXY: proxy,
@@ -34,6 +37,22 @@ export function appEnvironment(config: AppConfig, egressListen: string | undefin
     });
   }
   return Object.assign(env, config.env);
+}
+
+/**
+ * The URL the app reaches egress at. A wildcard or missing host (`0.0.0.0:P`,
+ * `[::]:P`, `:P`) says where egress listens, not where to reach it: the app
+ * gets 127.0.0.1, which reaches a `::` listener too (Node binds it
+ * dual-stack) and which every client parses (some mishandle a bracketed IPv6
+ * proxy host). An IPv6 address gets its brackets.
+ */
+function proxyUrl(listen: string): string | undefined {
+  const address = parseListen(listen);
+  if (!address) return undefined;
+  const ip = canonicalIp(address.host);
+  if (ip === '0.0.0.0' || ip === '::') return `http://127.0.0.1:${address.port}`;
+  const host = ip === undefined ? address.host : isIP(ip) === 6 ? `[${ip}]` : ip;
+  return `http://${host}:${address.port}`;
 }
 
 /** Backoff between restarts: 100ms doubling to 10s, reset after a minute of uptime. */

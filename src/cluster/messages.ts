@@ -3,19 +3,26 @@
  * channel of node:cluster.
  */
 import type { ReloadResult } from '../admin/server.ts';
+import type { OwnAddress } from '../egress/policy.ts';
 
-/** A question the primary asks every worker; each answers with a `reply` of the same id. */
-export type WorkerQuestion = 'reload' | 'metrics' | 'upstreams';
+/**
+ * A question the primary asks every worker; each answers with a `reply` of
+ * the same id. `own-addresses` carries `addresses`: the primary's admin
+ * listener and every worker's listeners, which egress must never reach (a loop).
+ */
+export type WorkerQuestion = 'reload' | 'metrics' | 'upstreams' | 'own-addresses';
 
 export type ToWorker =
-  | { readonly type: 'ask'; readonly id: number; readonly question: WorkerQuestion }
+  | { readonly type: 'ask'; readonly id: number; readonly question: WorkerQuestion; readonly addresses?: readonly OwnAddress[] }
   | { readonly type: 'app-ready'; readonly ready: boolean };
 
+/** `listening` and `addresses` (after a reload) carry the listeners the worker has bound. */
 export type ToPrimary =
-  | { readonly type: 'listening' }
+  | { readonly type: 'listening'; readonly addresses: readonly OwnAddress[] }
+  | { readonly type: 'addresses'; readonly addresses: readonly OwnAddress[] }
   | { readonly type: 'reply'; readonly id: number; readonly answer: WorkerAnswer };
 
-/** reload -> ReloadResult; metrics -> prom-client's metrics as JSON; upstreams -> the worker's /upstreams view. */
+/** reload -> ReloadResult; metrics -> prom-client's metrics as JSON; upstreams -> the worker's /upstreams view; own-addresses -> true. */
 export type WorkerAnswer = ReloadResult | unknown;
 
 export function isMessage<T extends { type: string }>(value: unknown): value is T {

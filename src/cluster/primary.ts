@@ -2,7 +2,8 @@
  * The primary of a multi-process sidecar (`workers` > 1, node:cluster): forks
  * the workers, restarts one that dies, tells them the app's readiness, asks
  * them to reload, gathers their metrics and upstream state for the admin port,
- * and drains them at shutdown. The workers bind the proxy listeners
+ * tells each the addresses that egress must not reach (the admin listener,
+ * every worker's listeners), and drains them at shutdown. The workers bind the proxy listeners
  * themselves with SO_REUSEPORT, so the kernel spreads connections and no byte
  * of traffic passes through this process.
  */
@@ -10,6 +11,7 @@ import cluster, { type Worker } from 'node:cluster';
 import { AggregatorRegistry } from 'prom-client';
 import type { ReloadResult } from '../admin/server.ts';
 import type { ClusterHooks } from '../sidecar.ts';
+import type { OwnAddress } from '../egress/policy.ts';
 import { registry } from '../observe/metrics.ts';
 import { log } from '../observe/log.ts';
 import { isMessage, type ToPrimary, type ToWorker, type WorkerQuestion } from './messages.ts';
@@ -32,6 +34,10 @@ export class WorkerPool implements ClusterHooks {
   readonly #listening = new Set<Worker>();
   readonly #alive = new Set<Worker>();
   readonly #questions = new Map<number, Question>();
+  /** The listeners each worker reported (after start, after each reload). */
+  readonly #workerAddresses = new Map<Worker, readonly OwnAddress[]>();
+  /** This process's own listeners (the admin port). */
+  #primaryAddresses: readonly OwnAddress[] = [];
   #nextId = 1;
   #stopping = false;
   /** Until every worker first listens: a worker that dies then is a start-up failure, not restarted. */
@@ -80,6 +86,11 @@ export class WorkerPool implements ClusterHooks {
         this.#listening.add(worker);
         this.#send(worker, { type: 'app-ready', ready: this.#appReady });
         log.info({ workerPid: worker.process.pid, listening: this.#listening.size, of: this.#count }, 'worker listening');
+        this.#workerAddresses.set(worker, message.addresses);
+        void this.#shareAddresses();
+      } else if (message.type === 'addresses') {
+        this.#workerAddresses.set(worker, message.addresses);
+        void this.#shareAddresses();
       } else if (message.type === 'reply') {
         this.#answered(worker, message.id, message.answer);
       }
@@ -92,7 +103,9 @@ export class WorkerPool implements ClusterHooks {
     this.#alive.delete(worker);
     this.#listening.delete(worker);
     for (const [id, question] of this.#questions) if (question.waiting.has(worker)) this.#answered(worker, id, undefined);
+    const hadAddresses = this.#workerAddresses.delete(worker);
     if (this.#stopping || this.#starting) return;
+    if (hadAddresses) void this.#shareAddresses();
     log.error({ workerPid: worker.process.pid, code, signal, delayMs: this.#restartDelay }, 'worker died; starting a new one');
     setTimeout(() => {
       if (!this.#stopping) this.#fork();
@@ -116,7 +129,7 @@ export class WorkerPool implements ClusterHooks {
   }
 
   /** Asks every listening worker; resolves with the answers that came in time (undefined for the others). */
-  #ask(question: WorkerQuestion): Promise<unknown[]> {
+  #ask(question: WorkerQuestion, addresses?: readonly OwnAddress[]): Promise<unknown[]> {
     const id = this.#nextId++;
     const waiting = new Set(this.#listening);
     if (waiting.size === 0) return Promise.resolve([]);
@@ -136,7 +149,7 @@ export class WorkerPool implements ClusterHooks {
           resolve(answers);
         },
       });
-      for (const worker of waiting) this.#send(worker, { type: 'ask', id, question });
+      for (const worker of waiting) this.#send(worker, { type: 'ask', id, question, addresses });
     });
   }
 
@@ -145,6 +158,26 @@ export class WorkerPool implements ClusterHooks {
     if (!question || !question.waiting.delete(worker)) return;
     question.answers.push(answer);
     if (question.waiting.size === 0) question.done();
+  }
+
+  /** Records this process's own listeners and tells every worker; resolves once each has them (or did not answer in time). */
+  async shareOwnAddresses(own: readonly OwnAddress[]): Promise<void> {
+    this.#primaryAddresses = own;
+    await this.#shareAddresses();
+  }
+
+  /**
+   * Tells every listening worker the admin listener and every worker's
+   * listeners. Workers share the configured ports, but not always the moment
+   * they bind them (a reload rebinds one worker after the other), and the
+   * admin port exists in this process only.
+   */
+  async #shareAddresses(): Promise<void> {
+    const unique = new Map<string, OwnAddress>();
+    for (const entry of [this.#primaryAddresses, ...this.#workerAddresses.values()].flat()) {
+      unique.set(`${entry.address} ${entry.port}`, { address: entry.address, port: entry.port });
+    }
+    await this.#ask('own-addresses', [...unique.values()]);
   }
 
   async reloadWorkers(): Promise<ReloadResult> {

@@ -1,15 +1,17 @@
 /**
  * A cluster worker: a Sidecar that serves ingress and egress on SO_REUSEPORT
  * listeners and answers its primary's questions (reload, metrics, upstream
- * state). It drains and exits on SIGTERM from the primary; SIGINT (a Ctrl-C
- * sent to the whole process group) is left to the primary to coordinate.
+ * state). It tells the primary which listeners it bound, and learns from it
+ * the admin listener and the other workers' listeners (egress's loop guard).
+ * It drains and exits on SIGTERM from the primary; SIGINT (a Ctrl-C sent to
+ * the whole process group) is left to the primary to coordinate.
  */
 import { compile } from '../config/compile.ts';
 import { formatConfigError, loadConfigFile } from '../config/load.ts';
 import { Sidecar, DRAIN_DEADLINE_MS } from '../sidecar.ts';
 import { registry } from '../observe/metrics.ts';
 import { flushLogs, log } from '../observe/log.ts';
-import { isMessage, type ToPrimary, type ToWorker, type WorkerQuestion } from './messages.ts';
+import { isMessage, type ToPrimary, type ToWorker } from './messages.ts';
 
 function send(message: ToPrimary): void {
   process.send?.(message);
@@ -28,14 +30,21 @@ export async function runWorker(configPath: string): Promise<number | undefined>
     appReady: () => appReady,
   });
 
-  const answer = async (question: WorkerQuestion): Promise<unknown> => {
-    switch (question) {
-      case 'reload':
-        return sidecar.reload();
+  const answer = async (message: Extract<ToWorker, { type: 'ask' }>): Promise<unknown> => {
+    switch (message.question) {
+      case 'reload': {
+        const result = await sidecar.reload();
+        // Before the reply: the primary then shares the new addresses with the others before it answers the reload.
+        send({ type: 'addresses', addresses: sidecar.localAddresses() });
+        return result;
+      }
       case 'metrics':
         return registry.getMetricsAsJSON();
       case 'upstreams':
         return sidecar.upstreamsView();
+      case 'own-addresses':
+        sidecar.setPeerAddresses(message.addresses ?? []);
+        return true;
     }
   };
   process.on('message', (message: unknown) => {
@@ -44,7 +53,7 @@ export async function runWorker(configPath: string): Promise<number | undefined>
       appReady = message.ready;
       return;
     }
-    answer(message.question).then(
+    answer(message).then(
       (value) => send({ type: 'reply', id: message.id, answer: value }),
       (err: unknown) => send({ type: 'reply', id: message.id, answer: { ok: false, errors: [(err as Error).message] } }),
     );
@@ -70,6 +79,6 @@ export async function runWorker(configPath: string): Promise<number | undefined>
     process.stderr.write(`sidecar worker: ${(err as Error).message}\n`);
     return 1;
   }
-  send({ type: 'listening' });
+  send({ type: 'listening', addresses: sidecar.localAddresses() });
   return undefined;
 }

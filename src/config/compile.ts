@@ -12,6 +12,7 @@ import type {
   StaticConfig,
   UpstreamConfig,
 } from './schema.ts';
+import { canonicalIp } from '../net/address.ts';
 import { parseListen } from './units.ts';
 
 /** Until the response head arrives, all tries together (Envoy's route timeout is 15s; ours is a little kinder). */
@@ -57,6 +58,18 @@ export interface CompiledRoute {
   readonly websocket: boolean;
   /** Egress pass-through connect timeout (ms). */
   readonly connectTimeout?: number;
+  /** Egress pass-through: which special addresses the route may reach (egress/policy.ts); absent on ingress routes. */
+  readonly reach?: Reach;
+}
+
+/** What an egress route lets a pass-through destination be, besides the addresses every route may reach. */
+export interface Reach {
+  /** The route names its host exactly (no `*`, not absent): loopback and link-local are then reachable. */
+  readonly exactHost: boolean;
+  /** `allowLoopback`: loopback, the unspecified address and this host's own addresses. */
+  readonly loopback: boolean;
+  /** `allowPrivate`: link-local and cloud metadata addresses. */
+  readonly private: boolean;
 }
 
 export interface ListenerSnapshot {
@@ -136,7 +149,15 @@ function compileRoute(
     maxBody: route.maxBody ?? listenerMaxBody,
     websocket: 'websocket' in route ? route.websocket : false,
     connectTimeout: 'connectTimeout' in route ? route.connectTimeout : undefined,
+    reach: compileReach(route),
   });
+}
+
+/** Egress routes only: which special addresses a pass-through destination of the route may be. */
+function compileReach(route: IngressRouteConfig | EgressRouteConfig): Reach | undefined {
+  if (!('allowLoopback' in route)) return undefined;
+  const host = route.match.host;
+  return Object.freeze({ exactHost: host !== undefined && !host.includes('*'), loopback: route.allowLoopback, private: route.allowPrivate });
 }
 
 function compileMatch(match: MatchConfig): CompiledMatch {
@@ -156,7 +177,12 @@ function compileMatch(match: MatchConfig): CompiledMatch {
   });
 }
 
-/** `*` any host, `*.example.com` any subdomain (not the apex, as in Envoy), else exact; case-insensitive. */
+/**
+ * `*` any host, `*.example.com` any subdomain (not the apex, as in Envoy), else
+ * exact; case-insensitive. An IP literal also matches in canonical form, as
+ * egress request hosts are given (egress/target.ts): `::ffff:127.0.0.1`
+ * matches 127.0.0.1.
+ */
 function hostMatcher(pattern: string): (host: string) => boolean {
   const lower = pattern.toLowerCase().replace(/^\[|\]$/g, '');
   if (lower === '*') return () => true;
@@ -164,7 +190,8 @@ function hostMatcher(pattern: string): (host: string) => boolean {
     const suffix = lower.slice(1);
     return (host) => host.length > suffix.length && host.endsWith(suffix);
   }
-  return (host) => host === lower;
+  const exact = canonicalIp(lower) ?? lower;
+  return (host) => host === exact || host === lower;
 }
 
 function compileHeaderRules(rules: { add?: Record<string, string>; remove?: string[] } | undefined): HeaderRules | undefined {

@@ -161,6 +161,18 @@ export const egressRouteSchema = z.strictObject({
   match: matchSchema.default({}),
   ...routePolicy,
   connectTimeout: duration.optional().meta({ description: 'Connect timeout for pass-through destinations.' }),
+  // Squid's to_localhost: by default a pass-through route that does not name its host exactly reaches nothing on this host.
+  allowLoopback: z
+    .boolean()
+    .default(false)
+    .meta({
+      description:
+        "Pass-through: loopback, the unspecified address and this host's own addresses are reachable (default: only through a route that names the host exactly; the sidecar's own listeners never are).",
+    }),
+  allowPrivate: z
+    .boolean()
+    .default(false)
+    .meta({ description: 'Pass-through: link-local and cloud metadata addresses (169.254.169.254 and the like) are reachable (default: never metadata; link-local only through a route that names the host exactly).' }),
 });
 
 /** Limits of a listening server (Node's http.Server options). */
@@ -260,7 +272,7 @@ export const configSchema = z
     ingress: ingressSchema.optional(),
     egress: egressSchema.optional(),
   })
-  .meta({ title: 'sidecar configuration', description: 'See README.md, "Configuration".' });
+  .meta({ title: 'sidecar configuration', description: 'See docs/configuration.md.' });
 
 /** The validated config, defaults filled in, durations in ms and sizes in bytes. */
 export type Config = z.output<typeof configSchema>;

@@ -9,7 +9,9 @@
  *   internal HTTP server, and every request on it is routed like an
  *   absolute-form request to the CONNECT's host:port. Node's fetch with
  *   NODE_USE_ENV_PROXY=1 sends `CONNECT host:80` even for http:// URLs; this
- *   is how those calls keep routing, retries, logs and metrics.
+ *   is how those calls keep routing, retries, logs and metrics, and why a
+ *   CONNECT to port 80 that no route allows is accepted: its requests get
+ *   their 403 one by one, which the app can read.
  */
 import { createServer, type IncomingMessage } from 'node:http';
 import { ObservedResponse, tellObserver, type ObservedServer } from '../net/observed-response.ts';
@@ -21,12 +23,11 @@ import { Exchange } from '../observe/exchange.ts';
 import { log } from '../observe/log.ts';
 import { ProxyError } from '../proxy/errors.ts';
 import { carriesOwnVia, requestIdOf } from '../proxy/headers.ts';
-import { findRoute } from '../proxy/route.ts';
 import { answerClientError, writeRawError } from '../net/raw-answer.ts';
 import { PROXY_AUTHENTICATE, proxyAuthorized } from './auth.ts';
 import { LOOP_MESSAGE, type EgressDeps, type EgressDispatcher } from './dispatch.ts';
 import { DEFAULT_CONNECT_TIMEOUT_MS } from './destinations.ts';
-import { firstAllowing, pinnedLookup, resolveChecked, rulesFor } from './policy.ts';
+import { admitConnect, firstAllowing, pinnedLookup, resolveChecked, rulesFor } from './policy.ts';
 import { parseAuthority } from './target.ts';
 import { openTunnel, type TunnelConnect, type TunnelTarget } from './tunnel.ts';
 import type { EgressUpgrades } from './websocket.ts';
@@ -42,17 +43,37 @@ const PEEK_WAIT_MS = 500;
 
 const ESTABLISHED = 'HTTP/1.1 200 Connection Established\r\n\r\n';
 
+/**
+ * A CONNECT to this port that no route allows is accepted all the same, so
+ * that the HTTP requests inside get a readable 403 each (see handle()). Other
+ * ports carry TLS, where a client shows the CONNECT's own 403.
+ */
+const DENIED_HTTP_PORT = 80;
+
 type FirstBytes = { readonly kind: 'http' | 'tunnel'; readonly chunk: Buffer | undefined } | { readonly kind: 'gone' };
 
-/** Waits for the first bytes the client sends through the tunnel and says what they are. */
+/**
+ * Empty lines a client may send before its first request line (RFC 9112 2.2:
+ * a server SHOULD ignore at least one); beyond this many bytes of them, the
+ * bytes are not taken for HTTP.
+ */
+const MAX_LEADING_BLANK = 1024;
+
+/** What the bytes so far are; undefined while they are only empty lines (wait for more). */
+function classify(seen: Buffer): FirstBytes | undefined {
+  const at = seen.findIndex((byte) => byte !== 0x0d && byte !== 0x0a);
+  if (at === -1) return seen.length > MAX_LEADING_BLANK ? { kind: 'tunnel', chunk: seen } : undefined;
+  const first = seen[at];
+  // 0x16 = TLS handshake record; 'A'..'Z' = the start of a method token. Node's HTTP parser skips the empty lines itself.
+  const http = first !== 0x16 && first >= 0x41 && first <= 0x5a;
+  return { kind: http ? 'http' : 'tunnel', chunk: seen };
+}
+
+/** Waits for the client's first significant bytes through the tunnel and says what they are. */
 function peek(socket: Socket, head: Buffer): Promise<FirstBytes> {
-  const classify = (chunk: Buffer): FirstBytes => {
-    const first = chunk[0];
-    // 0x16 = TLS handshake record; 'A'..'Z' = the start of a method token.
-    const http = first !== 0x16 && first >= 0x41 && first <= 0x5a;
-    return { kind: http ? 'http' : 'tunnel', chunk };
-  };
-  if (head.length > 0) return Promise.resolve(classify(head));
+  let seen = head;
+  const known = head.length > 0 ? classify(head) : undefined;
+  if (known) return Promise.resolve(known);
   return new Promise((resolve) => {
     const finish = (result: FirstBytes) => {
       clearTimeout(timer);
@@ -62,13 +83,16 @@ function peek(socket: Socket, head: Buffer): Promise<FirstBytes> {
       resolve(result);
     };
     const onData = (chunk: Buffer) => {
+      seen = seen.length === 0 ? chunk : Buffer.concat([seen, chunk]);
+      const result = classify(seen);
+      if (!result) return;
       socket.pause();
-      finish(classify(chunk));
+      finish(result);
     };
     const onGone = () => finish({ kind: 'gone' });
     const timer = setTimeout(() => {
       socket.pause();
-      finish({ kind: 'tunnel', chunk: undefined });
+      finish({ kind: 'tunnel', chunk: seen.length > 0 ? seen : undefined });
     }, PEEK_WAIT_MS);
     socket.on('data', onData);
     socket.once('end', onGone);
@@ -161,11 +185,6 @@ export class ConnectHandler {
       return refuse(new ProxyError('proxy_auth_required'), '', PROXY_AUTHENTICATE);
     }
     if (carriesOwnVia(req.headers)) return refuse(new ProxyError('destination_denied', LOOP_MESSAGE));
-    const index = firstAllowing(egress.routes, target.host, target.port);
-    if (index === -1) return refuse(new ProxyError('destination_denied'));
-    const route = egress.routes[index];
-    this.#listener.track(socket);
-
     const established = () => {
       if (!socket.writable) return;
       socket.write(ESTABLISHED);
@@ -175,6 +194,17 @@ export class ConnectHandler {
         else this.#tunnel(req, socket, first.chunk, snapshot, target, exchangeFor());
       });
     };
+    const first = firstAllowing(egress.routes, target.host, target.port);
+    if (first === -1 && target.port !== DENIED_HTTP_PORT) return refuse(new ProxyError('destination_denied'));
+    this.#listener.track(socket);
+    if (first === -1) {
+      // Node's fetch (NODE_USE_ENV_PROXY=1) sends http:// URLs through `CONNECT host:80` and shows nothing
+      // of a refused CONNECT but "fetch failed": accept, and let each request inside be answered by the
+      // routes (403 destination_denied, readable); anything else inside finds no route for a blind tunnel.
+      established();
+      return;
+    }
+    const route = egress.routes[first];
     if (route.upstream !== undefined) {
       // A logical name whose upstream would refuse a tunnel (breaker open, maxConcurrent reached, no endpoint)
       // refuses the CONNECT now, while the client can still read why (upstream/held.ts).
@@ -184,14 +214,11 @@ export class ConnectHandler {
       established();
       return;
     }
-    // A pass-through destination: refuse loops and metadata addresses now, with a proper status.
-    resolveChecked(target.host, target.port, rulesFor(snapshot.config.egress?.routes[index]?.match.host, this.#deps.ownAddresses)).then(
-      established,
-      (err: unknown) => {
-        const error = err instanceof ProxyError ? err : new ProxyError('upstream_connect_failed', `cannot resolve ${target.host}`, { cause: err });
-        refuse(error, route.name);
-      },
-    );
+    // A pass-through destination: refuse loops and forbidden addresses now, with a proper status.
+    admitConnect(egress.routes, target.host, target.port, this.#deps.ownAddresses).then((admission) => {
+      if (admission.error) refuse(admission.error, egress.routes[admission.index]?.name);
+      else established();
+    });
   }
 
   /** HTTP inside the tunnel: the peeked bytes go back in front, and the internal server parses. */
@@ -219,13 +246,13 @@ export class ConnectHandler {
     this.#upgrades.handle(req, socket, head, context && { scheme: 'http', host: context.host, port: context.port, path }, { authenticated: true });
   }
 
-  /** A blind tunnel on the first route that allows a CONNECT to this host:port without looking inside. */
+  /** A blind tunnel on the first route that allows this host:port without looking at a request (policy.firstAllowing). */
   #tunnel(req: IncomingMessage, socket: Socket, first: Buffer | undefined, snapshot: Snapshot, target: TunnelContext, exchange: Exchange): void {
     const egress = snapshot.egress!;
     const idleTimeout = snapshot.config.egress?.tunnelIdleTimeout ?? 0;
-    const index = findRoute(egress.routes, { method: 'CONNECT', host: target.host, port: target.port, path: '/', headers: req.headers });
+    const index = firstAllowing(egress.routes, target.host, target.port, true);
     if (index === -1) {
-      // The allow-list let the CONNECT in for HTTP only (e.g. routes with a path): no blind tunnel.
+      // The allow-list let the CONNECT in for HTTP only (routes with a path, methods, headers): no blind tunnel.
       exchange.error = 'destination_denied';
       exchange.status = 403;
       socket.destroy();
@@ -271,7 +298,7 @@ export class ConnectHandler {
       return;
     }
     // A pass-through: check the addresses for this route, then connect to exactly those (no second lookup to rebind).
-    const rules = rulesFor(snapshot.config.egress?.routes[index]?.match.host, this.#deps.ownAddresses);
+    const rules = rulesFor(route, this.#deps.ownAddresses);
     resolveChecked(target.host, target.port, rules).then(
       (addresses) => {
         const tunnelTarget: TunnelTarget = {

@@ -9,6 +9,7 @@ import { Pool } from 'undici';
 import { upstreamSchema } from '../config/schema.ts';
 import { log } from '../observe/log.ts';
 import { EndpointState, UpstreamState } from '../upstream/registry.ts';
+import type { Reach } from '../config/compile.ts';
 import { checkedLookup, type DestinationRules } from './policy.ts';
 import { authorityOf, hostPort } from './target.ts';
 
@@ -20,12 +21,14 @@ export const DESTINATION_IDLE_MS = 60_000;
 export const DEFAULT_CONNECT_TIMEOUT_MS = 2_000;
 
 export interface DestinationKey {
+  /** The route the destination is reached through: its `upstream` label in the metrics. */
+  readonly route: string;
   readonly scheme: 'http' | 'https';
   readonly host: string;
   readonly port: number;
   readonly connectTimeout: number | undefined;
-  /** The route names this host exactly (decides whether metadata addresses are allowed). */
-  readonly explicit: boolean;
+  /** Which special addresses the route lets the destination be (its pool's lookup checks them). */
+  readonly reach: Reach;
 }
 
 /** A destination in use; `release` once the request is over. */
@@ -93,7 +96,8 @@ export class Destinations {
    * `recency` instead, and only when the table is full).
    */
   acquire(key: DestinationKey): DestinationLease | undefined {
-    const id = JSON.stringify([key.scheme, key.host, key.port, key.connectTimeout ?? null, key.explicit]);
+    const { reach } = key;
+    const id = JSON.stringify([key.route, key.scheme, key.host, key.port, key.connectTimeout ?? null, reach.exactHost, reach.loopback, reach.private]);
     let entry = this.#entries.get(id);
     if (!entry) {
       if (this.#entries.size >= this.#max && !this.#evictOne()) return undefined;
@@ -156,9 +160,11 @@ function closePools(state: UpstreamState): void {
 
 /**
  * One destination as an upstream of one endpoint. Its name is `host:port`,
- * which is what the access log and metrics show as `upstream`. The pool
+ * which the access log shows as `upstream`; the metrics label it with its
+ * route's name instead (one series per route, however many destinations a `*`
+ * route reaches, and the route still told apart from the others). The pool
  * connects through `checkedLookup`, so every new connection is checked
- * against the loop and metadata rules on the address it really uses.
+ * against the route's address rules on the address it really uses.
  */
 function createState(key: DestinationKey, own: DestinationRules['own']): UpstreamState {
   const url = `${key.scheme}://${authorityOf(key.scheme, key.host, key.port)}`;
@@ -172,9 +178,8 @@ function createState(key: DestinationKey, own: DestinationRules['own']): Upstrea
     bodyTimeout: 0,
     connect: {
       timeout: config.connectTimeout,
-      lookup: checkedLookup(key.port, { explicit: key.explicit, own }),
+      lookup: checkedLookup(key.port, { ...key.reach, own }),
     },
   });
-  // Named host:port for the access log; labelled '' in the metrics (see UpstreamState.metricLabel).
-  return new UpstreamState(hostPort(key.host, key.port), config, [new EndpointState(url, pool, `egress:${url}`)], '');
+  return new UpstreamState(hostPort(key.host, key.port), config, [new EndpointState(url, pool, `egress:${url}`)], key.route);
 }

@@ -20,7 +20,7 @@ import { proxyRequest, rewritePath, type ProxyTarget } from '../proxy/proxy.ts';
 import { findRoute, pathOf } from '../proxy/route.ts';
 import { PROXY_AUTHENTICATE, proxyAuthorized } from './auth.ts';
 import type { DestinationLease, Destinations } from './destinations.ts';
-import { addressProblem, rulesFor, type DestinationRules, type OwnAddress } from './policy.ts';
+import { addressProblem, reachOf, rulesFor, type DestinationRules, type OwnAddress } from './policy.ts';
 import { authorityOf, type Destination } from './target.ts';
 
 export interface EgressDeps {
@@ -129,18 +129,19 @@ export class EgressDispatcher {
       return { target: { upstream, path, host: upstream.config.tls?.serverName, originalHost: asked }, rules: undefined, lease: undefined };
     }
 
-    const rules = rulesFor(snapshot.config.egress?.routes[index]?.match.host, this.#deps.ownAddresses);
-    // An IP literal is never looked up, so it is checked here.
+    const rules = rulesFor(route, this.#deps.ownAddresses);
+    // An IP literal is never looked up, so it is checked here; a name is checked on every new connection (policy.checkedLookup).
     if (isIP(dest.host) !== 0) {
       const problem = addressProblem(dest.host, dest.port, rules);
       if (problem) return new ProxyError('destination_denied', problem);
     }
     const lease = this.#destinations.acquire({
+      route: route.name,
       scheme: dest.scheme,
       host: dest.host,
       port: dest.port,
       connectTimeout: route.connectTimeout,
-      explicit: rules.explicit,
+      reach: reachOf(route),
     });
     if (!lease) return new ProxyError('overloaded', 'too many egress destinations in use');
     return { target: { upstream: lease.state, path, host: asked, originalHost: undefined }, rules, lease };

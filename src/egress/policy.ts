@@ -1,14 +1,21 @@
 /**
- * Where egress may not go, whatever the routes say: back into this sidecar (a
- * loop), and to link-local / cloud metadata addresses unless a route names the
- * host exactly. The check runs on resolved addresses, and the lookup that did
- * the check is the one the connection uses (`checkedLookup`), so a name that
- * resolves somewhere else a moment later (DNS rebinding) cannot slip through.
+ * Where egress may not go. Never back into this sidecar (a loop: its own
+ * listeners, whatever the route). Never to a cloud metadata address unless the
+ * route sets `allowPrivate`. And, Squid's `to_localhost`, a route that does not
+ * name its host exactly (`*`, `*.suffix`, no host) reaches neither loopback nor
+ * this host's own addresses without `allowLoopback`, nor link-local without
+ * `allowPrivate`. RFC 1918 and ULA ranges stay reachable: Kubernetes services
+ * live there. Addresses are compared in canonical form (net/address.ts).
+ *
+ * The check runs on resolved addresses, and the lookup that did the check is
+ * the one the connection uses (`checkedLookup`), so a name that resolves
+ * somewhere else a moment later (DNS rebinding) cannot slip through.
  */
 import { lookup as dnsLookup, type LookupAllOptions, type LookupOneOptions } from 'node:dns';
 import { BlockList, isIP, type LookupFunction } from 'node:net';
 import { networkInterfaces } from 'node:os';
-import type { CompiledRoute } from '../config/compile.ts';
+import type { CompiledRoute, Reach } from '../config/compile.ts';
+import { canonicalIp, embeddedIpv4 } from '../net/address.ts';
 import { ProxyError } from '../proxy/errors.ts';
 
 /** An address:port this process listens on (ingress, egress, admin). */
@@ -17,72 +24,114 @@ export interface OwnAddress {
   readonly port: number;
 }
 
-/** Link-local and metadata ranges (AWS/GCP/Azure 169.254.169.254, AWS IPv6 fd00:ec2::254). */
+/**
+ * Cloud metadata and credential endpoints: AWS, GCP, Azure, OpenStack, Oracle,
+ * DigitalOcean 169.254.169.254 (AWS IPv6 fd00:ec2::254, GCE IPv6 fd20:ce::254),
+ * AWS ECS task credentials 169.254.170.2, EKS Pod Identity 169.254.170.23 /
+ * fd00:ec2::23, Alibaba 100.100.100.200, Tencent 169.254.0.23, Azure WireServer
+ * 168.63.129.16, Oracle's older 192.0.0.192.
+ */
 const METADATA = new BlockList();
-METADATA.addSubnet('169.254.0.0', 16, 'ipv4');
-METADATA.addSubnet('fe80::', 10, 'ipv6');
-METADATA.addAddress('fd00:ec2::254', 'ipv6');
-
-/** Addresses that reach this host whatever interface a listener is bound to. */
-const LOCAL = new BlockList();
-LOCAL.addSubnet('127.0.0.0', 8, 'ipv4');
-LOCAL.addAddress('0.0.0.0', 'ipv4');
-LOCAL.addAddress('::1', 'ipv6');
-LOCAL.addAddress('::', 'ipv6');
-
-/** `::ffff:1.2.3.4` -> `1.2.3.4`, lower case; so one address has one spelling. */
-export function normalizeAddress(address: string): string {
-  const lower = address.toLowerCase().replace(/^\[|\]$/g, '');
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(lower);
-  return mapped ? mapped[1] : lower;
+for (const address of ['169.254.169.254', '169.254.170.2', '169.254.170.23', '169.254.0.23', '100.100.100.200', '168.63.129.16', '192.0.0.192']) {
+  METADATA.addAddress(address, 'ipv4');
 }
+for (const address of ['fd00:ec2::254', 'fd00:ec2::23', 'fd20:ce::254']) METADATA.addAddress(address, 'ipv6');
+
+const LINK_LOCAL = new BlockList();
+LINK_LOCAL.addSubnet('169.254.0.0', 16, 'ipv4');
+LINK_LOCAL.addSubnet('fe80::', 10, 'ipv6');
+
+const LOOPBACK = new BlockList();
+LOOPBACK.addSubnet('127.0.0.0', 8, 'ipv4');
+LOOPBACK.addAddress('::1', 'ipv6');
+
+/** "This host" (RFC 1122 0/8, and ::): connecting there reaches a local listener. */
+const UNSPECIFIED = new BlockList();
+UNSPECIFIED.addSubnet('0.0.0.0', 8, 'ipv4');
+UNSPECIFIED.addAddress('::', 'ipv6');
 
 function family(address: string): 'ipv4' | 'ipv6' {
   return isIP(address) === 6 ? 'ipv6' : 'ipv4';
 }
 
-/** Addresses of this machine's interfaces, read once per check (cheap, and interfaces can change). */
-function isLocalAddress(address: string): boolean {
-  if (LOCAL.check(address, family(address))) return true;
-  for (const entries of Object.values(networkInterfaces())) {
-    for (const entry of entries ?? []) {
-      if (normalizeAddress(entry.address) === address) return true;
+/** Interfaces change rarely; reading them once a second spares a getifaddrs() per new connection. */
+const INTERFACES_TTL_MS = 1_000;
+let interfaces: { readonly at: number; readonly addresses: ReadonlySet<string> } | undefined;
+
+/** True for an address of one of this machine's interfaces (canonical form). */
+function isInterfaceAddress(address: string): boolean {
+  const now = performance.now();
+  if (!interfaces || now - interfaces.at > INTERFACES_TTL_MS) {
+    const addresses = new Set<string>();
+    for (const entries of Object.values(networkInterfaces())) {
+      for (const entry of entries ?? []) addresses.add(canonicalIp(entry.address) ?? entry.address);
     }
+    interfaces = { at: now, addresses };
   }
-  return false;
+  return interfaces.addresses.has(address);
 }
 
-/** What a destination check needs besides the address. */
-export interface DestinationRules {
-  /** The route names this host exactly (no `*`): metadata / link-local addresses are then allowed. */
-  readonly explicit: boolean;
+/** True when a connection to `address` (canonical) stays on this host. */
+function reachesThisHost(address: string): boolean {
+  const kind = family(address);
+  return LOOPBACK.check(address, kind) || UNSPECIFIED.check(address, kind) || isInterfaceAddress(address);
+}
+
+/** What a destination check needs besides the address: the route's reach, and the sidecar's listeners. */
+export interface DestinationRules extends Reach {
   /** The sidecar's bound listeners, read at check time (a reload may rebind them). */
   readonly own: () => readonly OwnAddress[];
 }
 
-/** Why `address:port` is refused, or undefined when it is allowed. */
+/**
+ * Why `address:port` is refused, or undefined when it is allowed (or not an
+ * IP literal). Both sides are compared in canonical form (net/address.ts):
+ * `[::ffff:7f00:1]` or `127.1` is the listener on 127.0.0.1 as much as
+ * `127.0.0.1` is.
+ */
 export function addressProblem(rawAddress: string, port: number, rules: DestinationRules): string | undefined {
-  const address = normalizeAddress(rawAddress);
-  if (isIP(address) === 0) return undefined;
+  const address = canonicalIp(rawAddress);
+  if (address === undefined) return undefined;
   for (const own of rules.own()) {
     if (own.port !== port) continue;
-    const bound = normalizeAddress(own.address);
+    const bound = canonicalIp(own.address) ?? own.address;
     // `::` is dual-stack on Linux; `0.0.0.0` takes IPv4 only. Connecting to 0.0.0.0 or :: reaches this host.
     const wildcard = bound === '::' || (bound === '0.0.0.0' && family(address) === 'ipv4');
     const anyLocal = address === '0.0.0.0' || address === '::';
-    if (address === bound || anyLocal || (wildcard && isLocalAddress(address))) {
+    if (address === bound || anyLocal || (wildcard && reachesThisHost(address))) {
       return `request loop: ${rawAddress}:${port} is this sidecar's own listener`;
     }
   }
-  if (!rules.explicit && METADATA.check(address, family(address))) {
-    return `${rawAddress} is a link-local / metadata address (allowed only when a route names this host exactly)`;
-  }
-  return undefined;
+  return classProblem(rawAddress, address, rules) ?? classProblem(rawAddress, embeddedIpv4(address), rules);
 }
 
-/** True when the route's host pattern names `host` exactly (not `*` or `*.suffix`). */
-export function namesHostExactly(pattern: string | undefined): boolean {
-  return pattern !== undefined && !pattern.includes('*');
+/**
+ * Why the class of `address` (loopback, link-local, metadata, ...) is refused
+ * by the route's reach. A NAT64 or IPv4-compatible IPv6 address is judged by
+ * the IPv4 address it carries too.
+ */
+function classProblem(rawAddress: string, address: string | undefined, rules: DestinationRules): string | undefined {
+  if (address === undefined) return undefined;
+  const kind = family(address);
+  if (!rules.private && METADATA.check(address, kind)) {
+    return `${rawAddress} is a cloud metadata address (reachable only through a route with allowPrivate: true)`;
+  }
+  if (!rules.private && !rules.exactHost && LINK_LOCAL.check(address, kind)) {
+    return `${rawAddress} is a link-local address (reachable only through a route that names the host exactly, or with allowPrivate: true)`;
+  }
+  if (rules.loopback) return undefined;
+  if (UNSPECIFIED.check(address, kind)) {
+    // Not even for a route that names its host: a DNS sinkhole answers 0.0.0.0 for a name it blocks.
+    return `${rawAddress} is the unspecified address, which reaches this host's loopback (reachable only through a route with allowLoopback: true)`;
+  }
+  if (rules.exactHost) return undefined;
+  if (LOOPBACK.check(address, kind)) {
+    return `${rawAddress} is a loopback address (reachable only through a route that names the host exactly, or with allowLoopback: true)`;
+  }
+  if (isInterfaceAddress(address)) {
+    return `${rawAddress} is one of this host's own addresses, as good as loopback (reachable only through a route that names the host exactly, or with allowLoopback: true)`;
+  }
+  return undefined;
 }
 
 /** A resolved, checked address. */
@@ -98,11 +147,11 @@ export interface CheckedAddress {
  */
 export function resolveChecked(host: string, port: number, rules: DestinationRules): Promise<CheckedAddress[]> {
   return new Promise((resolve, reject) => {
-    const literal = isIP(normalizeAddress(host));
-    if (literal !== 0) {
-      const problem = addressProblem(host, port, rules);
+    const literal = canonicalIp(host);
+    if (literal !== undefined) {
+      const problem = addressProblem(literal, port, rules);
       if (problem) reject(new ProxyError('destination_denied', problem));
-      else resolve([{ address: normalizeAddress(host), family: literal }]);
+      else resolve([{ address: literal, family: isIP(literal) }]);
       return;
     }
     dnsLookup(host, { all: true, verbatim: true }, (err, addresses) => {
@@ -159,18 +208,61 @@ function answerLookup(
   callback(null, wanted.address, wanted.family);
 }
 
-/** Rules for a route: metadata addresses only when the route names the host exactly. */
-export function rulesFor(pattern: string | undefined, own: () => readonly OwnAddress[]): DestinationRules {
-  return { explicit: namesHostExactly(pattern), own };
+/** A route without a reach (never so on egress) reaches no special address. */
+const NO_REACH: Reach = Object.freeze({ exactHost: false, loopback: false, private: false });
+
+/** Which special addresses a pass-through destination reached through `route` may be. */
+export function reachOf(route: CompiledRoute): Reach {
+  return route.reach ?? NO_REACH;
 }
 
-/** Index of the first route whose host and ports allow `host:port` (CONNECT's allow-list, before any request is seen). */
-export function firstAllowing(routes: readonly CompiledRoute[], host: string, port: number): number {
-  for (let i = 0; i < routes.length; i++) {
+/** The rules of a pass-through destination reached through `route`. */
+export function rulesFor(route: CompiledRoute, own: () => readonly OwnAddress[]): DestinationRules {
+  return { ...reachOf(route), own };
+}
+
+/**
+ * Index of the first route at or after `from` whose host and ports allow
+ * `host:port`: CONNECT's allow-list, before any request is seen. With
+ * `blind`, only a route that can be judged without seeing a request counts:
+ * one that sets none of `path`,
+ * `pathRegex`, `methods` and `headers`. A blind tunnel shows none of them, so
+ * such a route must never open one (its headers would be the CONNECT's, which
+ * the client chooses; its path and method would be made up).
+ */
+export function firstAllowing(routes: readonly CompiledRoute[], host: string, port: number, blind = false, from = 0): number {
+  for (let i = from; i < routes.length; i++) {
     const match = routes[i].match;
     if (match.host !== undefined && !match.host(host)) continue;
     if (match.ports !== undefined && !match.ports.has(port)) continue;
+    if (blind && (match.path !== undefined || match.pathRegex !== undefined || match.methods !== undefined || match.headers !== undefined)) continue;
     return i;
   }
   return -1;
+}
+
+/** CONNECT's answer before `200`: the route that admits the tunnel, or why none does. */
+export type Admission = { readonly index: number; readonly error?: undefined } | { readonly index: number; readonly error: ProxyError };
+
+/**
+ * The first route that allows `host:port` and, for a pass-through, whose
+ * rules accept every address of the host. A later route may accept what an
+ * earlier one refuses (a `*` route before one that names the host), so each
+ * is tried in turn; the refusal given is the first route's. A name that does
+ * not resolve is refused at once (502).
+ */
+export async function admitConnect(routes: readonly CompiledRoute[], host: string, port: number, own: () => readonly OwnAddress[]): Promise<Admission> {
+  let refusal: Admission | undefined;
+  for (let i = firstAllowing(routes, host, port); i !== -1; i = firstAllowing(routes, host, port, false, i + 1)) {
+    const route = routes[i];
+    if (route.upstream !== undefined) return { index: i };
+    try {
+      await resolveChecked(host, port, rulesFor(route, own));
+      return { index: i };
+    } catch (err) {
+      if (!(err instanceof ProxyError)) return { index: i, error: new ProxyError('upstream_connect_failed', `cannot resolve ${host}`, { cause: err }) };
+      refusal ??= { index: i, error: err };
+    }
+  }
+  return refusal ?? { index: -1, error: new ProxyError('destination_denied') };
 }

@@ -5,8 +5,14 @@
  * directly, origin-form with the destination given elsewhere.
  */
 import { isIP } from 'node:net';
+import { canonicalIp } from '../net/address.ts';
 
-/** Where a request goes: scheme, lower-case host (IPv6 without brackets), port, and path with query. */
+/**
+ * Where a request goes: scheme, lower-case host, port, and path with query.
+ * An IP literal host is in canonical form (net/address.ts: `127.1` and
+ * `[::ffff:7f00:1]` are `127.0.0.1`, IPv6 without brackets), so routes and
+ * the loop guard see one spelling of each address.
+ */
 export interface Destination {
   readonly scheme: 'http' | 'https';
   readonly host: string;
@@ -47,8 +53,9 @@ export function parseAbsolute(url: string): Destination | undefined {
     return undefined;
   }
   const scheme = parsed.protocol === 'https:' ? 'https' : 'http';
-  const host = parsed.hostname.replace(/^\[|\]$/g, '').toLowerCase();
-  if (!host || !validHost(host)) return undefined;
+  const named = parsed.hostname.replace(/^\[|\]$/g, '').toLowerCase();
+  if (!named || !validHost(named)) return undefined;
+  const host = canonicalIp(named) ?? named;
   const port = parsed.port === '' ? DEFAULT_PORT[scheme] : Number(parsed.port);
   if (port < 1) return undefined;
   return { scheme, host, port, path: `${parsed.pathname}${parsed.search}` };
@@ -68,5 +75,5 @@ export function parseAuthority(value: string | undefined, defaultPort?: number):
   if (match[3] === undefined && defaultPort === undefined) return undefined;
   const port = match[3] === undefined ? defaultPort! : Number(match[3]);
   if (port < 1 || port > 65535) return undefined;
-  return { host, port };
+  return { host: canonicalIp(host) ?? host, port };
 }

@@ -68,8 +68,9 @@ export class UpstreamState {
   readonly name: string;
   /**
    * The `upstream` label of its metrics: the name for a configured upstream. An
-   * egress pass-through destination passes '' instead: destinations are as many
-   * as the apps ask for, and every label value is a series kept forever.
+   * egress pass-through destination passes its route's name instead:
+   * destinations are as many as the apps ask for, and every label value is a
+   * series kept forever.
    */
   readonly metricLabel: string;
   config: UpstreamConfig;

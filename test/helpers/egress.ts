@@ -132,6 +132,19 @@ export function echoThrough(socket: Socket, word: string): Promise<string> {
   });
 }
 
+/** True when the other side closes `socket` within `ms` (false when it is still open then); reads and drops what comes. */
+export function closedWithin(socket: Socket, ms: number): Promise<boolean> {
+  if (socket.destroyed) return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(false), ms);
+    socket.once('close', () => {
+      clearTimeout(timer);
+      resolve(true);
+    });
+    socket.resume();
+  });
+}
+
 export interface ProxiedResponse {
   readonly status: number;
   readonly headers: IncomingHttpHeaders;
