@@ -14,10 +14,12 @@ import { IngressServer } from './ingress/server.ts';
 import { EgressServer } from './egress/server.ts';
 import type { OwnAddress } from './egress/policy.ts';
 import type { Listener } from './net/listener.ts';
-import { UpstreamRegistry } from './upstream/registry.ts';
+import { UpstreamRegistry, type Unhealthy } from './upstream/registry.ts';
+import { exposureWarnings } from './admin/exposure.ts';
 import { configLastReloadSuccess, configReloadsTotal } from './observe/metrics.ts';
 import { log, setLogLevel } from './observe/log.ts';
 import { parseListen } from './config/units.ts';
+import type { Secrets } from './config/secrets.ts';
 
 /** How long in-flight requests may take to finish at shutdown. */
 export const DRAIN_DEADLINE_MS = 10_000;
@@ -42,6 +44,8 @@ export interface ClusterHooks {
    * worker's: addresses egress must refuse as loops. Resolves once each has them.
    */
   shareOwnAddresses(own: readonly OwnAddress[]): Promise<void>;
+  /** Passes the verdicts of the active health checks (run in the primary only) on to every worker. */
+  shareHealth(unhealthy: readonly Unhealthy[]): void;
   /** Drains and ends every worker. */
   stop(deadlineMs: number): Promise<void>;
 }
@@ -56,11 +60,13 @@ export interface SidecarOptions {
   readonly cluster?: ClusterHooks;
   /** For a worker: the app's readiness, as its primary reports it. */
   readonly appReady?: () => boolean;
+  /** For a worker: the endpoints its primary's health checks hold unhealthy when it was forked. */
+  readonly unhealthy?: readonly Unhealthy[];
 }
 
 export class Sidecar {
   readonly store: ConfigStore;
-  readonly registry = new UpstreamRegistry();
+  readonly registry: UpstreamRegistry;
   #ingress: IngressServer | undefined;
   #egress: EgressServer | undefined;
   #admin: Listener | undefined;
@@ -78,6 +84,15 @@ export class Sidecar {
   constructor(initial: Snapshot, options: SidecarOptions = {}) {
     this.store = new ConfigStore(initial);
     this.#options = options;
+    const role = options.role ?? 'single';
+    const cluster = options.cluster;
+    // With workers, the primary probes the endpoints once for all and the workers follow its verdicts.
+    this.registry = new UpstreamRegistry({
+      breakers: role !== 'primary',
+      health: role === 'worker' ? 'follow' : 'probe',
+      onHealthChange: cluster ? () => cluster.shareHealth(this.registry.unhealthy()) : undefined,
+    });
+    if (options.unhealthy) this.registry.follow(options.unhealthy);
   }
 
   /** Readiness: listeners bound, the app (if any) ready, not draining (and, for a primary, every worker up). */
@@ -111,8 +126,8 @@ export class Sidecar {
   async start(): Promise<void> {
     const snapshot = this.store.current();
     setLogLevel(snapshot.config.log.level);
-    this.registry.reconcile(snapshot.upstreams);
-    this.store.onSwap((next) => this.registry.reconcile(next.upstreams));
+    this.registry.reconcile(snapshot.upstreams, snapshot.secrets);
+    this.store.onSwap((next) => this.registry.reconcile(next.upstreams, next.secrets));
 
     const appConfig = snapshot.config.app;
     const appCommand = this.#role === 'worker' ? undefined : (this.#options.appCommand ?? appConfig?.command);
@@ -127,7 +142,7 @@ export class Sidecar {
     if (snapshot.ingress && serves) {
       this.#ingress = new IngressServer({ store: this.store, registry: this.registry, appReady: () => this.appReady }, snapshot.ingress.settings);
       this.#ingress.listener.reusePort = this.#role === 'worker';
-      await bind(this.#ingress.listener, snapshot.ingress.settings.listen);
+      await bind(this.#ingress.listener, snapshot.ingress.settings.listen, snapshot.secrets);
     }
     if (snapshot.egress && serves) {
       this.#egress = new EgressServer(
@@ -135,7 +150,7 @@ export class Sidecar {
         snapshot.egress.settings,
       );
       this.#egress.listener.reusePort = this.#role === 'worker';
-      await bind(this.#egress.listener, snapshot.egress.settings.listen);
+      await bind(this.#egress.listener, snapshot.egress.settings.listen, snapshot.secrets);
     }
     if (this.#role !== 'worker') {
       const cluster = this.#options.cluster;
@@ -147,7 +162,7 @@ export class Sidecar {
         upstreamsView: cluster ? () => cluster.upstreamsView() : () => this.upstreamsView(),
         metricsText: cluster ? () => cluster.metricsText() : undefined,
       });
-      await bind(this.#admin, snapshot.config.admin.listen);
+      await bind(this.#admin, snapshot.config.admin.listen, snapshot.secrets);
     }
     this.#listening = true;
     // Before 'sidecar listening': once that is logged, every worker refuses the admin port as a loop.
@@ -155,13 +170,16 @@ export class Sidecar {
     configReloadsTotal.inc({ result: 'success' }, 0);
     configReloadsTotal.inc({ result: 'failure' }, 0);
     configLastReloadSuccess.set(snapshot.loadedAt.getTime() / 1000);
+    // Once per sidecar (a worker's primary says it), and before the line that says it is up.
+    if (this.#role !== 'worker') for (const { message, ...fields } of exposureWarnings(snapshot)) log.warn(fields, message);
+    const shown = (key: 'ingress' | 'egress' | 'admin', listen: string | undefined) => listen && snapshot.secrets.shown([key, 'listen'], listen);
     log.info(
       {
-        ingress: snapshot.ingress?.settings.listen,
+        ingress: shown('ingress', snapshot.ingress?.settings.listen),
         ingressPort: this.ingressPort,
-        egress: snapshot.egress?.settings.listen,
+        egress: shown('egress', snapshot.egress?.settings.listen),
         egressPort: this.egressPort,
-        admin: snapshot.config.admin.listen,
+        admin: shown('admin', snapshot.config.admin.listen),
         adminPort: this.adminPort,
         source: snapshot.source,
         hash: snapshot.hash,
@@ -215,7 +233,14 @@ export class Sidecar {
 
   #createApp(config: NonNullable<Snapshot['config']['app']>, snapshot: Snapshot): AppSupervisor {
     const env = appEnvironment(config, snapshot.config.egress?.listen, process.env);
-    return new AppSupervisor(config, env, (code) => this.#options.onAppExit?.(code));
+    const secrets = snapshot.secrets;
+    const shown = {
+      // `-- CMD ARGS` typed on the command line replaces app.command: nothing in it came from the config.
+      command: this.#options.appCommand ?? config.command.map((arg, index) => String(secrets.shown(['app', 'command', index], arg))),
+      readyUrl: config.ready && String(secrets.shown(['app', 'ready', 'url'], config.ready.url)),
+      text: (text: string) => secrets.text(text),
+    };
+    return new AppSupervisor(config, env, (code) => this.#options.onAppExit?.(code), shown);
   }
 
   /**
@@ -237,10 +262,11 @@ export class Sidecar {
     try {
       next = compile(result);
     } catch (err) {
-      return refuse(current.source, [`internal error while compiling the config: ${(err as Error).message}`]);
+      return refuse(current.source, [result.secrets.text(`internal error while compiling the config: ${(err as Error).message}`)]);
     }
     const rebind = await prepareRebind(this.#listenerChanges(current, next));
-    if (!rebind.ok) return refuse(current.source, rebind.errors);
+    // A listen address in these errors may have come from ${VAR}.
+    if (!rebind.ok) return refuse(current.source, rebind.errors.map((error) => next.secrets.text(error)));
     if (this.#options.cluster) {
       const workers = await this.#options.cluster.reloadWorkers();
       if (!workers.ok) {
@@ -305,12 +331,16 @@ function refuse(source: string, errors: readonly string[]): ReloadResult {
   return { ok: false, errors };
 }
 
-async function bind(listener: Listener, address: string): Promise<void> {
+/** The error names the address as `secrets` allows (it may have come from `${VAR}`). */
+async function bind(listener: Listener, address: string, secrets: Secrets): Promise<void> {
   const { host, port } = parseListen(address)!;
   try {
     await listener.listen(host, port);
   } catch (err) {
     const code = (err as { code?: string }).code;
-    throw new Error(`cannot listen on ${address} (${listener.name}): ${code === 'EADDRINUSE' ? 'address already in use' : (err as Error).message}`, { cause: err });
+    const shown = secrets.shown([listener.name, 'listen'], address);
+    const why = code === 'EADDRINUSE' ? 'address already in use' : secrets.text((err as Error).message);
+    // No `cause`: a logged error prints its cause's message, and Node's names the address as written.
+    throw new Error(`cannot listen on ${shown} (${listener.name}): ${why}`);
   }
 }

@@ -4,7 +4,7 @@
  * the lines must keep every write within its byte bound, in order.
  */
 import { describe, expect, it } from 'vitest';
-import { accessLine, hundredthsJson, type AccessRecord } from '../src/observe/access-line.ts';
+import { accessLine, hundredthsJson, traceIdOf, type AccessRecord } from '../src/observe/access-line.ts';
 import { LineBatch } from '../src/observe/line-batch.ts';
 
 function record(overrides: Partial<AccessRecord> = {}): AccessRecord {
@@ -26,6 +26,12 @@ function record(overrides: Partial<AccessRecord> = {}): AccessRecord {
     error: undefined,
     retryStop: undefined,
     aborted: false,
+    clientAddress: undefined,
+    clientPort: 0,
+    userAgent: undefined,
+    protocol: '1.1',
+    traceparent: undefined,
+    upstreamHeaderMs: -1,
     ...overrides,
   };
 }
@@ -48,6 +54,7 @@ describe('accessLine', () => {
       method: 'GET',
       host: 'example.test',
       path: '/',
+      protocol: '1.1',
       status: 200,
       durationMs: 1.25,
       bytesIn: 0,
@@ -56,6 +63,28 @@ describe('accessLine', () => {
       endpoint: '127.0.0.1:3000',
       attempts: 1,
     });
+  });
+
+  it('adds the client, user agent, trace id and upstream head time when known', () => {
+    const parsed = JSON.parse(
+      accessLine(record({ clientAddress: '::1', clientPort: 4321, userAgent: 'curl/8', traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01', upstreamHeaderMs: 0.5 })),
+    );
+    expect(parsed).toMatchObject({ clientAddress: '::1', clientPort: 4321, userAgent: 'curl/8', traceId: '4bf92f3577b34da6a3ce929d0e0e4736', upstreamHeaderMs: 0.5 });
+  });
+
+  it('takes the trace id only from a valid traceparent', () => {
+    expect(traceIdOf('00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01')).toBe('4bf92f3577b34da6a3ce929d0e0e4736');
+    expect(traceIdOf('01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-future')).toBe('4bf92f3577b34da6a3ce929d0e0e4736');
+    for (const bad of [undefined, '', 'ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01', '00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01', '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01x', '00-"},{"x":1-00f067aa0ba902b7-01-aaaaaaaaaaaaaaa']) {
+      expect(traceIdOf(bad)).toBeUndefined();
+    }
+  });
+
+  it('writes a 5xx at warn and the sidecar\'s own failure (internal_error) at error', () => {
+    expect(JSON.parse(accessLine(record({ status: 404, error: 'no_route' }))).level).toBe('info');
+    expect(JSON.parse(accessLine(record({ status: 503 }))).level).toBe('warn');
+    expect(JSON.parse(accessLine(record({ status: 502, error: 'upstream_connect_failed' }))).level).toBe('warn');
+    expect(JSON.parse(accessLine(record({ status: 500, error: 'internal_error' }))).level).toBe('error');
   });
 
   it('adds error, retryStop and aborted only when set', () => {
@@ -68,6 +97,7 @@ describe('accessLine', () => {
       path: '/a"b\\c\u0000d\u001fe\n{"injected":true}é😀',
       host: 'h"\\\r\n',
       reqId: 'id"},{"level":"fatal',
+      userAgent: 'ua"},{"level":"fatal\u0000',
     };
     const line = accessLine(record(hostile));
     expect(line.indexOf('\n')).toBe(line.length - 1);
@@ -75,6 +105,7 @@ describe('accessLine', () => {
     expect(parsed.path).toBe(hostile.path);
     expect(parsed.host).toBe(hostile.host);
     expect(parsed.reqId).toBe(hostile.reqId);
+    expect(parsed.userAgent).toBe(hostile.userAgent);
     expect(parsed.level).toBe('info');
     expect(parsed.injected).toBeUndefined();
   });

@@ -67,7 +67,7 @@ ingress:
     expect(Number(served?.[1])).toBeGreaterThanOrEqual(40);
     const upstreams = (await (await admin('/upstreams')).body.json()) as { workers: number; upstreams: Record<string, unknown> };
     expect(upstreams.workers).toBe(2);
-    expect(upstreams.upstreams.app).toMatchObject({ breaker: 'closed', endpoints: [{ url: upstream.url, healthy: true }] });
+    expect(upstreams.upstreams.app).toMatchObject({ breaker: 'none', endpoints: [{ url: upstream.url, healthy: true }] });
   });
 
   it('a reload reaches every worker', async () => {

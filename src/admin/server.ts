@@ -1,7 +1,8 @@
 /**
  * The admin port (loopback by default): health, readiness, Prometheus
  * metrics, the live config, upstream state and reload. It reads state; it
- * never sits on a proxied request's path.
+ * never sits on a proxied request's path. What it shows of the config is
+ * redacted (config/secrets.ts); what changes state is guarded (guard.ts).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ConfigStore } from '../config/store.ts';
@@ -9,7 +10,7 @@ import type { UpstreamRegistry } from '../upstream/registry.ts';
 import { Listener } from '../net/listener.ts';
 import { registry as metrics } from '../observe/metrics.ts';
 import { log } from '../observe/log.ts';
-import { redactConfig } from './redact.ts';
+import { tokenRefusal, writeRefusal, type Refusal } from './guard.ts';
 
 export interface ReloadResult {
   readonly ok: boolean;
@@ -30,47 +31,85 @@ export interface AdminDeps {
   readonly metricsText?: () => Promise<string>;
 }
 
-function sendJson(res: ServerResponse, status: number, body: unknown): void {
+type Handler = (req: IncomingMessage, res: ServerResponse) => void | Promise<void>;
+
+/** One admin path. A GET handler answers HEAD too. */
+interface AdminPath {
+  readonly get?: Handler;
+  readonly post?: Handler;
+  /**
+   * Changes state: refused from another origin or under a foreign Host, and
+   * needs the token when admin.token is set.
+   */
+  readonly write?: boolean;
+  /** Shows the config or the upstreams: needs the token when admin.token is set (probes and scrapers stay open). */
+  readonly private?: boolean;
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown, headers: Readonly<Record<string, string>> = {}): void {
   const text = JSON.stringify(body, null, 2);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store', ...headers });
   res.end(text);
 }
 
+function refuse(res: ServerResponse, refusal: Refusal): void {
+  sendJson(res, refusal.status, { error: refusal.error, message: refusal.message }, refusal.headers);
+}
+
+function allowed(path: AdminPath): string {
+  return [...(path.get ? ['GET', 'HEAD'] : []), ...(path.post ? ['POST'] : [])].join(', ');
+}
+
 export function createAdminListener(deps: AdminDeps): Listener {
-  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
-    const path = (req.url ?? '/').split('?')[0];
-    const route = `${req.method} ${path}`;
-    switch (route) {
-      case 'GET /healthz':
-      case 'HEAD /healthz':
-        return sendJson(res, 200, { status: 'ok' });
-      case 'GET /readyz':
-      case 'HEAD /readyz':
-        return deps.ready() ? sendJson(res, 200, { status: 'ready' }) : sendJson(res, 503, { status: 'not_ready' });
-      case 'GET /metrics': {
+  const paths: Readonly<Record<string, AdminPath>> = {
+    '/healthz': { get: (_req, res) => sendJson(res, 200, { status: 'ok' }) },
+    '/readyz': { get: (_req, res) => (deps.ready() ? sendJson(res, 200, { status: 'ready' }) : sendJson(res, 503, { status: 'not_ready' })) },
+    '/metrics': {
+      get: async (_req, res) => {
         const text = deps.metricsText ? await deps.metricsText() : await metrics.metrics();
         res.writeHead(200, { 'content-type': metrics.contentType });
         res.end(text);
-        return;
-      }
-      case 'GET /config': {
+      },
+    },
+    '/config': {
+      private: true,
+      get: (_req, res) => {
         const snapshot = deps.store.current();
-        return sendJson(res, 200, {
+        sendJson(res, 200, {
           hash: snapshot.hash,
           source: snapshot.source,
           loadedAt: snapshot.loadedAt.toISOString(),
-          config: redactConfig(snapshot.config),
+          config: snapshot.secrets.config(snapshot.config),
         });
-      }
-      case 'GET /upstreams':
-        return sendJson(res, 200, await deps.upstreamsView());
-      case 'POST /reload': {
+      },
+    },
+    '/upstreams': { private: true, get: async (_req, res) => sendJson(res, 200, await deps.upstreamsView()) },
+    '/reload': {
+      write: true,
+      post: async (_req, res) => {
         const result = await deps.reload();
         return result.ok ? sendJson(res, 200, { hash: result.hash }) : sendJson(res, 400, { errors: result.errors });
-      }
-      default:
-        return sendJson(res, 404, { error: 'not_found', paths: ['/healthz', '/readyz', '/metrics', '/config', '/upstreams', 'POST /reload'] });
+      },
+    },
+  };
+
+  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const name = (req.url ?? '/').split('?')[0];
+    const path = Object.hasOwn(paths, name) ? paths[name] : undefined;
+    if (!path) {
+      return sendJson(res, 404, { error: 'not_found', paths: Object.entries(paths).map(([at, { post }]) => (post ? `POST ${at}` : at)) });
     }
+    const handler = req.method === 'GET' || req.method === 'HEAD' ? path.get : req.method === 'POST' ? path.post : undefined;
+    if (!handler) {
+      const allow = allowed(path);
+      return sendJson(res, 405, { error: 'method_not_allowed', message: `${name} takes ${allow}` }, { allow });
+    }
+    const token = deps.store.current().config.admin.token;
+    const refusal =
+      (path.write ? writeRefusal(req, deps.store.current().config.admin.listen) : undefined) ??
+      (path.write || path.private ? tokenRefusal(req, token) : undefined);
+    if (refusal) return refuse(res, refusal);
+    return handler(req, res);
   };
   return new Listener('admin', undefined, {
     request: (req, res) => {

@@ -60,10 +60,19 @@ const RESTART_MIN_MS = 100;
 const RESTART_MAX_MS = 10_000;
 const STABLE_AFTER_MS = 60_000;
 
+/** How the app's config may appear in log lines: a part that came from `${VAR}`, or a URL's query, is [redacted]. */
+export interface ShownApp {
+  readonly command: readonly string[];
+  readonly readyUrl?: string;
+  /** Blanks the config's secret values in other text (an error message). */
+  text(text: string): string;
+}
+
 export class AppSupervisor {
   readonly #config: AppConfig;
   readonly #env: NodeJS.ProcessEnv;
   readonly #onExit: (code: number) => void;
+  readonly #shown: ShownApp;
   #child: ChildProcess | undefined;
   #ready = false;
   #stopping = false;
@@ -72,10 +81,11 @@ export class AppSupervisor {
   #usage: AppUsageSampler | undefined;
 
   /** `onExit` is called when the app ended for good (restart: never, or after stop()). */
-  constructor(config: AppConfig, env: NodeJS.ProcessEnv, onExit: (code: number) => void) {
+  constructor(config: AppConfig, env: NodeJS.ProcessEnv, onExit: (code: number) => void, shown?: ShownApp) {
     this.#config = config;
     this.#env = env;
     this.#onExit = onExit;
+    this.#shown = shown ?? { command: config.command, readyUrl: config.ready?.url, text: (text) => text };
   }
 
   get ready(): boolean {
@@ -92,8 +102,11 @@ export class AppSupervisor {
     const child = spawn(command, args, { cwd: this.#config.cwd, env: this.#env, stdio: ['ignore', 'inherit', 'inherit'] });
     this.#child = child;
     this.#ready = false;
-    log.info({ app: this.#config.command, appPid: child.pid }, 'app started');
-    child.once('error', (err) => log.error({ err, app: this.#config.command }, 'app could not be started'));
+    log.info({ app: this.#shown.command, appPid: child.pid }, 'app started');
+    // Not the error itself: its spawnargs and path would repeat the command as written.
+    child.once('error', (err: NodeJS.ErrnoException) =>
+      log.error({ code: err.code, app: this.#shown.command }, `app could not be started: ${this.#shown.text(err.message)}`),
+    );
     child.once('exit', (code, signal) => this.#exited(child, code, signal));
     this.#usage?.stop();
     if (child.pid !== undefined) this.#usage = new AppUsageSampler(child.pid);
@@ -121,7 +134,7 @@ export class AppSupervisor {
       await new Promise((resolve) => setTimeout(resolve, ready.interval));
     }
     if (this.#child === child && child.exitCode === null) {
-      log.error({ url: ready.url, timeoutMs: ready.timeout }, 'app did not become ready in time; still waiting for it');
+      log.error({ url: this.#shown.readyUrl, timeoutMs: ready.timeout }, 'app did not become ready in time; still waiting for it');
     }
   }
 

@@ -1,9 +1,15 @@
 /**
- * One /upstreams answer from the views of several workers (each keeps its own
- * breaker, ejection and health state): a breaker is as open as its most open
- * copy, an endpoint is healthy only when every worker finds it so, ejected
- * when any worker ejected it, and in-flight requests add up.
+ * One answer from the answers of several workers. Each worker keeps its own
+ * breaker and ejection state (health verdicts come from the primary): in
+ * /upstreams a breaker is as open as its most open copy, an endpoint is
+ * healthy only when every worker finds it so, ejected when any worker ejected
+ * it, and in-flight requests add up; in /metrics each upstream's
+ * `sidecar_circuit_state` follows the same rule, so it shows one state.
  */
+import type { registry } from '../observe/metrics.ts';
+
+/** One process's metrics, as prom-client's getMetricsAsJSON() gives them. */
+export type MetricsJson = Awaited<ReturnType<typeof registry.getMetricsAsJSON>>;
 
 interface EndpointView {
   url: string;
@@ -19,7 +25,10 @@ interface UpstreamView {
   [key: string]: unknown;
 }
 
-const BREAKER_RANK: Record<string, number> = { closed: 0, half_open: 1, open: 2 };
+/** "none": no breaker configured (every worker agrees, unless a reload is half way through). */
+const BREAKER_RANK: Record<string, number> = { none: -1, closed: 0, half_open: 1, open: 2 };
+const CIRCUIT_STATE = 'sidecar_circuit_state';
+const CIRCUIT_STATES = ['closed', 'open', 'half_open'] as const;
 
 export function mergeUpstreamViews(views: readonly unknown[]): { upstreams: Record<string, UpstreamView>; workers: number } {
   const upstreams: Record<string, UpstreamView> = {};
@@ -35,17 +44,49 @@ export function mergeUpstreamViews(views: readonly unknown[]): { upstreams: Reco
         continue;
       }
       if ((BREAKER_RANK[upstream.breaker] ?? 0) > (BREAKER_RANK[merged.breaker] ?? 0)) merged.breaker = upstream.breaker;
-      for (const endpoint of upstream.endpoints) {
-        const same = merged.endpoints.find((candidate) => candidate.url === endpoint.url);
+      upstream.endpoints.forEach((endpoint, index) => {
+        // By position first: two endpoints whose URLs came from ${VAR} may both be shown as http://[redacted].
+        const same = merged.endpoints[index]?.url === endpoint.url ? merged.endpoints[index] : merged.endpoints.find((candidate) => candidate.url === endpoint.url);
         if (!same) {
           merged.endpoints.push({ ...endpoint });
-          continue;
+          return;
         }
         same.healthy &&= endpoint.healthy;
         same.ejected ||= endpoint.ejected;
         same.inFlight += endpoint.inFlight;
-      }
+      });
     }
   }
   return { upstreams, workers };
+}
+
+/**
+ * The processes' metrics with `sidecar_circuit_state` made one: per upstream
+ * the most open state any process reports is 1 and the others 0, kept in the
+ * first process's copy only. Aggregated as they come (max per state), one
+ * worker's closed=1 and another's open=1 would show both states at once.
+ */
+export function oneCircuitState(processes: readonly MetricsJson[]): MetricsJson[] {
+  const current = new Map<string, string>();
+  let template: MetricsJson[number] | undefined;
+  for (const metrics of processes) {
+    const circuit = metrics.find((metric) => metric.name === CIRCUIT_STATE);
+    if (!circuit) continue;
+    template ??= circuit;
+    for (const { value, labels } of circuit.values) {
+      if (value !== 1) continue;
+      const upstream = String(labels.upstream);
+      const state = String(labels.state);
+      if ((BREAKER_RANK[state] ?? -1) > (BREAKER_RANK[current.get(upstream) ?? 'none'] ?? -1)) current.set(upstream, state);
+    }
+  }
+  if (!template) return [...processes];
+  const values = [...current].flatMap(([upstream, state]) =>
+    CIRCUIT_STATES.map((each) => ({ value: each === state ? 1 : 0, labels: { upstream, state: each } })),
+  );
+  const merged = { ...template, values } as MetricsJson[number];
+  return processes.map((metrics, index) => {
+    const others = metrics.filter((metric) => metric.name !== CIRCUIT_STATE);
+    return index === 0 ? [...others, merged] : others;
+  });
 }

@@ -4,6 +4,7 @@
  */
 import type { ReloadResult } from '../admin/server.ts';
 import type { OwnAddress } from '../egress/policy.ts';
+import type { Unhealthy } from '../upstream/registry.ts';
 
 /**
  * A question the primary asks every worker; each answers with a `reply` of
@@ -14,7 +15,9 @@ export type WorkerQuestion = 'reload' | 'metrics' | 'upstreams' | 'own-addresses
 
 export type ToWorker =
   | { readonly type: 'ask'; readonly id: number; readonly question: WorkerQuestion; readonly addresses?: readonly OwnAddress[] }
-  | { readonly type: 'app-ready'; readonly ready: boolean };
+  | { readonly type: 'app-ready'; readonly ready: boolean }
+  /** The verdicts of the active health checks, which only the primary runs: every endpoint they hold unhealthy. */
+  | { readonly type: 'health'; readonly unhealthy: readonly Unhealthy[] };
 
 /** `listening` and `addresses` (after a reload) carry the listeners the worker has bound. */
 export type ToPrimary =
@@ -24,6 +27,9 @@ export type ToPrimary =
 
 /** reload -> ReloadResult; metrics -> prom-client's metrics as JSON; upstreams -> the worker's /upstreams view; own-addresses -> true. */
 export type WorkerAnswer = ReloadResult | unknown;
+
+/** The environment variable that gives a new worker the verdicts as of its fork (JSON of `Unhealthy[]`). */
+export const UNHEALTHY_ENV = 'SIDECAR_UNHEALTHY';
 
 export function isMessage<T extends { type: string }>(value: unknown): value is T {
   return typeof value === 'object' && value !== null && typeof (value as { type?: unknown }).type === 'string';

@@ -14,8 +14,9 @@ import type { ClusterHooks } from '../sidecar.ts';
 import type { OwnAddress } from '../egress/policy.ts';
 import { registry } from '../observe/metrics.ts';
 import { log } from '../observe/log.ts';
-import { isMessage, type ToPrimary, type ToWorker, type WorkerQuestion } from './messages.ts';
-import { mergeUpstreamViews } from './merge.ts';
+import type { Unhealthy } from '../upstream/registry.ts';
+import { isMessage, UNHEALTHY_ENV, type ToPrimary, type ToWorker, type WorkerQuestion } from './messages.ts';
+import { mergeUpstreamViews, oneCircuitState, type MetricsJson } from './merge.ts';
 
 /** A question unanswered this long counts as a failed answer (a hung worker must not hang the admin port). */
 const ASK_TIMEOUT_MS = 5_000;
@@ -43,6 +44,8 @@ export class WorkerPool implements ClusterHooks {
   /** Until every worker first listens: a worker that dies then is a start-up failure, not restarted. */
   #starting = true;
   #appReady = false;
+  /** The last verdicts of the primary's health checks, for workers forked or listening later. */
+  #unhealthy: readonly Unhealthy[] = [];
   #restartDelay = RESTART_MIN_MS;
 
   constructor(count: number) {
@@ -77,14 +80,15 @@ export class WorkerPool implements ClusterHooks {
   }
 
   #fork(): Worker {
-    // The app's readiness as of now; later changes follow by message.
-    const worker = cluster.fork({ SIDECAR_APP_READY: this.#appReady ? '1' : '0' });
+    // The app's readiness and the endpoints' health as of now; later changes follow by message.
+    const worker = cluster.fork({ SIDECAR_APP_READY: this.#appReady ? '1' : '0', [UNHEALTHY_ENV]: JSON.stringify(this.#unhealthy) });
     this.#alive.add(worker);
     worker.on('message', (message: unknown) => {
       if (!isMessage<ToPrimary>(message)) return;
       if (message.type === 'listening') {
         this.#listening.add(worker);
         this.#send(worker, { type: 'app-ready', ready: this.#appReady });
+        this.#send(worker, { type: 'health', unhealthy: this.#unhealthy });
         log.info({ workerPid: worker.process.pid, listening: this.#listening.size, of: this.#count }, 'worker listening');
         this.#workerAddresses.set(worker, message.addresses);
         void this.#shareAddresses();
@@ -126,6 +130,12 @@ export class WorkerPool implements ClusterHooks {
     if (ready === this.#appReady) return;
     this.#appReady = ready;
     for (const worker of this.#listening) this.#send(worker, { type: 'app-ready', ready });
+  }
+
+  /** Passes the verdicts of the primary's health checks on; workers route by them instead of probing themselves. */
+  shareHealth(unhealthy: readonly Unhealthy[]): void {
+    this.#unhealthy = unhealthy;
+    for (const worker of this.#alive) this.#send(worker, { type: 'health', unhealthy });
   }
 
   /** Asks every listening worker; resolves with the answers that came in time (undefined for the others). */
@@ -190,11 +200,14 @@ export class WorkerPool implements ClusterHooks {
     return errors.size === 0 ? { ok: true } : { ok: false, errors: [...errors] };
   }
 
-  /** Every process's metrics summed (counters, in-flight gauges) or maxed (states), as prom-client aggregates a cluster. */
+  /**
+   * Every process's metrics summed (counters, in-flight gauges) or maxed
+   * (states), as prom-client aggregates a cluster; the breakers' states are
+   * merged first, so each upstream shows one state (merge.ts).
+   */
   async metricsText(): Promise<string> {
-    type MetricsJson = Awaited<ReturnType<typeof registry.getMetricsAsJSON>>;
     const fromWorkers = (await this.#ask('metrics')).filter((answer): answer is MetricsJson => Array.isArray(answer));
-    return AggregatorRegistry.aggregate([...fromWorkers, await registry.getMetricsAsJSON()]).metrics();
+    return AggregatorRegistry.aggregate(oneCircuitState([...fromWorkers, await registry.getMetricsAsJSON()])).metrics();
   }
 
   async upstreamsView(): Promise<unknown> {

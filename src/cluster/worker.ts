@@ -11,7 +11,8 @@ import { formatConfigError, loadConfigFile } from '../config/load.ts';
 import { Sidecar, DRAIN_DEADLINE_MS } from '../sidecar.ts';
 import { registry } from '../observe/metrics.ts';
 import { flushLogs, log } from '../observe/log.ts';
-import { isMessage, type ToPrimary, type ToWorker } from './messages.ts';
+import type { Unhealthy } from '../upstream/registry.ts';
+import { isMessage, UNHEALTHY_ENV, type ToPrimary, type ToWorker } from './messages.ts';
 
 function send(message: ToPrimary): void {
   process.send?.(message);
@@ -28,6 +29,7 @@ export async function runWorker(configPath: string): Promise<number | undefined>
   const sidecar = new Sidecar(compile(loaded), {
     role: 'worker',
     appReady: () => appReady,
+    unhealthy: JSON.parse(process.env[UNHEALTHY_ENV] ?? '[]') as Unhealthy[],
   });
 
   const answer = async (message: Extract<ToWorker, { type: 'ask' }>): Promise<unknown> => {
@@ -51,6 +53,10 @@ export async function runWorker(configPath: string): Promise<number | undefined>
     if (!isMessage<ToWorker>(message)) return;
     if (message.type === 'app-ready') {
       appReady = message.ready;
+      return;
+    }
+    if (message.type === 'health') {
+      sidecar.registry.follow(message.unhealthy);
       return;
     }
     answer(message).then(

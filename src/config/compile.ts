@@ -14,6 +14,7 @@ import type {
 } from './schema.ts';
 import { canonicalIp } from '../net/address.ts';
 import { parseListen } from './units.ts';
+import { Secrets } from './secrets.ts';
 
 /** Until the response head arrives, all tries together (Envoy's route timeout is 15s; ours is a little kinder). */
 export const DEFAULT_ROUTE_TIMEOUT_MS = 30_000;
@@ -84,6 +85,8 @@ export interface Snapshot {
   readonly source: string;
   readonly loadedAt: Date;
   readonly config: Config;
+  /** How each value of `config` may be shown (admin port, logs, errors). */
+  readonly secrets: Secrets;
   readonly upstreams: Readonly<Record<string, UpstreamConfig>>;
   readonly ingress?: ListenerSnapshot;
   readonly egress?: ListenerSnapshot;
@@ -95,15 +98,18 @@ export interface LoadedConfig {
   readonly hash: string;
   readonly source: string;
   readonly loadedAt: Date;
+  /** Absent for a config that was not loaded from a file: nothing in it came from the environment. */
+  readonly secrets?: Secrets;
 }
 
 /** Builds the immutable snapshot a request will carry from start to end. */
-export function compile({ config, hash, source, loadedAt }: LoadedConfig): Snapshot {
+export function compile({ config, hash, source, loadedAt, secrets = Secrets.NONE }: LoadedConfig): Snapshot {
   const snapshot: Snapshot = {
     hash,
     source,
     loadedAt,
     config,
+    secrets,
     upstreams: config.upstreams,
     ingress: config.ingress && compileListener('ingress', config.ingress),
     egress: config.egress && compileListener('egress', config.egress),

@@ -16,11 +16,12 @@
  * - Inside flow collections (`{ a: ${X} }`) quote the reference: YAML ends a
  *   plain scalar at `}`.
  */
-import { isMap, isScalar, isSeq } from 'yaml';
+import { isAlias, isMap, isScalar, isSeq } from 'yaml';
 import type { Document, Scalar } from 'yaml';
 import type { z } from 'zod';
-import { formatPath } from './errors.ts';
+import { formatPath, valueAt } from './errors.ts';
 import type { PathSegment, Problem } from './errors.ts';
+import { REDACTED, type Substituted } from './secrets.ts';
 
 const REFERENCE = /^([A-Za-z_][A-Za-z0-9_]*)(?::-([\s\S]*))?$/;
 // YAML 1.2 core schema spellings, so a substituted value reads like a literal one.
@@ -29,14 +30,23 @@ const BOOLEAN: Record<string, boolean> = { true: true, True: true, TRUE: true, f
 
 /**
  * Substitutes references in every string value of `doc` in place. Returns one
- * Problem per bad reference, and the paths (as `formatPath` text) of values
- * that came from a variable, for `coerceSubstituted`.
+ * Problem per bad reference, and per path (as `formatPath` text) of a value
+ * that came from a variable, how it may be shown and what went into it: for
+ * `coerceSubstituted`, and so that no such value is ever shown (secrets.ts).
  */
-export function substituteEnv(doc: Document, env: NodeJS.ProcessEnv): { problems: Problem[]; substituted: Set<string> } {
+export function substituteEnv(doc: Document, env: NodeJS.ProcessEnv): { problems: Problem[]; substituted: Map<string, Substituted> } {
   const problems: Problem[] = [];
-  const substituted = new Set<string>();
-  visit(doc.contents, [], (scalar, path) => {
+  const substituted = new Map<string, Substituted>();
+  // An anchored scalar is substituted once, and recorded at every path an alias copies it to.
+  const done = new Map<Scalar, Substituted | undefined>();
+  visit(doc, doc.contents, [], new Set(), (scalar, path) => {
+    if (done.has(scalar)) {
+      const earlier = done.get(scalar);
+      if (earlier) substituted.set(formatPath(path), earlier);
+      return;
+    }
     const text = scalar.value as string;
+    done.set(scalar, undefined);
     if (!text.includes('$')) return;
     const result = expand(text, env);
     if ('error' in result) {
@@ -44,20 +54,38 @@ export function substituteEnv(doc: Document, env: NodeJS.ProcessEnv): { problems
       return;
     }
     scalar.value = result.text;
-    if (result.substituted) substituted.add(formatPath(path));
+    if (!result.substituted) return;
+    const record = { shown: result.shown, values: result.values };
+    done.set(scalar, record);
+    substituted.set(formatPath(path), record);
   });
   return { problems, substituted };
 }
 
-// Aliases are skipped: the anchored node they point to is visited where it is defined.
-function visit(node: unknown, path: PathSegment[], onString: (scalar: Scalar, path: PathSegment[]) => void): void {
-  if (isMap(node)) {
-    for (const pair of node.items) {
-      const key = isScalar(pair.key) ? String(pair.key.value) : String(pair.key);
-      visit(pair.value, [...path, key], onString);
+/**
+ * Every string scalar with the path it gets in the JS value: an alias is
+ * followed (its copy lands at the alias's path) and a merge key (`<<: *base`)
+ * puts the merged keys at the path of the map that holds it.
+ */
+function visit(doc: Document, node: unknown, path: PathSegment[], open: Set<unknown>, onString: (scalar: Scalar, path: PathSegment[]) => void): void {
+  if (isAlias(node)) {
+    const target = node.resolve(doc);
+    if (target && !open.has(target)) visit(doc, target, path, open, onString);
+    return;
+  }
+  if (isMap(node) || isSeq(node)) {
+    open.add(node);
+    if (isSeq(node)) node.items.forEach((item, index) => visit(doc, item, [...path, index], open, onString));
+    else {
+      for (const pair of node.items) {
+        const key = isScalar(pair.key) ? String(pair.key.value) : String(pair.key);
+        // With `merge: true` the parser gives a merge key a symbol value.
+        const merge = isScalar(pair.key) && (typeof pair.key.value === 'symbol' || key === '<<') && !isScalar(pair.value);
+        if (merge && isSeq(pair.value)) for (const base of pair.value.items) visit(doc, base, path, open, onString);
+        else visit(doc, pair.value, merge ? path : [...path, key], open, onString);
+      }
     }
-  } else if (isSeq(node)) {
-    node.items.forEach((item, index) => visit(item, [...path, index], onString));
+    open.delete(node);
   } else if (isScalar(node) && typeof node.value === 'string') {
     onString(node, path);
   }
@@ -68,7 +96,7 @@ function visit(node: unknown, path: PathSegment[], onString: (scalar: Scalar, pa
  * where it wants a number or boolean. Mutates `input`; returns whether anything
  * changed (then the caller validates again).
  */
-export function coerceSubstituted(input: unknown, issues: readonly z.core.$ZodIssue[], substituted: ReadonlySet<string>): boolean {
+export function coerceSubstituted(input: unknown, issues: readonly z.core.$ZodIssue[], substituted: { has(path: string): boolean }): boolean {
   let changed = false;
   for (const { path, expected } of typeWants(issues, [])) {
     if (path.length === 0 || !substituted.has(formatPath(path))) continue;
@@ -96,28 +124,31 @@ function typeWants(issues: readonly z.core.$ZodIssue[], prefix: PathSegment[]): 
   return wants;
 }
 
-function valueAt(input: unknown, path: readonly PathSegment[]): unknown {
-  let value = input;
-  for (const segment of path) {
-    if (value === null || typeof value !== 'object') return undefined;
-    value = (value as Record<PathSegment, unknown>)[segment];
-  }
-  return value;
-}
-
-/** Expands one string; `substituted` says whether any variable (not just an escape) was involved. */
-export function expand(text: string, env: NodeJS.ProcessEnv): { text: string; substituted: boolean } | { error: string } {
+/**
+ * Expands one string; `substituted` says whether any variable (not just an
+ * escape) was involved, `shown` is the text with each reference [redacted] and
+ * `values` the environment values used (a default written in the file is not
+ * one: it is no secret).
+ */
+export function expand(
+  text: string,
+  env: NodeJS.ProcessEnv,
+): { text: string; substituted: boolean; shown: string; values: string[] } | { error: string } {
   let out = '';
+  let shown = '';
+  const values: string[] = [];
   let substituted = false;
   let i = 0;
   while (i < text.length) {
     if (text.startsWith('$${', i)) {
       out += '${';
+      shown += '${';
       i += 3;
       continue;
     }
     if (!text.startsWith('${', i)) {
       out += text[i];
+      shown += text[i];
       i += 1;
       continue;
     }
@@ -130,9 +161,13 @@ export function expand(text: string, env: NodeJS.ProcessEnv): { text: string; su
     const value = env[name];
     if (fallback !== undefined && (value === undefined || value === '')) out += fallback;
     else if (value === undefined) return { error: `environment variable ${name} is not set (write \${${name}:-default} to give a default)` };
-    else out += value;
+    else {
+      out += value;
+      values.push(value);
+    }
+    shown += REDACTED;
     substituted = true;
     i = end + 1;
   }
-  return { text: out, substituted };
+  return { text: out, substituted, shown, values };
 }

@@ -47,6 +47,16 @@ export function formatPath(path: readonly PathSegment[]): string {
   return out;
 }
 
+/** The value at `path` inside a parsed document (undefined where the path leads nowhere). */
+export function valueAt(input: unknown, path: readonly PathSegment[]): unknown {
+  let value = input;
+  for (const segment of path) {
+    if (value === null || typeof value !== 'object') return undefined;
+    value = (value as Record<PathSegment, unknown>)[segment];
+  }
+  return value;
+}
+
 /**
  * `config/sidecar.yaml:14:7 ingress.routes[2].upstream: unknown upstream "paymets" (known: app, payments)`.
  * Without a position: `file path: message`; without a path: `file:line:col: message` / `file: message`.

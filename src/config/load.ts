@@ -18,6 +18,7 @@ import type { ConfigError, Problem } from './errors.ts';
 import { issueProblems } from './issues.ts';
 import { configSchema } from './schema.ts';
 import type { Config } from './schema.ts';
+import { findSecrets, Secrets } from './secrets.ts';
 import { checkConfig, errnoText, resolvePaths } from './semantic.ts';
 import { parseYaml, placeProblems } from './yaml-doc.ts';
 
@@ -26,7 +27,7 @@ export { formatConfigError } from './errors.ts';
 
 /** The outcome of a load: a usable config with its identity, or the complete list of errors (sorted by line, column). */
 export type LoadResult =
-  | { ok: true; config: Config; hash: string; source: string; text: string; loadedAt: Date }
+  | { ok: true; config: Config; hash: string; source: string; text: string; loadedAt: Date; secrets: Secrets }
   | { ok: false; errors: ConfigError[] };
 
 /** Far above any real config; stops a wrong path (a log, a disk image) from being read into memory whole. */
@@ -69,7 +70,7 @@ function load(text: string, file: string, env: NodeJS.ProcessEnv, hash: string):
     const source = resolve(file);
     const outcome = validate(text, file, dirname(source), env);
     if (!outcome.ok) return { ok: false, errors: sortErrors(outcome.errors) };
-    return { ok: true, config: deepFreeze(outcome.config), hash, source, text, loadedAt: new Date() };
+    return { ok: true, config: deepFreeze(outcome.config), hash, source, text, loadedAt: new Date(), secrets: outcome.secrets };
   } catch (error) {
     // A bug of ours must not take the sidecar down on a reload: report it like a config error.
     const message = error instanceof Error ? error.message : String(error);
@@ -82,9 +83,15 @@ function validate(
   file: string,
   baseDir: string,
   env: NodeJS.ProcessEnv,
-): { ok: true; config: Config } | { ok: false; errors: ConfigError[] } {
+): { ok: true; config: Config; secrets: Secrets } | { ok: false; errors: ConfigError[] } {
   const { parsed, problems: yamlProblems } = parseYaml(text);
-  const fail = (problems: readonly Problem[]) => ({ ok: false as const, errors: placeProblems(parsed, problems, file) });
+  let secrets = Secrets.NONE;
+  let input: unknown;
+  // Every error goes out through here: one that quotes a secret value (`got "s3cr3t"`) has it blanked.
+  const fail = (problems: readonly Problem[]) => ({
+    ok: false as const,
+    errors: placeProblems(parsed, problems.map((problem) => secrets.problem(problem, input)), file),
+  });
   if (yamlProblems.length > 0) return fail(yamlProblems);
   if (parsed.doc.contents === null) {
     // An empty file is far more likely a truncated write than a wish for an all-defaults sidecar that routes nothing.
@@ -92,13 +99,13 @@ function validate(
   }
 
   const { problems: envProblems, substituted } = substituteEnv(parsed.doc, env);
-  let input: unknown;
   try {
     // maxAliasCount: a "billion laughs" file fails here instead of eating the heap.
     input = parsed.doc.toJS({ maxAliasCount: 100 });
   } catch (error) {
     return fail([{ path: [], message: `cannot expand the YAML: ${error instanceof Error ? error.message : String(error)}` }]);
   }
+  secrets = findSecrets(input, substituted);
   let result = configSchema.safeParse(input);
   if (!result.success && coerceSubstituted(input, result.error.issues, substituted)) result = configSchema.safeParse(input);
 
@@ -113,7 +120,7 @@ function validate(
   resolvePaths(config, baseDir);
   const semantic = checkConfig(config);
   if (semantic.length > 0) return fail(semantic);
-  return { ok: true, config };
+  return { ok: true, config, secrets };
 }
 
 function fileError(file: string, message: string): { ok: false; errors: ConfigError[] } {

@@ -253,7 +253,19 @@ export const appSchema = z.strictObject({
 
 export const configSchema = z
   .strictObject({
-    admin: z.strictObject({ listen: listenAddress.default('127.0.0.1:9901') }).default({ listen: '127.0.0.1:9901' }),
+    admin: z
+      .strictObject({
+        listen: listenAddress.default('127.0.0.1:9901'),
+        token: z
+          .string()
+          .min(1)
+          .optional()
+          .meta({
+            description:
+              'Bearer token (typically ${ADMIN_TOKEN}) that POST /reload, GET /config and GET /upstreams then require; /healthz, /readyz and /metrics stay open for probes and scrapers.',
+          }),
+      })
+      .default({ listen: '127.0.0.1:9901' }),
     log: z
       .strictObject({
         level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'silent']).default('info'),

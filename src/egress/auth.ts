@@ -2,7 +2,7 @@
  * `egress.auth`: Basic proxy authentication (RFC 9110 11.7.1) for hosts where
  * other local users could reach the egress port. The header is consumed here
  * and never forwarded (headers.ts drops Proxy-Authorization as hop-by-hop);
- * the password is never logged (log.ts and admin/redact.ts redact it).
+ * the password is never logged or shown (log.ts and config/secrets.ts redact it).
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 

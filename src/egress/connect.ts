@@ -23,7 +23,7 @@ import { Exchange } from '../observe/exchange.ts';
 import { log } from '../observe/log.ts';
 import { ProxyError } from '../proxy/errors.ts';
 import { carriesOwnVia, requestIdOf } from '../proxy/headers.ts';
-import { answerClientError, writeRawError } from '../net/raw-answer.ts';
+import { clientErrorHandler, writeRawError } from '../net/raw-answer.ts';
 import { PROXY_AUTHENTICATE, proxyAuthorized } from './auth.ts';
 import { LOOP_MESSAGE, type EgressDeps, type EgressDispatcher } from './dispatch.ts';
 import { DEFAULT_CONNECT_TIMEOUT_MS } from './destinations.ts';
@@ -156,7 +156,7 @@ export class ConnectHandler {
     );
     // A reload's new limits apply to the HTTP inside tunnels too (as Listener.setLimits does for the listener).
     deps.store.onSwap((next) => Object.assign(this.#inner, innerLimits(next)));
-    this.#inner.on('clientError', answerClientError);
+    this.#inner.on('clientError', clientErrorHandler('egress', () => deps.store.current().config.log.access));
     this.#inner.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.#onInnerUpgrade(req, socket, head));
     // Node tracks a server's connections (timeouts, closeIdleConnections) from 'listening' on;
     // this server is never bound, so start the tracking by hand.
@@ -169,13 +169,17 @@ export class ConnectHandler {
     const snapshot = this.#deps.store.current();
     const egress = snapshot.egress;
     const target = parseAuthority(req.url);
-    const exchangeFor = () => new Exchange('egress', requestIdOf(req.headers), 'CONNECT', target?.host ?? '', '', snapshot.config.log.access);
+    const exchangeFor = () => {
+      const exchange = new Exchange('egress', requestIdOf(req.headers), 'CONNECT', target?.host ?? '', '', snapshot.config.log.access);
+      exchange.noteClient(req);
+      return exchange;
+    };
     const refuse = (error: ProxyError, route = '', headers?: Record<string, string>) => {
       const exchange = exchangeFor();
       exchange.route = route;
       exchange.error = error.code;
       exchange.status = error.status;
-      writeRawError(socket, error, headers);
+      exchange.bytesOut += writeRawError(socket, error, headers);
       exchange.finish();
     };
 

@@ -10,6 +10,7 @@ import type { Duplex } from 'node:stream';
 import type { ObservedResponse } from '../net/observed-response.ts';
 import type { ListenerSnapshot } from '../config/compile.ts';
 import { Listener } from '../net/listener.ts';
+import { clientErrorHandler } from '../net/raw-answer.ts';
 import { ConnectHandler } from './connect.ts';
 import { Destinations } from './destinations.ts';
 import { EgressDispatcher, type EgressDeps } from './dispatch.ts';
@@ -34,6 +35,7 @@ export class EgressServer {
       request: (req, res) => this.#onRequest(req, res),
       upgrade: (req, socket, head) => this.#onUpgrade(req, socket, head),
       connect: (req, socket, head) => this.#connects.handle(req, socket, head),
+      clientError: clientErrorHandler('egress', () => deps.store.current().config.log.access),
     });
     this.#connects = new ConnectHandler(deps, this.listener, this.#dispatcher, this.#upgrades);
   }

@@ -35,6 +35,7 @@ export class EgressUpgrades {
   handle(req: IncomingMessage, socket: Duplex, head: Buffer, dest: Destination | undefined, options: { readonly authenticated: boolean }): void {
     const snapshot = this.#store.current();
     const exchange = this.#dispatcher.exchangeFor(req, dest, snapshot);
+    exchange.noteClient(req);
     const index = this.#dispatcher.admit(snapshot, req, dest, exchange, options.authenticated);
     if (index instanceof ProxyError) return refuseUpgrade(socket, exchange, index, refusalHeaders(index));
     const route = snapshot.egress!.routes[index];

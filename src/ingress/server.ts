@@ -15,6 +15,7 @@ import { requestIdOf } from '../proxy/headers.ts';
 import { proxyRequest, rewritePath } from '../proxy/proxy.ts';
 import { findRoute, pathOf, splitHost, type RouteInput } from '../proxy/route.ts';
 import { Listener } from '../net/listener.ts';
+import { clientErrorHandler } from '../net/raw-answer.ts';
 import type { ObservedResponse } from '../net/observed-response.ts';
 import { StaticHandlers } from './static-routes.ts';
 import { forwardWebSocket } from './websocket.ts';
@@ -47,6 +48,7 @@ export class IngressServer {
     this.listener = new Listener('ingress', settings, {
       request: (req, res) => this.#onRequest(req, res),
       upgrade: (req, socket, head) => this.#onUpgrade(req, socket, head),
+      clientError: clientErrorHandler('ingress', () => deps.store.current().config.log.access),
     });
     deps.store.onSwap((next) => this.#statics.retain(next));
   }
@@ -115,6 +117,7 @@ export class IngressServer {
     const hostInfo = splitHost(req.headers.host, ingress?.port ?? 80);
     const url = req.url ?? '/';
     const exchange = new Exchange('ingress', requestIdOf(req.headers), req.method ?? 'GET', hostInfo?.host ?? '', pathOf(url), snapshot.config.log.access);
+    exchange.noteClient(req);
     const input: RouteInput | undefined = hostInfo && {
       method: exchange.method,
       host: hostInfo.host,

@@ -171,13 +171,13 @@ class StaticFiles implements StaticHandler {
       // With fallthrough the app behind may well accept a POST on this path.
       if (config.fallthrough) return 'miss';
       this.#count(405);
-      sendError(res, new ProxyError('method_not_allowed'), { allow: 'GET, HEAD', ...idHeader(sent) });
+      sent.bytesOut += sendError(res, new ProxyError('method_not_allowed'), { allow: 'GET, HEAD', ...idHeader(sent) });
       return 'served';
     }
     const parsed = parseStaticPath(req.url ?? '/', this.#route.prefix, config.dotfiles);
     if (parsed.kind === 'bad_request') {
       this.#count(400);
-      sendError(res, new ProxyError('bad_request', `malformed request path: ${parsed.reason}`), idHeader(sent));
+      sent.bytesOut += sendError(res, new ProxyError('bad_request', `malformed request path: ${parsed.reason}`), idHeader(sent));
       return 'served';
     }
     if (parsed.kind === 'not_found') return this.#notFound(req, res, sent);
@@ -365,14 +365,20 @@ class StaticFiles implements StaticHandler {
   #plain(req: IncomingMessage, res: ServerResponse, sent: BodyCounter, status: number, error: string, message: string, extra?: OutgoingHttpHeaders): void {
     this.#count(status);
     const body = JSON.stringify({ error, message });
+    const length = Buffer.byteLength(body);
     res.writeHead(status, {
       'content-type': 'application/json',
-      'content-length': Buffer.byteLength(body),
+      'content-length': length,
       'cache-control': 'no-store',
       ...idHeader(sent),
       ...extra,
     });
-    res.end(req.method === 'HEAD' ? undefined : body);
+    if (req.method === 'HEAD') {
+      res.end();
+      return;
+    }
+    res.end(body);
+    sent.bytesOut += length;
   }
 
   #count(status: number, bytes = 0): void {

@@ -23,6 +23,8 @@ export interface ListenerHandlers {
   request(req: IncomingMessage, res: ObservedResponse): void;
   upgrade?(req: IncomingMessage, socket: Duplex, head: Buffer): void;
   connect?(req: IncomingMessage, socket: Duplex, head: Buffer): void;
+  /** Parser and timeout errors (see raw-answer.ts clientErrorHandler); answered without a trace when absent (admin). */
+  clientError?(err: Error & { code?: string }, socket: Duplex): void;
 }
 
 /** An http.Server plus the sockets it must close on shutdown that Node does not track (upgrades, tunnels). */
@@ -74,7 +76,7 @@ export class Listener {
     if (this.#limits) server.maxConnections = this.#limits.maxConnections;
     if (handlers.upgrade) server.on('upgrade', handlers.upgrade);
     if (handlers.connect) server.on('connect', handlers.connect);
-    server.on('clientError', answerClientError);
+    server.on('clientError', handlers.clientError ?? answerClientError);
     const metricLabel = { listener: this.name };
     server.on('connection', (socket: Socket) => {
       activeConnections.inc(metricLabel);

@@ -5,25 +5,79 @@
  * refused or failed WebSocket upgrade. Same shape as errors.ts `sendError`.
  */
 import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
+import type { ListenerName } from '../config/compile.ts';
+import { Exchange } from '../observe/exchange.ts';
 import { ProxyError, errorAnswer, type ErrorCode } from '../proxy/errors.ts';
+import { newUuid } from '../proxy/headers.ts';
+import { ObservedResponse } from './observed-response.ts';
 
-/** Writes `error` as a complete HTTP/1.1 response and ends the socket. */
-export function writeRawError(socket: Duplex, error: ProxyError, extraHeaders: Record<string, string> = {}): void {
+/** Writes `error` as a complete HTTP/1.1 response and ends the socket; returns the body bytes written (0 when the socket was gone). */
+export function writeRawError(socket: Duplex, error: ProxyError, extraHeaders: Record<string, string> = {}): number {
   if (!socket.writable) {
     socket.destroy();
-    return;
+    return 0;
   }
   const { body, headers } = errorAnswer(error, { ...extraHeaders, connection: 'close' });
   let head = `HTTP/1.1 ${error.status} ${STATUS_CODES[error.status] ?? 'Error'}\r\n`;
   for (const [name, value] of Object.entries(headers)) head += `${name}: ${value}\r\n`;
   socket.end(`${head}\r\n${body}`);
+  return headers['content-length'] as number;
 }
 
 /** A server's 'clientError' handler: the parser or timeout error answered in the sidecar's format. */
 export function answerClientError(err: Error & { code?: string }, socket: Duplex): void {
   if (err.code === 'ECONNRESET') socket.destroy();
   else writeRawError(socket, new ProxyError(clientErrorCode(err.code)));
+}
+
+/**
+ * The 'clientError' handler of a proxy listener (and of the HTTP server
+ * inside CONNECT tunnels): the answer of `answerClientError`, and the request
+ * made visible, with an access line (when `accessLog()` says so) and its
+ * count in `sidecar_requests_total` and `sidecar_bad_requests_total`.
+ *
+ * - While a request is in flight on the socket (a body too slow for
+ *   `requestTimeout`, a broken chunked body), the error ends that request:
+ *   its own Exchange records the answer, so it keeps its route and id. Once
+ *   its response has begun, no answer can be written any more: the
+ *   connection is cut (a 408 would land inside the response's body).
+ * - Otherwise the parser rejected a new request head: it gets an Exchange
+ *   of its own with what is known (peer, listener, code, status), a new
+ *   request id, which the answer carries too, and no route.
+ * - A connection that never sent a byte (a preconnect, a port probe) timing
+ *   out is answered but not logged or counted: it made no request (HAProxy's
+ *   `dontlognull`). Nor is a client that reset the connection, or an error
+ *   on a socket already answered.
+ */
+export function clientErrorHandler(listener: ListenerName, accessLog: () => boolean): (err: Error & { code?: string }, socket: Duplex) => void {
+  return (err, duplex) => {
+    if (err.code === 'ECONNRESET' || !duplex.writable) {
+      duplex.destroy();
+      return;
+    }
+    const socket = duplex as Socket;
+    const error = new ProxyError(clientErrorCode(err.code));
+    const inFlight = (socket as Socket & { _httpMessage?: unknown })._httpMessage;
+    if (inFlight instanceof ObservedResponse && !inFlight.writableEnded && inFlight.observer instanceof Exchange) {
+      if (inFlight.headersSent) {
+        socket.destroy();
+        return;
+      }
+      const exchange = inFlight.observer;
+      exchange.answeredRaw(error, writeRawError(socket, error, { 'x-request-id': exchange.reqId }));
+      return;
+    }
+    if (socket.bytesRead === 0) {
+      writeRawError(socket, error);
+      return;
+    }
+    const exchange = new Exchange(listener, newUuid(), '', '', '', accessLog());
+    exchange.notePeer(socket);
+    exchange.answeredRaw(error, writeRawError(socket, error, { 'x-request-id': exchange.reqId }));
+    exchange.finish();
+  };
 }
 
 /** The code for a parser / timeout error of Node's HTTP server. */

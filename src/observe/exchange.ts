@@ -3,12 +3,27 @@
  * its end as one access-log line and the request metrics (SPEC.md "Access
  * log"). Plain fields, no closures: this object is made for every request.
  */
-import type { ServerResponse } from 'node:http';
-import type { ErrorCode } from '../proxy/errors.ts';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import type { ErrorCode, ProxyError } from '../proxy/errors.ts';
 import type { ListenerName } from '../config/compile.ts';
 import type { ResponseObserver } from '../net/observed-response.ts';
 import { logAccess } from './log.ts';
-import { requestDuration, requestsInFlight, requestsTotal } from './metrics.ts';
+import { badRequestsTotal, requestDuration, requestsInFlight, requestsTotal } from './metrics.ts';
+
+/**
+ * The codes of requests refused as malformed, too large or too slow, whichever
+ * layer caught them (Node's parser, the listener, a route's limit): they count
+ * in `sidecar_bad_requests_total` too, like HAProxy's `ereq`.
+ */
+const BAD_REQUEST_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  'bad_request',
+  'request_timeout',
+  'payload_too_large',
+  'uri_too_long',
+  'headers_too_large',
+  'not_implemented',
+]);
 
 interface Series {
   readonly requests: { inc(): void };
@@ -86,6 +101,17 @@ export class Exchange implements ResponseObserver {
   aborted = false;
   /** Told when the client leaves before its response is complete; set while a proxied try runs. */
   watcher: ClientWatcher | undefined = undefined;
+  clientAddress: string | undefined = undefined;
+  clientPort = 0;
+  userAgent: string | undefined = undefined;
+  /** HTTP version of the client's request; empty when the request was never parsed (a parser error). */
+  protocol = '';
+  /** The traceparent sent upstream (headers.ts writes a created one back into the request's headers). */
+  traceparent: string | undefined = undefined;
+  /** Time from the start of the last try to the upstream's response head (ms); -1 when no head came. */
+  upstreamHeaderMs = -1;
+  /** The sidecar's answer went straight to the socket (answeredRaw). */
+  #answeredRaw = false;
   #done = false;
 
   constructor(listener: ListenerName, reqId: string, method: string, host: string, path: string, accessLog: boolean) {
@@ -105,16 +131,52 @@ export class Exchange implements ResponseObserver {
   }
 
   /**
+   * Records who asked, from the client's request: the TCP peer, User-Agent,
+   * HTTP version and traceparent. Read when the exchange ends (the
+   * traceparent sent upstream is only known then), so the request itself is
+   * never kept: the access log's batch holds Exchanges.
+   */
+  noteClient(req: IncomingMessage): void {
+    this.notePeer(req.socket);
+    const headers = req.headers;
+    this.userAgent = headers['user-agent'];
+    const traceparent = headers.traceparent;
+    this.traceparent = typeof traceparent === 'string' ? traceparent : undefined;
+    this.protocol = req.httpVersion;
+  }
+
+  /** Records the client's address and port (a socket that is already gone may no longer tell them). */
+  notePeer(socket: Socket): void {
+    this.clientAddress = socket.remoteAddress;
+    this.clientPort = socket.remotePort ?? 0;
+  }
+
+  /**
+   * The sidecar answered this request on the raw socket (Node's parser or a
+   * timeout rejected the rest of it, see net/raw-answer.ts): the answer's
+   * status and code stand, whatever the unfinished response says at its close.
+   */
+  answeredRaw(error: ProxyError, bodyBytes: number): void {
+    this.#answeredRaw = true;
+    this.status = error.status;
+    this.error = error.code;
+    this.bytesOut += bodyBytes;
+  }
+
+  /**
    * The client's response closed, complete or not (the listener's one 'close'
    * function calls this as the response's observer): records how it ended,
    * stops a running flight when the client left first, and finishes.
    */
   responseClosed(res: ServerResponse): void {
-    this.status = res.headersSent ? res.statusCode : 499; // 499: the client left first (NGINX's code)
+    const answeredRaw = this.#answeredRaw && !res.headersSent;
+    if (!answeredRaw) this.status = res.headersSent ? res.statusCode : 499; // 499: the client left first (NGINX's code)
     if (!res.writableFinished) {
-      this.aborted = true;
       this.watcher?.clientGone();
+      // Cut, unless the sidecar's raw answer was the whole response (stopping the flight marks it cut).
+      this.aborted = !answeredRaw;
     }
+    if (this.accessLog) this.noteClient(res.req);
     this.finish();
   }
 
@@ -128,6 +190,7 @@ export class Exchange implements ResponseObserver {
     const series = seriesOf(this.listener, this.route, this.upstreamLabel, this.method, this.status);
     series.requests.inc();
     series.duration.observe(ms / 1000);
+    if (this.error !== undefined && BAD_REQUEST_CODES.has(this.error)) badRequestsTotal.inc({ listener: this.listener, code: this.error });
     if (!this.accessLog) return;
     this.endedAt = Date.now();
     logAccess(this);

@@ -6,15 +6,15 @@
  * synchronously, as NGINX writes its logs (see `SYNC_STDOUT`). `flushLogs()`
  * drains both at shutdown. A failing stdout (a full disk) drops lines and
  * says so on stderr; it never stops the proxy. With `--pretty`, or when
- * stdout is a terminal, lines are made readable by pino-pretty instead (a
- * person is reading, not a log shipper).
+ * stdout is a terminal, lines are made readable by pretty.ts instead (a
+ * person is reading, not a log shipper): one line per event.
  */
 import { fstatSync } from 'node:fs';
 import { isatty } from 'node:tty';
 import { pino, type DestinationStream, type Logger, type LevelWithSilent } from 'pino';
-import pretty from 'pino-pretty';
 import { accessLine, type AccessRecord } from './access-line.ts';
 import { LineBatch } from './line-batch.ts';
+import { prettyAccessLine, prettyDestination } from './pretty.ts';
 
 export type { Logger };
 
@@ -89,11 +89,13 @@ function reportLost(message: string): void {
   process.stderr.write(`sidecar: ${message}\n`);
 }
 
-const prettyStream: DestinationStream | undefined = PRETTY
-  ? pretty({ colorize: process.stdout.isTTY === true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' })
-  : undefined;
+/** Colours only for a terminal: `--pretty` into a file or a pipe stays plain text. */
+const COLORS = process.stdout.isTTY === true;
 
-const destination = prettyStream ?? stdoutDestination();
+const stdoutSink = stdoutDestination();
+
+/** With --pretty, the logger's lines pass through pretty.ts on their way to stdout. */
+const destination: DestinationStream = PRETTY ? prettyDestination(stdoutSink, COLORS) : stdoutSink;
 
 /**
  * Access lines are many: they are written in chunks of up to MAX_WRITE, or
@@ -104,8 +106,10 @@ const destination = prettyStream ?? stdoutDestination();
  * (70.8 -> 66.3 us of CPU, medians of 4 alternating runs). Other log lines are
  * not delayed.
  */
-const accessDestination = prettyStream ?? stdoutDestination();
-const accessBatch = new LineBatch<AccessRecord>(accessDestination, accessLine, {
+const accessDestination = PRETTY ? stdoutSink : stdoutDestination();
+/** With --pretty, access lines are made readable straight from their records, not parsed back from JSON. */
+const formatAccess = PRETTY ? (record: AccessRecord) => prettyAccessLine(record, COLORS) : accessLine;
+const accessBatch = new LineBatch<AccessRecord>(accessDestination, formatAccess, {
   maxBytes: MAX_WRITE,
   maxRecords: SYNC_STDOUT ? 128 : 16,
   flushMs: 200,
@@ -139,7 +143,7 @@ export function setLogLevel(level: LevelWithSilent): void {
 /** Writes what is buffered; called once at exit. */
 export function flushLogs(): void {
   accessBatch.flush();
-  for (const sink of [accessDestination, destination]) {
+  for (const sink of new Set([accessDestination, stdoutSink])) {
     if (failing.has(sink)) continue;
     try {
       (sink as { flushSync?: () => void }).flushSync?.();

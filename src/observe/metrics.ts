@@ -161,6 +161,13 @@ export const requestDuration = new HotHistogram({
   registers: [registry],
 });
 
+export const badRequestsTotal = new Counter({
+  name: 'sidecar_bad_requests_total',
+  help: 'Requests refused as malformed, too large or too slow (Node\'s parser included), by listener and error code.',
+  labelNames: ['listener', 'code'] as const,
+  registers: [registry],
+});
+
 export const upstreamRetriesTotal = new Counter({
   name: 'sidecar_upstream_retries_total',
   help: 'Retries sent upstream, by the condition that caused them.',

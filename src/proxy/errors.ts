@@ -121,24 +121,31 @@ export function errorAnswer(error: ProxyError, extraHeaders?: Record<string, str
 /**
  * Writes the sidecar's own answer: `x-sidecar-error: CODE` and a JSON body.
  * Does nothing to the body when headers already left (the caller then destroys
- * the connection instead).
+ * the connection instead). Returns the body bytes written, for `bytesOut`.
  */
-export function sendError(res: ServerResponse, error: ProxyError, extraHeaders?: Record<string, string>): void {
+export function sendError(res: ServerResponse, error: ProxyError, extraHeaders?: Record<string, string>): number {
   if (res.headersSent) {
     res.destroy(error);
-    return;
+    return 0;
   }
   const { body, headers } = errorAnswer(error, extraHeaders);
   // A malformed request leaves the connection in an unknown state: close it.
   if (error.code === 'bad_request') headers.connection = 'close';
   res.writeHead(error.status, headers);
-  res.end(res.req?.method === 'HEAD' ? undefined : body);
+  if (res.req?.method === 'HEAD') {
+    res.end();
+    return 0;
+  }
+  res.end(body);
+  return headers['content-length'] as number;
 }
 
 /** The part of a request's record (observe/exchange.ts) that an answer touches. */
 export interface AnsweredRequest {
   readonly reqId: string;
   error: ErrorCode | undefined;
+  /** The answer's body bytes are counted here (the access line's `bytesOut`). */
+  bytesOut: number;
 }
 
 /**
@@ -150,5 +157,5 @@ export interface AnsweredRequest {
  */
 export function refuse(res: ServerResponse, request: AnsweredRequest, error: ProxyError, extraHeaders?: Record<string, string>): void {
   request.error = error.code;
-  sendError(res, error, { 'x-request-id': request.reqId, ...extraHeaders });
+  request.bytesOut += sendError(res, error, { 'x-request-id': request.reqId, ...extraHeaders });
 }

@@ -93,6 +93,8 @@ class ResponseWriter implements Dispatcher.DispatchHandler {
   #timer: NodeJS.Timeout | undefined;
   /** Upstream reading is paused until the client's socket drains. */
   #paused = false;
+  /** When this try began: the access line's `upstreamHeaderMs` counts from here (queueing and connecting included, as NGINX's $upstream_header_time). */
+  readonly #startedAt = performance.now();
 
   constructor(res: ServerResponse, exchange: Exchange, request: AttemptRequest, judge: HeadJudge, settle: (o: AttemptOutcome) => void) {
     this.#res = res;
@@ -100,6 +102,7 @@ class ResponseWriter implements Dispatcher.DispatchHandler {
     this.#request = request;
     this.#judge = judge;
     this.#settle = settle;
+    exchange.upstreamHeaderMs = -1; // the last try's, or none
     if (request.headTimeout > 0) this.#timer = setTimeout(headTimedOut, request.headTimeout, this).unref();
   }
 
@@ -136,6 +139,7 @@ class ResponseWriter implements Dispatcher.DispatchHandler {
     if (this.#settled || statusCode < 200) return; // 1xx: Node answers 100-continue itself
     clearTimeout(this.#timer);
     this.#timer = undefined;
+    this.#exchange.upstreamHeaderMs = performance.now() - this.#startedAt;
     if (!this.#judge.acceptHead(statusCode, headers)) {
       this.#finish({ kind: 'rejected', status: statusCode, headers }); // before abort(), which may report an error synchronously
       controller.abort(new AttemptAborted('response refused for a retry'));

@@ -143,7 +143,7 @@ class Flight implements ClientWatcher, BreakerTrial<AttemptOutcome>, HeadJudge {
     const { req, route, target, exchange } = this;
     const endpoint = this.endpoint!;
     exchange.attempts++;
-    exchange.endpoint = endpoint.authority;
+    exchange.endpoint = endpoint.shownAuthority;
     const headers = tryHeaders(req, target, endpoint, exchange.reqId, route.requestHeaders, false);
     const attempt = startAttempt(
       this.res,

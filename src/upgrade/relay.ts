@@ -85,7 +85,7 @@ export function proxyUpgrade(
     .open(upstream, {
       start: (endpoint) => {
         exchange.attempts++;
-        exchange.endpoint = endpoint.authority;
+        exchange.endpoint = endpoint.shownAuthority;
         const headers = tryHeaders(req, target, endpoint, exchange.reqId, route.requestHeaders, true);
         pending = requestUpgrade({
           endpoint,
@@ -96,7 +96,11 @@ export function proxyUpgrade(
           headTimeout: route.timeout,
         });
         if (gone) pending.cancel();
-        return pending.outcome;
+        const started = performance.now();
+        return pending.outcome.then((outcome) => {
+          if (outcome.kind !== 'failed') exchange.upstreamHeaderMs = performance.now() - started;
+          return outcome;
+        });
       },
       verdict: (outcome) => (gone ? 'nothing' : verdictOf(outcome)),
       opened: (outcome) => outcome.kind === 'switched',
@@ -117,17 +121,13 @@ export function proxyUpgrade(
 /** The sidecar's own answer after the try (nothing when the client already left); the access line comes at the close. */
 function refuse(socket: Duplex, error: ProxyError, exchange: Exchange): void {
   if (socket.destroyed) return;
-  exchange.status = error.status;
-  exchange.error = error.code;
-  writeRawError(socket, error, { 'x-request-id': exchange.reqId });
+  exchange.answeredRaw(error, writeRawError(socket, error, { 'x-request-id': exchange.reqId }));
 }
 
 /** The sidecar's own answer to an upgrade it does not relay (no route, not a WebSocket, ...); the access line is written at once. */
 export function refuseUpgrade(socket: Duplex, exchange: Exchange, error: ProxyError, headers?: Record<string, string>): void {
   socket.on('error', () => socket.destroy());
-  exchange.status = error.status;
-  exchange.error = error.code;
-  writeRawError(socket, error, { 'x-request-id': exchange.reqId, ...headers });
+  exchange.answeredRaw(error, writeRawError(socket, error, { 'x-request-id': exchange.reqId, ...headers }));
   exchange.finish();
 }
 

@@ -59,7 +59,7 @@ export function requestUpgrade(request: UpgradeRequest): PendingUpgrade {
     : netConnect({ host, port, lookup: request.lookup });
   socket.setNoDelay(true);
   const connectTimer = setTimeout(() => {
-    socket.destroy(new ProxyError('upstream_connect_failed', `no connection to ${endpoint.authority} within ${request.connectTimeout}ms`));
+    socket.destroy(new ProxyError('upstream_connect_failed', `no connection to ${endpoint.shownAuthority} within ${request.connectTimeout}ms`));
   }, request.connectTimeout);
   socket.once(tls ? 'secureConnect' : 'connect', () => clearTimeout(connectTimer));
   socket.once('close', () => clearTimeout(connectTimer));

@@ -24,6 +24,8 @@ export class HealthCount {
 /** An endpoint as the checker sees it. */
 export interface Probed {
   readonly url: string;
+  /** The URL as logs show it. */
+  readonly shown: string;
   readonly origin: string;
   healthy: boolean;
   readonly health: HealthCount;
@@ -50,14 +52,23 @@ export class HealthChecker {
   readonly #dispatcherFor: (endpoint: Probed) => ProbeDispatcher;
   readonly #dispatchers = new Map<string, ProbeDispatcher>();
   readonly #probing = new Set<string>();
+  readonly #onChange: (() => void) | undefined;
   #timer: NodeJS.Timeout | undefined;
   #stopped = false;
 
-  constructor(upstream: string, config: HealthCheckConfig, endpoints: () => readonly Probed[], dispatcherFor: (endpoint: Probed) => ProbeDispatcher) {
+  /** `onChange` hears of every changed verdict (a cluster primary passes them on to its workers). */
+  constructor(
+    upstream: string,
+    config: HealthCheckConfig,
+    endpoints: () => readonly Probed[],
+    dispatcherFor: (endpoint: Probed) => ProbeDispatcher,
+    onChange?: () => void,
+  ) {
     this.#upstream = upstream;
     this.config = config;
     this.#endpoints = endpoints;
     this.#dispatcherFor = dispatcherFor;
+    this.#onChange = onChange;
   }
 
   start(): void {
@@ -119,8 +130,9 @@ export class HealthChecker {
     const healthy = nextHealth(endpoint.healthy, endpoint.health, passed, this.config);
     if (healthy === endpoint.healthy) return;
     endpoint.healthy = healthy;
-    const entry = { upstream: this.#upstream, endpoint: endpoint.url, healthy };
+    const entry = { upstream: this.#upstream, endpoint: endpoint.shown, healthy };
     if (healthy) log.info(entry, 'endpoint healthy again');
     else log.warn(entry, 'endpoint failed its health checks');
+    this.#onChange?.();
   }
 }

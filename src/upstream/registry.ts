@@ -9,6 +9,7 @@
  */
 import { Pool } from 'undici';
 import type { UpstreamConfig } from '../config/schema.ts';
+import { Secrets } from '../config/secrets.ts';
 import { log } from '../observe/log.ts';
 import { chooseIndex, untried, type Cursor } from './balance.ts';
 import { UpstreamBreaker } from './breaker.ts';
@@ -21,8 +22,12 @@ export class EndpointState {
   readonly url: string;
   /** scheme://host:port, as undici wants it. */
   readonly origin: string;
-  /** host:port, for logs and Host headers. */
+  /** host:port, for Host headers. */
   readonly authority: string;
+  /** The URL as logs and the admin port show it (a part that came from `${VAR}` is [redacted]). */
+  shown: string;
+  /** host:port as the access log shows it. */
+  shownAuthority: string;
   readonly pool: Pool;
   readonly poolKey: string;
   /** TLS options of an https:// endpoint (the pool's, and those of the sidecar's own connections to it). */
@@ -45,9 +50,17 @@ export class EndpointState {
     this.url = url;
     this.origin = parsed.origin;
     this.authority = parsed.host;
+    this.shown = url;
+    this.shownAuthority = parsed.host;
     this.pool = pool;
     this.poolKey = poolKey;
     this.tls = tls;
+  }
+
+  /** Sets how the URL is shown; the authority is read from it as text, since [redacted] is no host a URL parser takes. */
+  show(shown: string): void {
+    this.shown = shown;
+    this.shownAuthority = shown.replace(/^[a-z][a-z0-9+.-]*:\/\//i, '').replace(/^[^@/?#]*@/, '').replace(/[/?#].*$/, '');
   }
 
   /** Takes over the health and ejection state of the endpoint it replaces (same URL, new pool). */
@@ -58,9 +71,9 @@ export class EndpointState {
   }
 }
 
-/** One upstream in GET /upstreams (SPEC "Admin JSON"). */
+/** One upstream in GET /upstreams (SPEC "Admin JSON"); `breaker` is "none" when the upstream has none. */
 export interface UpstreamView {
-  readonly breaker: 'closed' | 'open' | 'half_open';
+  readonly breaker: 'closed' | 'open' | 'half_open' | 'none';
   readonly endpoints: ReadonlyArray<{ url: string; healthy: boolean; ejected: boolean; inFlight: number }>;
 }
 
@@ -80,6 +93,8 @@ export class UpstreamState {
   readonly budget = new RetryBudget();
   breaker: UpstreamBreaker | undefined;
   health: HealthChecker | undefined;
+  /** The health check settings in force (also where another process runs the checks). */
+  #healthSettings: UpstreamConfig['healthCheck'];
 
   constructor(name: string, config: UpstreamConfig, endpoints: EndpointState[], metricLabel: string = name) {
     this.name = name;
@@ -108,15 +123,15 @@ export class UpstreamState {
     if (!outlier) return;
     const ejectedFor = recordResult(endpoint, this.endpoints, failed, outlier, now);
     if (ejectedFor !== undefined) {
-      log.warn({ upstream: this.name, endpoint: endpoint.url, ejectedForMs: ejectedFor, multiplier: endpoint.outlier.multiplier }, 'endpoint ejected');
+      log.warn({ upstream: this.name, endpoint: endpoint.shown, ejectedForMs: ejectedFor, multiplier: endpoint.outlier.multiplier }, 'endpoint ejected');
     }
   }
 
   view(now: number = performance.now()): UpstreamView {
     return {
-      breaker: this.breaker?.state ?? 'closed',
+      breaker: this.breaker?.state ?? 'none',
       endpoints: this.endpoints.map((endpoint) => ({
-        url: endpoint.url,
+        url: endpoint.shown,
         healthy: endpoint.healthy,
         ejected: endpoint.outlier.isEjected(now),
         inFlight: endpoint.inFlight,
@@ -124,23 +139,29 @@ export class UpstreamState {
     };
   }
 
-  /** Starts, keeps, restarts or stops the breaker and health checker to match `config`. */
-  syncPolicies(): void {
-    const { breaker, healthCheck } = this.config;
+  /** Starts, keeps, restarts or stops the breaker and health checker to match `config` (and the registry's options). */
+  syncPolicies(options: RegistryOptions = {}): void {
+    const { healthCheck } = this.config;
+    const breaker = options.breakers === false ? undefined : this.config.breaker;
     if (!sameSettings(this.breaker?.config, breaker)) {
       this.breaker?.shutdown();
       this.breaker = breaker && new UpstreamBreaker(this.name, breaker);
     }
-    if (!sameSettings(this.health?.config, healthCheck)) {
+    if (!sameSettings(this.#healthSettings, healthCheck)) {
+      this.#healthSettings = healthCheck;
       this.health?.stop();
       this.health = undefined;
       for (const endpoint of this.endpoints) {
         endpoint.healthy = true;
         endpoint.health = new HealthCount();
       }
-      if (healthCheck) {
-        this.health = new HealthChecker(this.name, healthCheck, () => this.endpoints, (endpoint) =>
-          new Pool(endpoint.origin, { ...poolOptions(this.config, endpoint.url).options, connections: 1 }),
+      if (healthCheck && options.health !== 'follow') {
+        this.health = new HealthChecker(
+          this.name,
+          healthCheck,
+          () => this.endpoints,
+          (endpoint) => new Pool(endpoint.origin, { ...poolOptions(this.config, endpoint.url).options, connections: 1 }),
+          options.onHealthChange,
         );
         this.health.start();
       }
@@ -153,6 +174,7 @@ export class UpstreamState {
     this.breaker = undefined;
     this.health?.stop();
     this.health = undefined;
+    this.#healthSettings = undefined;
   }
 }
 
@@ -180,8 +202,32 @@ function poolOptions(config: UpstreamConfig, url: string): { key: string; option
   return { key, options, tls };
 }
 
+/** How a registry runs the policies that keep state; the defaults suit a single process. */
+export interface RegistryOptions {
+  /** False in a cluster primary: it carries no traffic, so its breakers would only ever say "closed". */
+  readonly breakers?: boolean;
+  /**
+   * 'probe' (default): run the active health checks here. 'follow': take the
+   * verdicts from `follow()`, as a cluster worker does from its primary, so an
+   * endpoint is probed once per sidecar, not once per process.
+   */
+  readonly health?: 'probe' | 'follow';
+  /** Called when an active health check changes an endpoint's verdict. */
+  readonly onHealthChange?: () => void;
+}
+
+/** An endpoint an active health check found unhealthy: [upstream, endpoint URL]. */
+export type Unhealthy = readonly [upstream: string, url: string];
+
 export class UpstreamRegistry {
   readonly #upstreams = new Map<string, UpstreamState>();
+  readonly #options: RegistryOptions;
+  /** In 'follow' mode, the last verdicts received: `${upstream} ${url}` of each unhealthy endpoint. */
+  #followed = new Set<string>();
+
+  constructor(options: RegistryOptions = {}) {
+    this.#options = options;
+  }
 
   get(name: string): UpstreamState | undefined {
     return this.#upstreams.get(name);
@@ -191,12 +237,37 @@ export class UpstreamRegistry {
     return this.#upstreams.values();
   }
 
+  /** Every endpoint that an active health check holds unhealthy now. */
+  unhealthy(): Unhealthy[] {
+    const found: Unhealthy[] = [];
+    for (const state of this.#upstreams.values()) {
+      if (!state.config.healthCheck) continue;
+      for (const endpoint of state.endpoints) if (!endpoint.healthy) found.push([state.name, endpoint.url]);
+    }
+    return found;
+  }
+
+  /** 'follow' mode: applies the verdicts of the process that runs the checks; an endpoint not named is healthy. */
+  follow(unhealthy: readonly Unhealthy[]): void {
+    this.#followed = new Set(unhealthy.map(([upstream, url]) => `${upstream} ${url}`));
+    this.#applyFollowed();
+  }
+
+  #applyFollowed(): void {
+    if (this.#options.health !== 'follow') return;
+    for (const state of this.#upstreams.values()) {
+      if (!state.config.healthCheck) continue;
+      for (const endpoint of state.endpoints) endpoint.healthy = !this.#followed.has(`${state.name} ${endpoint.url}`);
+    }
+  }
+
   /**
    * Brings the registry in line with a config: new upstreams and endpoints get
    * pools, kept ones keep theirs (and their state), removed ones drain and close.
+   * `secrets` says how each endpoint URL may be shown.
    * Throws only when a TLS file cannot be read, before anything changed.
    */
-  reconcile(upstreams: Readonly<Record<string, UpstreamConfig>>): void {
+  reconcile(upstreams: Readonly<Record<string, UpstreamConfig>>, secrets: Secrets = Secrets.NONE): void {
     const planned = new Map<string, { config: UpstreamConfig; endpoints: Array<{ url: string; key: string; options: Pool.Options; tls: UpstreamTlsOptions | undefined }> }>();
     for (const [name, config] of Object.entries(upstreams)) {
       planned.set(name, { config, endpoints: config.endpoints.map((url) => ({ url, ...poolOptions(config, url) })) });
@@ -217,6 +288,7 @@ export class UpstreamRegistry {
         return fresh;
       });
       retired.push(...previous.values());
+      endpoints.forEach((endpoint, index) => endpoint.show(String(secrets.shown(['upstreams', name, 'endpoints', index], endpoint.url))));
       let state = existing;
       if (state) {
         state.config = plan.config;
@@ -225,7 +297,7 @@ export class UpstreamRegistry {
         state = new UpstreamState(name, plan.config, endpoints);
         this.#upstreams.set(name, state);
       }
-      state.syncPolicies();
+      state.syncPolicies(this.#options);
     }
     for (const [name, state] of this.#upstreams) {
       if (planned.has(name)) continue;
@@ -234,6 +306,9 @@ export class UpstreamRegistry {
       retired.push(...state.endpoints);
     }
     for (const endpoint of retired) drain(endpoint);
+    this.#applyFollowed();
+    // A check that was reset, added or removed changes verdicts too.
+    this.#options.onHealthChange?.();
   }
 
   /** Closes every pool, letting in-flight requests finish. */
@@ -257,5 +332,5 @@ export class UpstreamRegistry {
 
 /** A removed endpoint: in-flight requests finish on it, then its pool closes. */
 function drain(endpoint: EndpointState): void {
-  endpoint.pool.close().catch((err: unknown) => log.warn({ err, endpoint: endpoint.url }, 'closing a retired upstream pool failed'));
+  endpoint.pool.close().catch((err: unknown) => log.warn({ err, endpoint: endpoint.shown }, 'closing a retired upstream pool failed'));
 }

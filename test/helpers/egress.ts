@@ -175,6 +175,11 @@ export function accessLines(lines: ReadonlyArray<Record<string, unknown>>): Arra
   return lines.filter((line) => line.log === 'access');
 }
 
+/** The access line of request id `reqId`, once the process has written it. */
+export function accessLineOf(lines: ReadonlyArray<Record<string, unknown>>, reqId: string): Promise<Record<string, unknown>> {
+  return eventually(() => accessLines(lines).find((line) => line.reqId === reqId));
+}
+
 /** Polls `check` every 25 ms until it returns a value, at most `timeoutMs`. */
 export async function eventually<T>(check: () => T | undefined, timeoutMs = 5_000): Promise<T> {
   const until = Date.now() + timeoutMs;

@@ -22,6 +22,12 @@ export interface SidecarProcess {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
+/** YAML header for a sidecar process whose access log a test reads: admin on an ephemeral port, access lines on stdout. */
+export const LOGGED_BASE = `
+admin: { listen: 127.0.0.1:0 }
+log: { level: info, access: true }
+`;
+
 /** Writes `yaml` to a temp file and returns its path. */
 export function writeConfig(yaml: string, name = 'sidecar.yaml'): string {
   const dir = mkdtempSync(join(tmpdir(), 'sidecar-proc-'));

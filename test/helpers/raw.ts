@@ -5,15 +5,22 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
 
 /** Sends `data` (all at once, or piece by piece with a pause) and returns all bytes received until the server closes or `timeoutMs`. */
-export function rawExchange(port: number, data: string | string[], options: { timeoutMs?: number; pauseMs?: number } = {}): Promise<string> {
+export async function rawExchange(port: number, data: string | string[], options: { timeoutMs?: number; pauseMs?: number } = {}): Promise<string> {
+  return (await rawConversation(port, data, options)).text;
+}
+
+/** rawExchange, also saying which local port the client used (the server sees it as the client's port). */
+export function rawConversation(port: number, data: string | string[], options: { timeoutMs?: number; pauseMs?: number } = {}): Promise<{ text: string; localPort: number }> {
   const pieces = Array.isArray(data) ? data : [data];
   return new Promise((resolve) => {
     const socket = connect(port, '127.0.0.1');
     const chunks: Buffer[] = [];
+    let localPort = 0;
+    socket.once('connect', () => (localPort = socket.localPort ?? 0));
     const done = () => {
       clearTimeout(timer);
       socket.destroy();
-      resolve(Buffer.concat(chunks).toString('latin1'));
+      resolve({ text: Buffer.concat(chunks).toString('latin1'), localPort });
     };
     const timer = setTimeout(done, options.timeoutMs ?? 3_000);
     socket.on('data', (chunk: Buffer) => chunks.push(chunk));
