@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --disable-warning=DEP0060
 /**
  * Command line (SPEC.md "Command line"):
  *   sidecar [--config PATH] [-- CMD ARGS...]   run (default config/sidecar.yaml, or $SIDECAR_CONFIG)
@@ -6,6 +6,10 @@
  *   sidecar schema                             print the JSON Schema of the config file
  * Exit codes: 0 clean shutdown; 1 bad config or start-up failure; with a
  * supervised app and `restart: never`, the app's own exit code.
+ *
+ * The shebang (as `npm start` and the Dockerfile) turns off one warning:
+ * DEP0060, which http-proxy 1.18.1 (WebSocket relaying) triggers by calling
+ * util._extend on every WebSocket. Every other warning is still printed.
  */
 import { compile } from './config/compile.ts';
 import { formatConfigError, loadConfigFile } from './config/load.ts';

@@ -1,49 +1,63 @@
 /**
- * Issue 23: the first WebSocket through the sidecar printed Node's
- * deprecation warning for `util._extend` (DEP0060), from http-proxy. The
- * upgrade path now makes no deprecated call.
- * (Each test file runs in a process of its own, where these warnings, printed
- * once per process, have not been printed yet.)
+ * Issue 23, as a user sees it: the sidecar run as documented (`npm start --
+ * --config FILE`) relays WebSockets and prints no deprecation warning.
+ * http-proxy 1.18.1, which relays them, calls util._extend on every
+ * WebSocket, and Node prints DEP0060 for it once per process; the sidecar
+ * runs with --disable-warning=DEP0060, that code only. Any other warning is
+ * still printed: a probe loaded into the sidecar's process
+ * (NODE_OPTIONS=--import) emits a deprecation and a plain warning of its own,
+ * and both must show on stderr.
  */
+import { pathToFileURL } from 'node:url';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LOGGED_BASE, ROOT, spawnSidecar, writeConfig, type SidecarProcess } from './helpers/process.ts';
 import { startHttpServer, type TestServer } from './helpers/servers.ts';
-import { startSidecar, TEST_BASE, type RunningSidecar } from './helpers/sidecar.ts';
 import { attachEchoServer, roundTrip, upgrade } from './helpers/websocket.ts';
 
-describe('WebSocket upgrades print no deprecation warning', () => {
+const PROBE = pathToFileURL(join(ROOT, 'test/fixtures/warning-probe.mjs')).href;
+
+describe('what `npm start` prints while it relays WebSockets', () => {
   let upstream: TestServer;
   let echo: ReturnType<typeof attachEchoServer>;
-  let sidecar: RunningSidecar;
-  const warnings: Array<{ name: string; code: string | undefined; message: string }> = [];
-  const onWarning = (warning: Error & { code?: string }) => warnings.push({ name: warning.name, code: warning.code, message: warning.message });
+  let sidecar: SidecarProcess | undefined;
 
   beforeAll(async () => {
-    process.on('warning', onWarning);
     upstream = await startHttpServer((_req, res) => res.end('plain'));
     echo = attachEchoServer(upstream.server);
-    sidecar = await startSidecar(`${TEST_BASE}
+  });
+  afterAll(async () => {
+    await sidecar?.stop();
+    echo.wss.close();
+    await upstream.close();
+  });
+
+  it('no DEP0060 after WebSockets, and the other warnings still printed', async () => {
+    const config = writeConfig(`${LOGGED_BASE}
 upstreams: { up: { endpoints: [${upstream.url}] } }
 ingress:
   listen: 127.0.0.1:0
   routes:
     - { match: { path: / }, upstream: up, websocket: true }
 `);
-  });
-  afterAll(async () => {
-    process.off('warning', onWarning);
-    await sidecar.close();
-    echo.wss.close();
-    await upstream.close();
-  });
-
-  it('relays WebSockets without a DeprecationWarning', async () => {
+    const options = `${process.env.NODE_OPTIONS ?? ''} --import=${PROBE}`.trim();
+    sidecar = await spawnSidecar(['--config', config], { npm: true, env: { NODE_OPTIONS: options } });
     for (let i = 0; i < 2; i++) {
-      const result = await upgrade(sidecar.url(`/chat/${i}`).replace('http:', 'ws:'));
+      const result = await upgrade(`ws://127.0.0.1:${sidecar.ingressPort}/chat/${i}`);
       if (result.kind !== 'open') throw new Error(`upgrade not open: ${JSON.stringify(result)}`);
       expect(await roundTrip(result.ws, 'hi')).toBe('echo:hi');
       result.ws.close();
     }
-    await new Promise((resolve) => setImmediate(resolve)); // warnings are emitted on the next tick
-    expect(warnings.filter((warning) => warning.name === 'DeprecationWarning')).toEqual([]);
+    expect(echo.requests).toHaveLength(2);
+    expect(await sidecar.stop()).toBe(0);
+
+    const warnings = sidecar
+      .stderr()
+      .split('\n')
+      .filter((line) => /Warning/.test(line) && !line.startsWith('(Use `node --trace'));
+    expect(warnings).toEqual([
+      expect.stringMatching(/\[DEP_SIDECAR_PROBE\] DeprecationWarning: probe deprecation/),
+      expect.stringMatching(/\[SIDECAR_PROBE\] Warning: probe warning/),
+    ]);
   });
 });

@@ -1,6 +1,6 @@
 /**
- * The sidecar as a separate process (`node src/cli.ts`), for what only a real
- * process shows: exit codes, signals, memory.
+ * The sidecar as a separate process (`node src/cli.ts`, or `npm start`), for
+ * what only a real process shows: exit codes, signals, memory, stderr.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -10,9 +10,18 @@ import { Readable } from 'node:stream';
 
 export const ROOT = resolve(import.meta.dirname, '../..');
 export const CLI = join(ROOT, 'src/cli.ts');
+/**
+ * The Node flags the sidecar runs with, as `npm start`, the Dockerfile and the
+ * CLI's shebang start it: http-proxy 1.18.1 calls util._extend on every
+ * WebSocket, and that one deprecation warning (DEP0060) is not printed.
+ */
+export const NODE_FLAGS: readonly string[] = ['--disable-warning=DEP0060'];
 
 export interface SidecarProcess {
+  /** The process started: the sidecar, or npm running it. */
   readonly child: ChildProcess;
+  /** The sidecar's own process id (known once it listens). */
+  pid?: number;
   readonly lines: Array<Record<string, unknown>>;
   readonly stderr: () => string;
   ingressPort?: number;
@@ -36,9 +45,13 @@ export function writeConfig(yaml: string, name = 'sidecar.yaml'): string {
   return file;
 }
 
-/** Runs the CLI with `args`; waits for "sidecar listening" unless `waitListening` is false. */
-export async function spawnSidecar(args: string[], options: { waitListening?: boolean; env?: NodeJS.ProcessEnv } = {}): Promise<SidecarProcess> {
-  const child = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+/**
+ * Runs the CLI with `args`; waits for "sidecar listening" unless `waitListening` is false.
+ * With `npm`, through `npm start -- ARGS` as a user does (then it always waits, to learn the sidecar's pid).
+ */
+export async function spawnSidecar(args: string[], options: { waitListening?: boolean; env?: NodeJS.ProcessEnv; npm?: boolean } = {}): Promise<SidecarProcess> {
+  const [command, commandArgs] = options.npm ? ['npm', ['start', '--', ...args]] : [process.execPath, [...NODE_FLAGS, CLI, ...args]];
+  const child = spawn(command, commandArgs, { cwd: ROOT, env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
   const lines: Array<Record<string, unknown>> = [];
   let stderr = '';
   let pending = '';
@@ -63,16 +76,21 @@ export async function spawnSidecar(args: string[], options: { waitListening?: bo
     stderr: () => stderr,
     exited,
     stop: async (signal = 'SIGTERM') => {
-      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      if (child.exitCode === null && child.signalCode === null) {
+        // npm's shell may not pass a signal on: the sidecar gets it itself, and npm ends with it.
+        if (options.npm && proc.pid !== undefined) process.kill(proc.pid, signal);
+        else child.kill(signal);
+      }
       return exited;
     },
   };
-  if (options.waitListening === false) return proc;
+  if (options.waitListening === false && !options.npm) return proc;
   const until = Date.now() + 15_000;
   while (Date.now() < until && child.exitCode === null) {
     // The process's own line: with `workers` a worker logs one too, before its siblings listen.
-    const listening = lines.find((line) => line.msg === 'sidecar listening' && line.pid === child.pid);
+    const listening = lines.find((line) => line.msg === 'sidecar listening' && (options.npm || line.pid === child.pid));
     if (listening) {
+      proc.pid = listening.pid as number;
       proc.ingressPort = listening.ingressPort as number | undefined;
       proc.adminPort = listening.adminPort as number | undefined;
       proc.egressPort = listening.egressPort as number | undefined;
