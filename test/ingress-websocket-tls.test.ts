@@ -3,7 +3,7 @@
  * settings, as its requests do: `ca` (a CA made in the test), `serverName`
  * (SNI and the certificate check, here different from the endpoint's host),
  * `insecureSkipVerify`; without a `serverName` the endpoint's host is the
- * name, never the client's Host.
+ * name, never the client's Host (an IP endpoint: no SNI at all).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TLSSocket } from 'node:tls';
@@ -74,6 +74,14 @@ ingress:
   it('insecureSkipVerify: true connects without checking the certificate', async () => {
     const result = await upgrade(wsUrl('/skip'));
     expect(result.kind).toBe('open');
+    if (result.kind === 'open') result.ws.close();
+  });
+
+  it('an IP endpoint without serverName sends no SNI (an IP is not allowed there), not the client Host', async () => {
+    serverNames.length = 0;
+    const result = await upgrade(wsUrl('/skip'), { headers: { host: 'client.example' } });
+    expect(result.kind).toBe('open');
+    expect(serverNames).toEqual([false]);
     if (result.kind === 'open') result.ws.close();
   });
 });

@@ -20,7 +20,7 @@ import { proxyRequest, rewritePath, type ProxyTarget } from '../proxy/proxy.ts';
 import { findRoute, pathOf } from '../proxy/route.ts';
 import { PROXY_AUTHENTICATE, proxyAuthorized } from './auth.ts';
 import type { DestinationLease, Destinations } from './destinations.ts';
-import { addressProblem, reachOf, rulesFor, type DestinationRules, type OwnAddress } from './policy.ts';
+import { addressProblem, reachOf, rulesFor, type OwnAddress } from './policy.ts';
 import { authorityOf, type Destination } from './target.ts';
 
 export interface EgressDeps {
@@ -42,8 +42,6 @@ export const LOOP_MESSAGE = 'request loop: this request already went through thi
 /** Where an admitted egress exchange goes (EgressDispatcher.target). */
 export interface EgressTarget {
   readonly target: ProxyTarget;
-  /** A pass-through destination's rules (undefined for a logical name): what a connection of the exchange's own must check (policy.checkedLookup). */
-  readonly rules: DestinationRules | undefined;
   /** A pass-through destination's lease: release it once the exchange is over. */
   readonly lease: DestinationLease | undefined;
 }
@@ -126,7 +124,7 @@ export class EgressDispatcher {
     if (route.upstream !== undefined) {
       const upstream = this.#deps.registry.get(route.upstream);
       if (!upstream) return new ProxyError('no_healthy_endpoint', `upstream "${route.upstream}" is gone`);
-      return { target: { upstream, path, host: upstream.config.tls?.serverName, originalHost: asked }, rules: undefined, lease: undefined };
+      return { target: { upstream, path, host: upstream.config.tls?.serverName, originalHost: asked }, lease: undefined };
     }
 
     const rules = rulesFor(route, this.#deps.ownAddresses);
@@ -144,7 +142,7 @@ export class EgressDispatcher {
       reach: reachOf(route),
     });
     if (!lease) return new ProxyError('overloaded', 'too many egress destinations in use');
-    return { target: { upstream: lease.state, path, host: asked, originalHost: undefined }, rules, lease };
+    return { target: { upstream: lease.state, path, host: asked, originalHost: undefined }, lease };
   }
 
   async #forward(req: IncomingMessage, res: ServerResponse, snapshot: Snapshot, index: number, dest: Destination, exchange: Exchange): Promise<void> {

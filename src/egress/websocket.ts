@@ -19,7 +19,6 @@ import type { ConfigStore } from '../config/store.ts';
 import { ProxyError } from '../proxy/errors.ts';
 import { isWebSocketUpgrade, proxyUpgrade, refuseUpgrade } from '../upgrade/relay.ts';
 import { refusalHeaders, type EgressDispatcher } from './dispatch.ts';
-import { checkedLookup } from './policy.ts';
 import type { Destination } from './target.ts';
 
 export class EgressUpgrades {
@@ -46,9 +45,8 @@ export class EgressUpgrades {
     }
     const chosen = this.#dispatcher.target(snapshot, index, dest as Destination);
     if (chosen instanceof ProxyError) return refuseUpgrade(socket, exchange, chosen);
-    // A pass-through's connection is checked where it really goes, as its pool's are; its lease
-    // keeps the destination from being evicted while the WebSocket is open.
-    const lookup = chosen.rules && checkedLookup((dest as Destination).port, chosen.rules);
-    proxyUpgrade(req, socket, head, route, { ...chosen.target, lookup }, exchange, () => chosen.lease?.release());
+    // A pass-through's connection is checked where it really goes by its endpoint's agent, as its
+    // pool's are (destinations.ts); its lease keeps the destination from being evicted while the WebSocket is open.
+    proxyUpgrade(req, socket, head, route, chosen.target, exchange, () => chosen.lease?.release());
   }
 }

@@ -1,12 +1,9 @@
 /**
  * WebSocket upgrades on ingress: a route with `websocket: true` and an
- * upstream relays them (upgrade/relay.ts: the upstream's `tls` settings, its
- * breaker, maxConcurrent and in-flight count, as for a request); the path is
- * rewritten and the Host passed on as for a proxied request.
- *
- * This used to be http-proxy, which took neither the upstream's TLS settings
- * nor its breaker, and whose first WebSocket printed Node's deprecation
- * warning for `util._extend` (DEP0060).
+ * upstream relays them (upgrade/relay.ts: http-proxy, with the upstream's
+ * `tls` settings, its breaker, maxConcurrent and in-flight count, as for a
+ * request); the path is rewritten and the Host passed on as for a proxied
+ * request.
  */
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';

@@ -7,10 +7,13 @@
  * pool for this reason); a breaker or health check whose settings changed is
  * started afresh.
  */
+import type { Agent } from 'node:http';
+import type { LookupFunction } from 'node:net';
 import { Pool } from 'undici';
 import type { UpstreamConfig } from '../config/schema.ts';
 import { Secrets } from '../config/secrets.ts';
 import { log } from '../observe/log.ts';
+import { endpointAgent } from './agent.ts';
 import { chooseIndex, untried, type Cursor } from './balance.ts';
 import { UpstreamBreaker } from './breaker.ts';
 import { RetryBudget } from './budget.ts';
@@ -32,6 +35,8 @@ export class EndpointState {
   readonly poolKey: string;
   /** TLS options of an https:// endpoint (the pool's, and those of the sidecar's own connections to it). */
   readonly tls: UpstreamTlsOptions | undefined;
+  /** Connections outside the pool (WebSocket upgrades): the same TLS options, and lookup (agent.ts). */
+  readonly agent: Agent;
   /** Requests, tunnels and WebSockets under way on it (GET /upstreams, least-request). */
   inFlight = 0;
   /**
@@ -44,8 +49,11 @@ export class EndpointState {
   health = new HealthCount();
   outlier = new OutlierState();
 
-  /** `tls` defaults to the options of an upstream without `tls` config (an egress pass-through destination). */
-  constructor(url: string, pool: Pool, poolKey: string, tls: UpstreamTlsOptions | undefined = upstreamTlsOptions(undefined, url)) {
+  /**
+   * `tls` defaults to the options of an upstream without `tls` config (an
+   * egress pass-through destination, which passes the `lookup` its pool uses).
+   */
+  constructor(url: string, pool: Pool, poolKey: string, tls: UpstreamTlsOptions | undefined = upstreamTlsOptions(undefined, url), lookup?: LookupFunction) {
     const parsed = new URL(url);
     this.url = url;
     this.origin = parsed.origin;
@@ -55,6 +63,7 @@ export class EndpointState {
     this.pool = pool;
     this.poolKey = poolKey;
     this.tls = tls;
+    this.agent = endpointAgent(tls, lookup);
   }
 
   /** Sets how the URL is shown; the authority is read from it as text, since [redacted] is no host a URL parser takes. */

@@ -1,10 +1,9 @@
 /**
  * The TLS side of an `https://` endpoint, from its upstream's `tls` config.
  * One function for every connection the sidecar makes to an upstream: the
- * undici pools (registry.ts), their health-check pools, and the connections
- * it opens itself for WebSocket upgrades (upgrade/request.ts). Two copies
- * drifted before: the upgrades ignored `ca`, `serverName` and
- * `insecureSkipVerify`.
+ * undici pools (registry.ts), their health-check pools, and the endpoint's
+ * node:http Agent for WebSocket upgrades (agent.ts). Two copies drifted
+ * before: the upgrades ignored `ca`, `serverName` and `insecureSkipVerify`.
  */
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
