@@ -24,11 +24,12 @@ import { log } from '../observe/log.ts';
 import { ProxyError } from '../proxy/errors.ts';
 import { carriesOwnVia, requestIdOf } from '../proxy/headers.ts';
 import { clientErrorHandler, writeRawError } from '../net/raw-answer.ts';
+import { admitHead, upgradeWanted } from '../net/request-head.ts';
 import { PROXY_AUTHENTICATE, proxyAuthorized } from './auth.ts';
 import { LOOP_MESSAGE, type EgressDeps, type EgressDispatcher } from './dispatch.ts';
 import { DEFAULT_CONNECT_TIMEOUT_MS } from './destinations.ts';
 import { admitConnect, firstAllowing, pinnedLookup, resolveChecked, rulesFor } from './policy.ts';
-import { parseAuthority } from './target.ts';
+import { absolutePath, parseAuthority } from './target.ts';
 import { openTunnel, type TunnelConnect, type TunnelTarget } from './tunnel.ts';
 import type { EgressUpgrades } from './websocket.ts';
 import { refusalOf, UpstreamHold } from '../upstream/held.ts';
@@ -117,7 +118,7 @@ function endpointTarget(endpoint: EndpointState, connectTimeout: number): Tunnel
 
 /** The path of a request inside a tunnel: its destination is the CONNECT's host:port, whatever the request line or Host say. */
 function innerPath(url: string): string {
-  return url.startsWith('/') ? url : /^https?:\/\/[^/]*(\/.*)?$/i.exec(url)?.[1] ?? '/';
+  return url.startsWith('/') ? url : absolutePath(url);
 }
 
 /** What an HTTP request inside a tunnel needs to know about its CONNECT. */
@@ -148,6 +149,8 @@ export class ConnectHandler {
         requireHostHeader: false,
         insecureHTTPParser: false,
         ServerResponse: ObservedResponse,
+        // As on the listeners (net/listener.ts): an `Upgrade: h2c` offer is served as a plain request.
+        shouldUpgradeCallback: upgradeWanted,
       },
       (req, res) => {
         res.on('close', tellObserver);
@@ -235,6 +238,7 @@ export class ConnectHandler {
   }
 
   #onInnerRequest(req: IncomingMessage, res: ObservedResponse): void {
+    if (!admitHead(req, res, false)) return;
     const context = this.#contexts.get(req.socket);
     const path = innerPath(req.url ?? '/');
     this.#dispatcher.handle(req, res, context && { scheme: 'http', host: context.host, port: context.port, path }, {

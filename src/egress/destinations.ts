@@ -169,7 +169,8 @@ function closePools(state: UpstreamState): void {
  */
 function createState(key: DestinationKey, own: DestinationRules['own']): UpstreamState {
   const url = `${key.scheme}://${authorityOf(key.scheme, key.host, key.port)}`;
-  const config = upstreamSchema.parse({ endpoints: [url], connectTimeout: key.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT_MS });
+  // Written as in a config file (a duration needs its unit), so the upstream defaults come from the one schema.
+  const config = upstreamSchema.parse({ endpoints: [url], connectTimeout: `${key.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT_MS}ms` });
   const lookup = checkedLookup(key.port, { ...key.reach, own });
   const pool = new Pool(new URL(url).origin, {
     connections: config.connections,
@@ -183,5 +184,5 @@ function createState(key: DestinationKey, own: DestinationRules['own']): Upstrea
       lookup,
     },
   });
-  return new UpstreamState(hostPort(key.host, key.port), config, [new EndpointState(url, pool, `egress:${url}`, undefined, lookup)], key.route);
+  return new UpstreamState(hostPort(key.host, key.port), config, [new EndpointState(url, pool, `egress:${url}`, { lookup })], key.route);
 }

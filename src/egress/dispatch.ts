@@ -18,6 +18,7 @@ import { ProxyError, refuse } from '../proxy/errors.ts';
 import { carriesOwnVia, requestIdOf } from '../proxy/headers.ts';
 import { proxyRequest, rewritePath, type ProxyTarget } from '../proxy/proxy.ts';
 import { findRoute, pathOf } from '../proxy/route.ts';
+import { normalizeTarget, type PathRefusal } from '../net/normalize-path.ts';
 import { PROXY_AUTHENTICATE, proxyAuthorized } from './auth.ts';
 import type { DestinationLease, Destinations } from './destinations.ts';
 import { addressProblem, reachOf, rulesFor, type OwnAddress } from './policy.ts';
@@ -38,6 +39,20 @@ export interface DispatchOptions {
 }
 
 export const LOOP_MESSAGE = 'request loop: this request already went through this sidecar';
+
+/** An egress exchange as it starts (EgressDispatcher.exchangeFor). */
+export interface EgressExchange {
+  readonly exchange: Exchange;
+  /** The destination's path and query normalised; why it cannot be; undefined without a destination or egress. */
+  readonly path: string | PathRefusal | undefined;
+}
+
+/** An exchange that passed the checks (EgressDispatcher.admit): its route, and where it goes. */
+export interface Admitted {
+  readonly index: number;
+  /** The destination with the normalised path. */
+  readonly dest: Destination;
+}
 
 /** Where an admitted egress exchange goes (EgressDispatcher.target). */
 export interface EgressTarget {
@@ -60,16 +75,23 @@ export class EgressDispatcher {
     this.#destinations = destinations;
   }
 
-  /** The record of one egress exchange to `dest`, for its access line and metrics. */
-  exchangeFor(req: IncomingMessage, dest: Destination | undefined, snapshot: Snapshot): Exchange {
-    return new Exchange(
+  /**
+   * The record of one egress exchange to `dest`, for its access line and
+   * metrics, with the destination's path normalised: every request form is
+   * matched and forwarded on that path (net/normalize-path.ts).
+   */
+  exchangeFor(req: IncomingMessage, dest: Destination | undefined, snapshot: Snapshot): EgressExchange {
+    const egress = snapshot.egress;
+    const path = dest && egress ? normalizeTarget(dest.path, egress.paths) : undefined;
+    const exchange = new Exchange(
       'egress',
       requestIdOf(req.headers),
       req.method ?? 'GET',
       dest?.host ?? '',
-      pathOf(dest?.path ?? req.url ?? ''),
+      pathOf(typeof path === 'string' ? path : dest?.path ?? req.url ?? ''),
       snapshot.config.log.access,
     );
+    return { exchange, path };
   }
 
   /**
@@ -78,13 +100,14 @@ export class EgressDispatcher {
    */
   handle(req: IncomingMessage, res: ObservedResponse, dest: Destination | undefined, options: DispatchOptions): void {
     const snapshot = this.#deps.store.current();
-    const exchange = this.exchangeFor(req, dest, snapshot);
+    const started = this.exchangeFor(req, dest, snapshot);
+    const { exchange } = started;
     if (options.closeAfter) res.setHeader('connection', 'close');
     res.observer = exchange;
 
-    const index = this.admit(snapshot, req, dest, exchange, options.authenticated);
-    if (index instanceof ProxyError) return refuse(res, exchange, index, refusalHeaders(index));
-    this.#forward(req, res, snapshot, index, dest as Destination, exchange).catch((err: unknown) => {
+    const admitted = this.admit(snapshot, req, dest, started, options.authenticated);
+    if (admitted instanceof ProxyError) return refuse(res, exchange, admitted, refusalHeaders(admitted));
+    this.#forward(req, res, snapshot, admitted.index, admitted.dest, exchange).catch((err: unknown) => {
       log.error({ err, reqId: exchange.reqId }, 'egress request failed unexpectedly');
       refuse(res, exchange, new ProxyError('internal_error'));
     });
@@ -92,20 +115,24 @@ export class EgressDispatcher {
 
   /**
    * The checks every egress exchange passes, requests and WebSocket upgrades
-   * alike: a destination, authentication, the loop guard, and the first route
-   * for it (none: 403). The route's index, or the refusal.
+   * alike: a destination, authentication, the loop guard, a path that
+   * normalises, and the first route for it (none: 403). The route's index and
+   * the destination with the normalised path, or the refusal.
    */
-  admit(snapshot: Snapshot, req: IncomingMessage, dest: Destination | undefined, exchange: Exchange, authenticated: boolean): number | ProxyError {
+  admit(snapshot: Snapshot, req: IncomingMessage, dest: Destination | undefined, started: EgressExchange, authenticated: boolean): Admitted | ProxyError {
     const egress = snapshot.egress;
     if (!egress || !dest) return new ProxyError(egress ? 'bad_request' : 'destination_denied');
     if (!authenticated && !proxyAuthorized(req.headers['proxy-authorization'], snapshot.config.egress?.auth)) {
       return new ProxyError('proxy_auth_required');
     }
     if (carriesOwnVia(req.headers)) return new ProxyError('destination_denied', LOOP_MESSAGE);
+    const { exchange, path } = started;
+    if (typeof path !== 'string') return new ProxyError('bad_request', path?.reason);
 
     const input = { method: exchange.method, host: dest.host, port: dest.port, path: exchange.path, headers: req.headers };
     const index = findRoute(egress.routes, input);
-    return index === -1 ? new ProxyError('destination_denied') : index;
+    if (index === -1) return new ProxyError('destination_denied');
+    return { index, dest: path === dest.path ? dest : { ...dest, path } };
   }
 
   /**

@@ -33,17 +33,18 @@ export class EgressUpgrades {
   /** Relays the upgrade `req` to `dest` (undefined = the target could not be parsed: 400), or refuses it. */
   handle(req: IncomingMessage, socket: Duplex, head: Buffer, dest: Destination | undefined, options: { readonly authenticated: boolean }): void {
     const snapshot = this.#store.current();
-    const exchange = this.#dispatcher.exchangeFor(req, dest, snapshot);
+    const started = this.#dispatcher.exchangeFor(req, dest, snapshot);
+    const { exchange } = started;
     exchange.noteClient(req);
-    const index = this.#dispatcher.admit(snapshot, req, dest, exchange, options.authenticated);
-    if (index instanceof ProxyError) return refuseUpgrade(socket, exchange, index, refusalHeaders(index));
-    const route = snapshot.egress!.routes[index];
+    const admitted = this.#dispatcher.admit(snapshot, req, dest, started, options.authenticated);
+    if (admitted instanceof ProxyError) return refuseUpgrade(socket, exchange, admitted, refusalHeaders(admitted));
+    const route = snapshot.egress!.routes[admitted.index];
     exchange.route = route.name;
     if (!isWebSocketUpgrade(req)) {
       const offered = JSON.stringify(req.headers.upgrade ?? '');
       return refuseUpgrade(socket, exchange, new ProxyError('bad_request', `only WebSocket upgrades are relayed (GET with Upgrade: websocket), not ${offered}`));
     }
-    const chosen = this.#dispatcher.target(snapshot, index, dest as Destination);
+    const chosen = this.#dispatcher.target(snapshot, admitted.index, admitted.dest);
     if (chosen instanceof ProxyError) return refuseUpgrade(socket, exchange, chosen);
     // A pass-through's connection is checked where it really goes by its endpoint's agent, as its
     // pool's are (destinations.ts); its lease keeps the destination from being evicted while the WebSocket is open.

@@ -8,7 +8,7 @@
  * and egress; what differs (Host, path) arrives in `ProxyTarget`.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { CompiledRoute, HeaderRules } from '../config/compile.ts';
+import type { CompiledRoute } from '../config/compile.ts';
 import type { ClientWatcher, Exchange } from '../observe/exchange.ts';
 import { retryStopsTotal, upstreamRetriesTotal } from '../observe/metrics.ts';
 import type { EndpointState, UpstreamState } from '../upstream/registry.ts';
@@ -18,6 +18,7 @@ import { ProxyError, refuse } from './errors.ts';
 import { startAttempt, type Attempt, type AttemptOutcome, type HeadJudge } from './forward.ts';
 import type { BreakerTrial } from '../upstream/breaker.ts';
 import { upstreamRequestHeaders } from './headers.ts';
+import { isTrustedPeer } from '../net/trusted-proxies.ts';
 import { IDEMPOTENT_METHODS, RetryPlan, conditionOf, type Verdict } from './retry.ts';
 
 /** Where and how the request goes. */
@@ -43,19 +44,22 @@ export function rewritePath(url: string, route: CompiledRoute): string {
 }
 
 /**
- * The headers of one try on `endpoint` (headers.ts), for a proxied request and
- * a WebSocket upgrade (upgrade/relay.ts, `keepUpgrade`) alike.
+ * The headers of one try on `endpoint` (headers.ts) with `route`'s request
+ * rules and trusted proxies, for a proxied request and a WebSocket upgrade
+ * (upgrade/relay.ts, `keepUpgrade`) alike.
  */
-export function tryHeaders(
-  req: IncomingMessage,
-  target: ProxyTarget,
-  endpoint: EndpointState,
-  requestId: string,
-  rules: HeaderRules | undefined,
-  keepUpgrade: boolean,
-): string[] {
-  const info = { host: target.host ?? endpoint.authority, clientAddress: req.socket.remoteAddress, proto: 'http', originalHost: target.originalHost, requestId, keepUpgrade } as const;
-  return upstreamRequestHeaders(req.rawHeaders, req.headers, info, rules);
+export function tryHeaders(req: IncomingMessage, target: ProxyTarget, endpoint: EndpointState, requestId: string, route: CompiledRoute, keepUpgrade: boolean): string[] {
+  const clientAddress = req.socket.remoteAddress;
+  const info = {
+    host: target.host ?? endpoint.authority,
+    clientAddress,
+    trusted: isTrustedPeer(route.trustedProxies, clientAddress),
+    proto: 'http',
+    originalHost: target.originalHost,
+    requestId,
+    keepUpgrade,
+  } as const;
+  return upstreamRequestHeaders(req.rawHeaders, req.headers, info, route.requestHeaders);
 }
 
 /** How much of the body to keep for a retry; 0 when this request can never be retried. */
@@ -144,7 +148,7 @@ class Flight implements ClientWatcher, BreakerTrial<AttemptOutcome>, HeadJudge {
     const endpoint = this.endpoint!;
     exchange.attempts++;
     exchange.endpoint = endpoint.shownAuthority;
-    const headers = tryHeaders(req, target, endpoint, exchange.reqId, route.requestHeaders, false);
+    const headers = tryHeaders(req, target, endpoint, exchange.reqId, route, false);
     const attempt = startAttempt(
       this.res,
       exchange,

@@ -89,7 +89,7 @@ export function proxyUpgrade(
           head,
           endpoint,
           path: target.path,
-          headers: tryHeaders(req, target, endpoint, exchange.reqId, route.requestHeaders, true),
+          headers: tryHeaders(req, target, endpoint, exchange.reqId, route, true),
           connectTimeout: upstream.config.connectTimeout,
           headTimeout: route.timeout,
           responseRules: route.responseHeaders,

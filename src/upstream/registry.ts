@@ -9,7 +9,7 @@
  */
 import type { Agent } from 'node:http';
 import type { LookupFunction } from 'node:net';
-import { Pool } from 'undici';
+import { Pool, buildConnector } from 'undici';
 import type { UpstreamConfig } from '../config/schema.ts';
 import { Secrets } from '../config/secrets.ts';
 import { log } from '../observe/log.ts';
@@ -20,6 +20,16 @@ import { RetryBudget } from './budget.ts';
 import { HealthChecker, HealthCount } from './health.ts';
 import { OutlierState, recordResult } from './outlier.ts';
 import { upstreamTlsOptions, type UpstreamTlsOptions } from './tls-options.ts';
+
+/** How the sidecar connects to an endpoint, beyond its URL and pool. */
+export interface EndpointConnection {
+  /** TLS options of an https endpoint; default: those of an upstream without `tls` config. */
+  readonly tls?: UpstreamTlsOptions;
+  /** The TLS server name its requests name (EndpointState.serverName). */
+  readonly serverName?: string;
+  /** Resolves and checks an egress pass-through destination's host, as its pool does (egress/policy.ts checkedLookup). */
+  readonly lookup?: LookupFunction;
+}
 
 export class EndpointState {
   readonly url: string;
@@ -35,6 +45,15 @@ export class EndpointState {
   readonly poolKey: string;
   /** TLS options of an https:// endpoint (the pool's, and those of the sidecar's own connections to it). */
   readonly tls: UpstreamTlsOptions | undefined;
+  /**
+   * For an https endpoint, the TLS server name every request to it names
+   * (undici's `servername` dispatch option): `tls.serverName`, else the
+   * endpoint's host. Without it undici takes the name from each request's
+   * Host header, which is the client's on ingress: a bogus Host made the
+   * certificate check fail (and opened the breaker for everybody), and each
+   * new Host re-opened the connection. undefined for http.
+   */
+  readonly serverName: string | undefined;
   /** Connections outside the pool (WebSocket upgrades): the same TLS options, and lookup (agent.ts). */
   readonly agent: Agent;
   /** Requests, tunnels and WebSockets under way on it (GET /upstreams, least-request). */
@@ -49,11 +68,7 @@ export class EndpointState {
   health = new HealthCount();
   outlier = new OutlierState();
 
-  /**
-   * `tls` defaults to the options of an upstream without `tls` config (an
-   * egress pass-through destination, which passes the `lookup` its pool uses).
-   */
-  constructor(url: string, pool: Pool, poolKey: string, tls: UpstreamTlsOptions | undefined = upstreamTlsOptions(undefined, url), lookup?: LookupFunction) {
+  constructor(url: string, pool: Pool, poolKey: string, connection: EndpointConnection = {}) {
     const parsed = new URL(url);
     this.url = url;
     this.origin = parsed.origin;
@@ -62,8 +77,9 @@ export class EndpointState {
     this.shownAuthority = parsed.host;
     this.pool = pool;
     this.poolKey = poolKey;
-    this.tls = tls;
-    this.agent = endpointAgent(tls, lookup);
+    this.tls = connection.tls ?? upstreamTlsOptions(undefined, url);
+    this.serverName = connection.serverName;
+    this.agent = endpointAgent(this.tls, connection.lookup);
   }
 
   /** Sets how the URL is shown; the authority is read from it as text, since [redacted] is no host a URL parser takes. */
@@ -191,11 +207,26 @@ function sameSettings(a: object | undefined, b: object | undefined): boolean {
   return JSON.stringify(a) === JSON.stringify(b);
 }
 
-/** Options of the pool of one endpoint; a change of any of them means a new pool. */
-function poolOptions(config: UpstreamConfig, url: string): { key: string; options: Pool.Options; tls: UpstreamTlsOptions | undefined } {
+/**
+ * Options of the pool of one endpoint; a change of any of them means a new
+ * pool. For https, the TLS options come from tls-options.ts; `serverName` is
+ * what requests name (EndpointState), and the connector always uses the
+ * configured name or the endpoint's host (none for an IP address, whose
+ * certificate is checked against the IP), whatever name a request brings:
+ * the client's Host never picks the TLS server name or the certificate check.
+ */
+function poolOptions(
+  config: UpstreamConfig,
+  url: string,
+): { key: string; options: Pool.Options; tls: UpstreamTlsOptions | undefined; serverName: string | undefined } {
   const tls = upstreamTlsOptions(config.tls, url);
-  const https = tls !== undefined;
-  const connect = { timeout: config.connectTimeout, ...tls };
+  const connectOptions = { timeout: config.connectTimeout, ...tls };
+  let connect: Pool.Options['connect'] = connectOptions;
+  if (tls) {
+    // What undici's Pool builds from an options object, with the request's server name replaced by ours.
+    const connector = buildConnector(connectOptions);
+    connect = (request, callback) => connector({ ...request, servername: tls.servername }, callback);
+  }
   const options: Pool.Options = {
     connections: config.connections,
     // Below the endpoint's own keep-alive timeout, so we never reuse a socket it is closing.
@@ -207,8 +238,9 @@ function poolOptions(config: UpstreamConfig, url: string): { key: string; option
     headersTimeout: 0,
     bodyTimeout: 0,
   };
-  const key = JSON.stringify([config.connections, config.idleTimeout, config.connectTimeout, https ? config.tls ?? null : null]);
-  return { key, options, tls };
+  const key = JSON.stringify([config.connections, config.idleTimeout, config.connectTimeout, tls ? config.tls ?? null : null]);
+  const host = new URL(url).hostname.replace(/^\[|\]$/g, '');
+  return { key, options, tls, serverName: tls ? (tls.servername ?? host) : undefined };
 }
 
 /** How a registry runs the policies that keep state; the defaults suit a single process. */
@@ -277,7 +309,7 @@ export class UpstreamRegistry {
    * Throws only when a TLS file cannot be read, before anything changed.
    */
   reconcile(upstreams: Readonly<Record<string, UpstreamConfig>>, secrets: Secrets = Secrets.NONE): void {
-    const planned = new Map<string, { config: UpstreamConfig; endpoints: Array<{ url: string; key: string; options: Pool.Options; tls: UpstreamTlsOptions | undefined }> }>();
+    const planned = new Map<string, { config: UpstreamConfig; endpoints: Array<{ url: string } & ReturnType<typeof poolOptions>> }>();
     for (const [name, config] of Object.entries(upstreams)) {
       planned.set(name, { config, endpoints: config.endpoints.map((url) => ({ url, ...poolOptions(config, url) })) });
     }
@@ -286,13 +318,13 @@ export class UpstreamRegistry {
     for (const [name, plan] of planned) {
       const existing = this.#upstreams.get(name);
       const previous = new Map(existing?.endpoints.map((endpoint) => [endpoint.url, endpoint]));
-      const endpoints = plan.endpoints.map(({ url, key, options, tls }) => {
+      const endpoints = plan.endpoints.map(({ url, key, options, tls, serverName }) => {
         const kept = previous.get(url);
         if (kept && kept.poolKey === key) {
           previous.delete(url);
           return kept;
         }
-        const fresh = new EndpointState(url, new Pool(new URL(url).origin, options), key, tls);
+        const fresh = new EndpointState(url, new Pool(new URL(url).origin, options), key, { tls, serverName });
         if (kept) fresh.inherit(kept);
         return fresh;
       });

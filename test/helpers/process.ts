@@ -1,6 +1,6 @@
 /**
- * The sidecar as a separate process (`node src/cli.ts`, or `npm start`), for
- * what only a real process shows: exit codes, signals, memory, stderr.
+ * The sidecar as a separate process (`node src/cli.ts`), for what only a real
+ * process shows: exit codes, signals, memory.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -12,16 +12,13 @@ export const ROOT = resolve(import.meta.dirname, '../..');
 export const CLI = join(ROOT, 'src/cli.ts');
 /**
  * The Node flags the sidecar runs with, as `npm start`, the Dockerfile and the
- * CLI's shebang start it: http-proxy 1.18.1 calls util._extend on every
+ * `sidecar` command start it: http-proxy 1.18.1 calls util._extend on every
  * WebSocket, and that one deprecation warning (DEP0060) is not printed.
  */
 export const NODE_FLAGS: readonly string[] = ['--disable-warning=DEP0060'];
 
 export interface SidecarProcess {
-  /** The process started: the sidecar, or npm running it. */
   readonly child: ChildProcess;
-  /** The sidecar's own process id (known once it listens). */
-  pid?: number;
   readonly lines: Array<Record<string, unknown>>;
   readonly stderr: () => string;
   ingressPort?: number;
@@ -45,13 +42,26 @@ export function writeConfig(yaml: string, name = 'sidecar.yaml'): string {
   return file;
 }
 
-/**
- * Runs the CLI with `args`; waits for "sidecar listening" unless `waitListening` is false.
- * With `npm`, through `npm start -- ARGS` as a user does (then it always waits, to learn the sidecar's pid).
- */
-export async function spawnSidecar(args: string[], options: { waitListening?: boolean; env?: NodeJS.ProcessEnv; npm?: boolean } = {}): Promise<SidecarProcess> {
-  const [command, commandArgs] = options.npm ? ['npm', ['start', '--', ...args]] : [process.execPath, [...NODE_FLAGS, CLI, ...args]];
-  const child = spawn(command, commandArgs, { cwd: ROOT, env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+export interface SpawnOptions {
+  waitListening?: boolean;
+  env?: NodeJS.ProcessEnv;
+  /**
+   * Another way to start the sidecar than `node src/cli.ts` (`['npx', 'sidecar']`), run in `cwd`
+   * as a process group of its own: `stop` signals the whole group (npm, a shell, the sidecar).
+   */
+  command?: { file: string; args: string[]; cwd: string };
+  /** Where `node src/cli.ts` runs (default: the repository). */
+  cwd?: string;
+  /** The sidecar leads a process group of its own, as a shell's foreground job does. */
+  detached?: boolean;
+}
+
+/** Runs the CLI with `args`; waits for "sidecar listening" unless `waitListening` is false. */
+export async function spawnSidecar(args: string[], options: SpawnOptions = {}): Promise<SidecarProcess> {
+  const { file, args: before, cwd } = options.command ?? { file: process.execPath, args: [...NODE_FLAGS, CLI], cwd: options.cwd ?? ROOT };
+  const group = options.command !== undefined || options.detached === true;
+  const env = { ...process.env, ...options.env };
+  const child = spawn(file, [...before, ...args], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'], detached: group });
   const lines: Array<Record<string, unknown>> = [];
   let stderr = '';
   let pending = '';
@@ -77,20 +87,19 @@ export async function spawnSidecar(args: string[], options: { waitListening?: bo
     exited,
     stop: async (signal = 'SIGTERM') => {
       if (child.exitCode === null && child.signalCode === null) {
-        // npm's shell may not pass a signal on: the sidecar gets it itself, and npm ends with it.
-        if (options.npm && proc.pid !== undefined) process.kill(proc.pid, signal);
+        if (group) killGroup(child, signal);
         else child.kill(signal);
       }
       return exited;
     },
   };
-  if (options.waitListening === false && !options.npm) return proc;
+  if (options.waitListening === false) return proc;
   const until = Date.now() + 15_000;
   while (Date.now() < until && child.exitCode === null) {
     // The process's own line: with `workers` a worker logs one too, before its siblings listen.
-    const listening = lines.find((line) => line.msg === 'sidecar listening' && (options.npm || line.pid === child.pid));
+    // (Started through another command, the sidecar is a grandchild, and the only sidecar.)
+    const listening = lines.find((line) => line.msg === 'sidecar listening' && (options.command !== undefined || line.pid === child.pid));
     if (listening) {
-      proc.pid = listening.pid as number;
       proc.ingressPort = listening.ingressPort as number | undefined;
       proc.adminPort = listening.adminPort as number | undefined;
       proc.egressPort = listening.egressPort as number | undefined;
@@ -98,8 +107,17 @@ export async function spawnSidecar(args: string[], options: { waitListening?: bo
     }
     await new Promise((r) => setTimeout(r, 50));
   }
-  child.kill('SIGKILL');
+  if (group) killGroup(child, 'SIGKILL');
+  else child.kill('SIGKILL');
   throw new Error(`sidecar did not start: ${stderr}\n${JSON.stringify(lines)}`);
+}
+
+function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-child.pid!, signal);
+  } catch {
+    // The group is gone already.
+  }
 }
 
 /** Peak resident memory (VmHWM) of a process, in bytes, from /proc. */
