@@ -7,72 +7,13 @@
  * `Connection: close`). Raw sockets on both sides, to see the bytes.
  */
 import type { IncomingHttpHeaders } from 'node:http';
-import { connect, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { VIA_TOKEN } from '../src/proxy/headers.ts';
 import { rawExchange } from './helpers/raw.ts';
 import { startHttpServer, type TestServer } from './helpers/servers.ts';
 import { startSidecar, TEST_BASE, type RunningSidecar } from './helpers/sidecar.ts';
-
-const KEY = 'dGhlIHNhbXBsZSBub25jZQ==';
-
-/** An upgrade request head for `path`, with `extra` header lines. */
-function upgradeHead(path: string, extra: readonly string[] = []): string {
-  const lines = [`GET ${path} HTTP/1.1`, 'Host: client.example', 'Upgrade: websocket', 'Sec-WebSocket-Version: 13', `Sec-WebSocket-Key: ${KEY}`, ...extra];
-  if (!extra.some((line) => line.toLowerCase().startsWith('connection:'))) lines.push('Connection: Upgrade');
-  return `${lines.join('\r\n')}\r\n\r\n`;
-}
-
-/** Sends `head` and resolves with the answer's head (at most 5 s) and the socket, for what follows. */
-function answerHead(port: number, head: string): Promise<{ head: string; socket: Socket }> {
-  return new Promise((resolve, reject) => {
-    const socket = connect(port, '127.0.0.1');
-    let seen = '';
-    const timer = setTimeout(() => {
-      socket.destroy();
-      reject(new Error(`no answer head in 5 s; got ${JSON.stringify(seen)}`));
-    }, 5_000);
-    socket.on('error', () => undefined);
-    socket.on('data', function onData(chunk: Buffer) {
-      seen += chunk.toString('latin1');
-      const end = seen.indexOf('\r\n\r\n');
-      if (end === -1) return;
-      clearTimeout(timer);
-      socket.off('data', onData);
-      socket.pause();
-      if (end + 4 < seen.length) socket.unshift(Buffer.from(seen.slice(end + 4), 'latin1'));
-      resolve({ head: seen.slice(0, end), socket });
-    });
-    socket.write(head);
-  });
-}
-
-/** The next `length` bytes from `socket` (at most 5 s). */
-function read(socket: Socket, length: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let got = '';
-    const timer = setTimeout(() => reject(new Error(`got ${JSON.stringify(got)} in 5 s`)), 5_000);
-    socket.on('data', (chunk: Buffer) => {
-      got += chunk.toString('latin1');
-      if (got.length >= length) {
-        clearTimeout(timer);
-        resolve(got);
-      }
-    });
-    socket.resume();
-  });
-}
-
-/** Header lines of a head, lower-cased names. */
-function headerLines(head: string): Map<string, string[]> {
-  const headers = new Map<string, string[]>();
-  for (const line of head.split('\r\n').slice(1)) {
-    const colon = line.indexOf(':');
-    const name = line.slice(0, colon).trim().toLowerCase();
-    headers.set(name, [...(headers.get(name) ?? []), line.slice(colon + 1).trim()]);
-  }
-  return headers;
-}
+import { answerHead, headerLines, read, upgradeHead, WEBSOCKET_KEY } from './helpers/websocket.ts';
 
 describe('WebSocket upgrades relayed by http-proxy', () => {
   let upstream: TestServer;
@@ -129,7 +70,7 @@ ingress:
         host: 'client.example',
         connection: 'upgrade',
         upgrade: 'websocket',
-        'sec-websocket-key': KEY,
+        'sec-websocket-key': WEBSOCKET_KEY,
         'x-from': 'sidecar',
         'x-forwarded-for': '127.0.0.1',
         'x-request-id': 'relay-head',

@@ -251,7 +251,7 @@ export class ConnectHandler {
   #onInnerUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const context = this.#contexts.get(req.socket);
     const path = innerPath(req.url ?? '/');
-    this.#upgrades.handle(req, socket, head, context && { scheme: 'http', host: context.host, port: context.port, path }, { authenticated: true });
+    this.#upgrades.handle(req, socket, head, context && { scheme: 'http', host: context.host, port: context.port, path }, { authenticated: true, requireHost: false });
   }
 
   /** A blind tunnel on the first route that allows this host:port without looking at a request (policy.firstAllowing). */

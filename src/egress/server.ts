@@ -51,7 +51,7 @@ export class EgressServer {
 
   #onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     this.listener.track(socket);
-    this.#upgrades.handle(req, socket, head, destinationOf(req), { authenticated: false });
+    this.#upgrades.handle(req, socket, head, destinationOf(req), { authenticated: false, requireHost: true });
   }
 
   /** Stops accepting, lets requests and tunnels finish up to the deadline, then closes the destination pools. */

@@ -15,6 +15,7 @@ import { requestIdOf } from '../proxy/headers.ts';
 import { proxyRequest, rewritePath } from '../proxy/proxy.ts';
 import { absoluteToOrigin, findRoute, pathOf, splitHost, type RouteInput } from '../proxy/route.ts';
 import { normalizeTarget } from '../net/normalize-path.ts';
+import { headProblem } from '../net/request-head.ts';
 import { Listener } from '../net/listener.ts';
 import { clientErrorHandler } from '../net/raw-answer.ts';
 import type { ObservedResponse } from '../net/observed-response.ts';
@@ -117,22 +118,29 @@ export class IngressServer {
     return 'served';
   }
 
+  /**
+   * A WebSocket upgrade is routed like a request: its head checked
+   * (net/request-head.ts), its path normalised, then matched, rewritten and
+   * forwarded as normalised.
+   */
   #onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const snapshot = this.#deps.store.current();
     const ingress = snapshot.ingress;
-    const hostInfo = splitHost(req.headers.host, ingress?.port ?? 80);
-    const url = req.url ?? '/';
-    const exchange = new Exchange('ingress', requestIdOf(req.headers), req.method ?? 'GET', hostInfo?.host ?? '', pathOf(url), snapshot.config.log.access);
+    const raw = req.url ?? '/';
+    const hostHeader = req.headers.host;
+    const hostInfo = splitHost(hostHeader, ingress?.port ?? 80);
+    const target = ingress && hostInfo ? requestTarget(raw, hostHeader!, ingress) : undefined;
+    const exchange = new Exchange('ingress', requestIdOf(req.headers), req.method ?? 'GET', hostInfo?.host ?? '', pathOf(typeof target === 'string' ? target : raw), snapshot.config.log.access);
     exchange.noteClient(req);
-    const input: RouteInput | undefined = hostInfo && {
-      method: exchange.method,
-      host: hostInfo.host,
-      port: hostInfo.port,
-      path: exchange.path,
-      headers: req.headers,
-    };
-    const index = ingress && input ? findRoute(ingress.routes, input) : -1;
-    const route = index === -1 ? undefined : ingress!.routes[index];
+    const problem = headProblem(req, true);
+    if (problem) return refuseUpgrade(socket, exchange, problem);
+    if (!ingress || !hostInfo) return refuseUpgrade(socket, exchange, new ProxyError(ingress ? 'bad_request' : 'no_route'));
+    if (typeof target !== 'string') return refuseUpgrade(socket, exchange, target ?? new ProxyError('bad_request'));
+    // The rewrite and http-proxy read req.url: they see what was routed.
+    if (target !== raw) req.url = target;
+    const input: RouteInput = { method: exchange.method, host: hostInfo.host, port: hostInfo.port, path: exchange.path, headers: req.headers };
+    const index = findRoute(ingress.routes, input);
+    const route = index === -1 ? undefined : ingress.routes[index];
     const upstream = route?.upstream === undefined ? undefined : this.#deps.registry.get(route.upstream);
     if (!route || !route.websocket || !upstream) {
       refuseUpgrade(socket, exchange, new ProxyError('no_route', route ? `route "${route.name}" does not allow WebSocket upgrades` : undefined));

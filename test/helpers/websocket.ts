@@ -4,7 +4,7 @@
  * ended.
  */
 import { Agent, type ClientRequest, type IncomingMessage, type RequestOptions, type Server } from 'node:http';
-import { connect } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import type { Server as HttpsServer } from 'node:https';
 import { WebSocket, WebSocketServer, type ClientOptions } from 'ws';
 
@@ -85,4 +85,65 @@ export function absoluteFormAgent(proxyPort: number): Agent {
     },
     createConnection: () => connect(proxyPort, '127.0.0.1'),
   });
+}
+
+/** Sends `head` and resolves with the answer's head (at most 5 s) and the socket, for what follows. */
+export function answerHead(port: number, head: string): Promise<{ head: string; socket: Socket }> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1');
+    let seen = '';
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error(`no answer head in 5 s; got ${JSON.stringify(seen)}`));
+    }, 5_000);
+    socket.on('error', () => undefined);
+    socket.on('data', function onData(chunk: Buffer) {
+      seen += chunk.toString('latin1');
+      const end = seen.indexOf('\r\n\r\n');
+      if (end === -1) return;
+      clearTimeout(timer);
+      socket.off('data', onData);
+      socket.pause();
+      if (end + 4 < seen.length) socket.unshift(Buffer.from(seen.slice(end + 4), 'latin1'));
+      resolve({ head: seen.slice(0, end), socket });
+    });
+    socket.write(head);
+  });
+}
+
+/** The next `length` bytes from `socket` (at most 5 s). */
+export function read(socket: Socket, length: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let got = '';
+    const timer = setTimeout(() => reject(new Error(`got ${JSON.stringify(got)} in 5 s`)), 5_000);
+    socket.on('data', (chunk: Buffer) => {
+      got += chunk.toString('latin1');
+      if (got.length >= length) {
+        clearTimeout(timer);
+        resolve(got);
+      }
+    });
+    socket.resume();
+  });
+}
+
+/** Header lines of a head, lower-cased names. */
+export function headerLines(head: string): Map<string, string[]> {
+  const headers = new Map<string, string[]>();
+  for (const line of head.split('\r\n').slice(1)) {
+    const colon = line.indexOf(':');
+    const name = line.slice(0, colon).trim().toLowerCase();
+    headers.set(name, [...(headers.get(name) ?? []), line.slice(colon + 1).trim()]);
+  }
+  return headers;
+}
+
+/** The Sec-WebSocket-Key of upgradeHead() (RFC 6455's example). */
+export const WEBSOCKET_KEY = 'dGhlIHNhbXBsZSBub25jZQ==';
+
+/** A raw WebSocket upgrade request head for `target` with `Host: host`, and `extra` header lines. */
+export function upgradeHead(target: string, extra: readonly string[] = [], host = 'client.example'): string {
+  const lines = [`GET ${target} HTTP/1.1`, `Host: ${host}`, 'Upgrade: websocket', 'Sec-WebSocket-Version: 13', `Sec-WebSocket-Key: ${WEBSOCKET_KEY}`, ...extra];
+  if (!extra.some((line) => line.toLowerCase().startsWith('connection:'))) lines.push('Connection: Upgrade');
+  return `${lines.join('\r\n')}\r\n\r\n`;
 }
