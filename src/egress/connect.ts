@@ -24,7 +24,7 @@ import { log } from '../observe/log.ts';
 import { ProxyError } from '../proxy/errors.ts';
 import { carriesOwnVia, requestIdOf } from '../proxy/headers.ts';
 import { clientErrorHandler, writeRawError } from '../net/raw-answer.ts';
-import { admitHead, upgradeWanted } from '../net/request-head.ts';
+import { admitHead, upgradeWanted, type HeadRecord } from '../net/request-head.ts';
 import { PROXY_AUTHENTICATE, proxyAuthorized } from './auth.ts';
 import { LOOP_MESSAGE, type EgressDeps, type EgressDispatcher } from './dispatch.ts';
 import { DEFAULT_CONNECT_TIMEOUT_MS } from './destinations.ts';
@@ -135,6 +135,7 @@ export class ConnectHandler {
   /** Serves HTTP carried inside CONNECT tunnels; it never listens, sockets are handed to it. */
   readonly #inner: ObservedServer;
   readonly #contexts = new WeakMap<Socket, TunnelContext>();
+  readonly #headRecord: HeadRecord;
   #draining = false;
 
   constructor(deps: EgressDeps, listener: Listener, dispatcher: EgressDispatcher, upgrades: EgressUpgrades) {
@@ -161,6 +162,7 @@ export class ConnectHandler {
     deps.store.onSwap((next) => Object.assign(this.#inner, innerLimits(next)));
     this.#inner.on('clientError', clientErrorHandler('egress', () => deps.store.current().config.log.access));
     this.#inner.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.#onInnerUpgrade(req, socket, head));
+    this.#headRecord = { listener: 'egress', accessLog: () => deps.store.current().config.log.access };
     // Node tracks a server's connections (timeouts, closeIdleConnections) from 'listening' on;
     // this server is never bound, so start the tracking by hand.
     this.#inner.emit('listening');
@@ -238,7 +240,7 @@ export class ConnectHandler {
   }
 
   #onInnerRequest(req: IncomingMessage, res: ObservedResponse): void {
-    if (!admitHead(req, res, false)) return;
+    if (!admitHead(req, res, false, this.#headRecord)) return;
     const context = this.#contexts.get(req.socket);
     const path = innerPath(req.url ?? '/');
     this.#dispatcher.handle(req, res, context && { scheme: 'http', host: context.host, port: context.port, path }, {

@@ -36,6 +36,7 @@ export class EgressServer {
       upgrade: (req, socket, head) => this.#onUpgrade(req, socket, head),
       connect: (req, socket, head) => this.#connects.handle(req, socket, head),
       clientError: clientErrorHandler('egress', () => deps.store.current().config.log.access),
+      headRecord: { listener: 'egress', accessLog: () => deps.store.current().config.log.access },
     });
     this.#connects = new ConnectHandler(deps, this.listener, this.#dispatcher, this.#upgrades);
   }
