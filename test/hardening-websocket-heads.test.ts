@@ -4,9 +4,11 @@
  * 400) and its path is normalised before routing, then matched, rewritten
  * and forwarded as normalised (a path above the root is 400), on ingress and
  * through egress. Upgrades reach neither the listeners' request checks nor
- * the request dispatch, so they are checked on their own path. Raw sockets:
- * a WebSocket client would normalise the path itself.
+ * the request dispatch, so they are checked on their own path. X-Forwarded-*
+ * from a client outside `trustedProxies` are replaced, not appended to. Raw
+ * sockets: a WebSocket client would normalise the path itself.
  */
+import type { IncomingHttpHeaders } from 'node:http';
 import type { Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rawExchange } from './helpers/raw.ts';
@@ -19,11 +21,13 @@ describe('WebSocket upgrade heads and paths', () => {
   let sidecar: RunningSidecar;
   /** Request targets of the upgrades that reached the upstream. */
   const reached: string[] = [];
+  let lastHeaders: IncomingHttpHeaders = {};
 
   beforeAll(async () => {
     upstream = await startHttpServer((_req, res) => res.end('plain'));
     upstream.server.on('upgrade', (req, socket: Socket) => {
       reached.push(req.url ?? '');
+      lastHeaders = req.headers;
       socket.on('error', () => undefined);
       socket.end('HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n');
     });
@@ -74,6 +78,14 @@ egress:
     expect(text).toMatch(/^HTTP\/1\.1 400 /);
     expect(text).toMatch(/more than one Host/);
     expect(reached).toEqual([]);
+  });
+
+  it('ingress: X-Forwarded-* from a client that is no trusted proxy are replaced, not passed on', async () => {
+    reached.length = 0;
+    const spoofed = ['X-Forwarded-For: 203.0.113.9', 'X-Forwarded-Host: evil.example', 'X-Forwarded-Proto: https'];
+    expect(await statusOf(ingressPort(), upgradeHead('/ws/chat', spoofed))).toBe('HTTP/1.1 101 Switching Protocols');
+    expect(reached).toEqual(['/ws/chat']);
+    expect(lastHeaders).toMatchObject({ 'x-forwarded-for': '127.0.0.1', 'x-forwarded-host': 'client.example', 'x-forwarded-proto': 'http' });
   });
 
   it('egress: an absolute-form upgrade is routed and forwarded on its normalised path', async () => {
