@@ -36,9 +36,9 @@ export function writeConfig(yaml: string, name = 'sidecar.yaml'): string {
   return file;
 }
 
-/** Runs the CLI with `args`; waits for "sidecar listening" unless `waitListening` is false. */
-export async function spawnSidecar(args: string[], options: { waitListening?: boolean; env?: NodeJS.ProcessEnv } = {}): Promise<SidecarProcess> {
-  const child = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+/** Runs the CLI with `args` (Node itself with `nodeArgs`); waits for "sidecar listening" unless `waitListening` is false. */
+export async function spawnSidecar(args: string[], options: { waitListening?: boolean; env?: NodeJS.ProcessEnv; nodeArgs?: readonly string[] } = {}): Promise<SidecarProcess> {
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), CLI, ...args], { cwd: ROOT, env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
   const lines: Array<Record<string, unknown>> = [];
   let stderr = '';
   let pending = '';
