@@ -5,13 +5,13 @@
  * through the real `sidecar check`, and the memory it asks for against the
  * real process started as the image starts it.
  */
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Pool } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
 import { configOnLoopback, dockerfileFacts, envOf, memoryBytes, podSpec, readExample, readObjects, sidecarConfigText, sidecarContainer } from './helpers/kubernetes.ts';
+import { run } from './helpers/egress.ts';
 import { ruleProblems, schemaProblems } from './helpers/kubernetes-rules.ts';
 import { CLI, currentRss, peakRss, ROOT, spawnSidecar, type SidecarProcess } from './helpers/process.ts';
 import { startHttpServer, type TestServer } from './helpers/servers.ts';
@@ -19,18 +19,10 @@ import { startHttpServer, type TestServer } from './helpers/servers.ts';
 const { kustomization, objects } = readExample();
 const BEFORE = join(ROOT, 'test/fixtures/kubernetes-before.yaml');
 
-function runCli(args: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<{ code: number | null; output: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CLI, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, output });
-    });
-  });
+/** The real CLI (Node 24, the sources) to its end. */
+async function runCli(args: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<{ code: number; output: string }> {
+  const { code, stdout, stderr } = await run(process.execPath, [CLI, ...args], env);
+  return { code, output: stdout + stderr };
 }
 
 describe('docker/kubernetes: the manifests', () => {
