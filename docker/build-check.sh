@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The steps of docker/Dockerfile, run outside a container (no container engine
 # needed), and checked:
-#   1. npm ci --omit=dev into a fresh folder laid out like the image (/opt/sidecar)
+#   1. npm ci --omit=dev --omit=optional into a fresh folder laid out like the image (/opt/sidecar)
 #   2. the compile cache warmed as the Dockerfile warms it (as uid 1000)
 #   3. the sidecar started as that user, with the ENTRYPOINT's Node flags and the
 #      cache read-only (as under readOnlyRootFilesystem); prints RSS at ready
@@ -61,13 +61,13 @@ cleanup() {
 trap cleanup EXIT
 chmod 755 "$WORK"   # mktemp's 0700 would keep the non-root user out
 
-# --- FROM node:24-slim AS deps: npm ci --omit=dev ---------------------------------
+# --- FROM node:24-slim AS deps: npm ci --omit=dev --omit=optional ---------------------
 mkdir -p "$WORK/deps"
 cp "$ROOT/package.json" "$ROOT/package-lock.json" "$WORK/deps/"
 started=$(date +%s%N)
 # --prefer-offline: the packages come from the npm cache that `npm ci` of the
 # checkout filled; the registry is asked only for what is missing.
-(cd "$WORK/deps" && npm ci --omit=dev --no-audit --no-fund --prefer-offline --loglevel=error) >"$WORK/npm.log" 2>&1 \
+(cd "$WORK/deps" && npm ci --omit=dev --omit=optional --no-audit --no-fund --prefer-offline --loglevel=error) >"$WORK/npm.log" 2>&1 \
   || { cat "$WORK/npm.log" >&2; fail "npm ci --omit=dev"; }
 say "npm ci --omit=dev: $(ls "$WORK/deps/node_modules" | wc -l) packages in $(( ($(date +%s%N) - started) / 1000000 )) ms"
 [ ! -e "$WORK/deps/node_modules/vitest" ] || fail "dev dependencies were installed"

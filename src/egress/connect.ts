@@ -24,11 +24,12 @@ import { log } from '../observe/log.ts';
 import { ProxyError } from '../proxy/errors.ts';
 import { carriesOwnVia, requestIdOf } from '../proxy/headers.ts';
 import { clientErrorHandler, writeRawError } from '../net/raw-answer.ts';
+import { admitHead } from '../net/request-head.ts';
 import { PROXY_AUTHENTICATE, proxyAuthorized } from './auth.ts';
 import { LOOP_MESSAGE, type EgressDeps, type EgressDispatcher } from './dispatch.ts';
 import { DEFAULT_CONNECT_TIMEOUT_MS } from './destinations.ts';
 import { admitConnect, firstAllowing, pinnedLookup, resolveChecked, rulesFor } from './policy.ts';
-import { parseAuthority } from './target.ts';
+import { absolutePath, parseAuthority } from './target.ts';
 import { openTunnel, type TunnelTarget } from './tunnel.ts';
 
 /**
@@ -211,10 +212,11 @@ export class ConnectHandler {
   }
 
   #onInnerRequest(req: IncomingMessage, res: ObservedResponse): void {
+    if (!admitHead(req, res, false)) return;
     const context = this.#contexts.get(req.socket);
     const url = req.url ?? '/';
     // The destination is the CONNECT's host:port, whatever the request line or Host say.
-    const path = url.startsWith('/') ? url : /^https?:\/\/[^/]*(\/.*)?$/i.exec(url)?.[1] ?? '/';
+    const path = url.startsWith('/') ? url : absolutePath(url);
     this.#dispatcher.handle(req, res, context && { scheme: 'http', host: context.host, port: context.port, path }, {
       authenticated: true,
       closeAfter: this.#draining,

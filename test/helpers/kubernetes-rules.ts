@@ -8,8 +8,8 @@
 import { Deployment } from 'kubernetes-models/apps/v1';
 import { ConfigMap, Service } from 'kubernetes-models/v1';
 import { parse } from 'yaml';
-import { parseDuration, parseListen } from '../../src/config/units.ts';
-import { DRAIN_DEADLINE_MS } from '../../src/sidecar.ts';
+import { configSchema } from '../../src/config/schema.ts';
+import { parseListen } from '../../src/config/units.ts';
 import { dockerfileFacts, envOf, memoryBytes, podSpec, sidecarConfigText, sidecarContainer, type Container, type K8sObject, type PodSpec, type Probe, type SecurityContext } from './kubernetes.ts';
 
 /**
@@ -67,7 +67,6 @@ export function ruleProblems(objects: readonly K8sObject[], images: ReadonlyArra
 interface SidecarConfig {
   admin?: { listen?: string };
   ingress?: { listen?: string };
-  drainTimeout?: string;
 }
 
 const containersOf = (pod: PodSpec): Container[] => [...(pod.initContainers ?? []), ...pod.containers];
@@ -223,7 +222,8 @@ function terminationProblems(pod: PodSpec, sidecar: Container, config: SidecarCo
     if (seconds === undefined) problems.push(`container ${container.name} has no preStop sleep: it stops while the endpoint removal is still on its way`);
     else preStop = Math.min(preStop, seconds);
   }
-  const drain = (config.drainTimeout === undefined ? DRAIN_DEADLINE_MS : (parseDuration(config.drainTimeout) ?? DRAIN_DEADLINE_MS)) / 1000;
+  // The sidecar's own drain deadline, its default included (the schema's).
+  const drain = configSchema.parse(config).drainTimeout / 1000;
   const needed = (Number.isFinite(preStop) ? preStop : 0) + APP_STOP_SECONDS + drain;
   const grace = pod.terminationGracePeriodSeconds ?? 30;
   if (grace < needed) problems.push(`terminationGracePeriodSeconds (${grace}) is below preStop + the app's stop + the sidecar's drain (${needed} s)`);
