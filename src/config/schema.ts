@@ -155,7 +155,7 @@ const staticSchema = z.strictObject({
 
 /** Policy keys shared by ingress and egress routes. */
 const routePolicy = {
-  name: z.string().min(1).optional().meta({ description: 'Name in logs and metrics (default: route-N).' }),
+  name: z.string().min(1).optional().meta({ description: 'Name in logs and metrics (default: ingress-N or egress-N, N counting routes from 0).' }),
   upstream: z.string().optional().meta({ description: 'Name of an entry of upstreams.' }),
   rewrite: z.strictObject({ stripPrefix: z.string().startsWith('/').optional() }).optional(),
   headers: headersPolicy.optional(),
