@@ -321,7 +321,8 @@ export const upstreamSchema = z.strictObject({
     .optional(),
 }).superRefine((upstream, ctx) => {
   if (upstream.endpoints === undefined && upstream.discovery === undefined) {
-    ctx.addIssue({ code: 'custom', path: ['endpoints'], message: 'required key is missing' });
+    // The same issue zod gives a missing required key (config/issues.ts words it, salvage.ts takes the block out).
+    ctx.addIssue({ code: 'invalid_type', expected: 'array', input: undefined, path: ['endpoints'], message: 'required key is missing' });
   } else if (upstream.endpoints !== undefined && upstream.discovery !== undefined) {
     ctx.addIssue({ code: 'custom', path: ['discovery'], message: 'give either endpoints or discovery (exactly one of the two)' });
   }
