@@ -16,7 +16,7 @@ import { createServer as createTcpServer, type AddressInfo, type Server as TcpSe
 import type { ListenerName } from '../config/compile.ts';
 import type { ListenerConfig } from '../config/schema.ts';
 import { answerClientError } from './raw-answer.ts';
-import { admitHead, upgradeWanted } from './request-head.ts';
+import { admitHead, upgradeWanted, type HeadRecord } from './request-head.ts';
 import { ObservedResponse, tellObserver, type ObservedServer, type ServerLifecycle } from './observed-response.ts';
 import { activeConnections } from '../observe/metrics.ts';
 import { log } from '../observe/log.ts';
@@ -31,6 +31,8 @@ export interface ListenerHandlers {
   connect?(req: IncomingMessage, socket: Duplex, head: Buffer): void;
   /** Parser and timeout errors (see raw-answer.ts clientErrorHandler); answered without a trace when absent (admin). */
   clientError?(err: Error & { code?: string }, socket: Duplex): void;
+  /** Where a head the listener refuses (request-head.ts) is logged and counted; not recorded when absent (admin). */
+  headRecord?: HeadRecord;
 }
 
 /**
@@ -89,7 +91,7 @@ export class Listener {
       (req, res) => {
         res.lifecycle = lifecycle;
         res.on('close', tellObserver);
-        if (admitHead(req, res, true)) handlers.request(req, res);
+        if (admitHead(req, res, true, handlers.headRecord)) handlers.request(req, res);
       },
     );
     lifecycles.set(server, lifecycle);

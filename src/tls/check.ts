@@ -101,7 +101,8 @@ function upstreamProblems(at: readonly PathSegment[], upstream: UpstreamConfig, 
     const [given, missing] = tls.cert !== undefined ? ['cert', 'key'] : ['key', 'cert'];
     problems.push({ path: [...at, given], message: `a client certificate needs both cert and key: ${missing} is missing` });
   }
-  if (tls.cert !== undefined && upstream.endpoints.every((url) => url.startsWith('http:'))) {
+  const plain = upstream.discovery ? upstream.discovery.dns.scheme === 'http' : (upstream.endpoints ?? []).every((url) => url.startsWith('http:'));
+  if (tls.cert !== undefined && plain) {
     problems.push({ path: [...at, 'cert'], message: 'a client certificate is presented on https:// endpoints only, and these are http://' });
   }
   return problems;

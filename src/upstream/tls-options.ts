@@ -1,8 +1,12 @@
 /**
  * The TLS side of an `https://` endpoint, from its upstream's `tls` config
- * and the files it names (read and watched by src/tls/upstream-certs.ts).
- * One function for every connection the sidecar makes to an upstream: the
- * undici pools (registry.ts) and their health-check pools.
+ * (and `discovery`) and what the files of `tls` hold (read, checked and
+ * watched by src/tls/upstream-certs.ts, so a rotated file is used by the next
+ * pool). One function for every connection the sidecar makes to an upstream:
+ * the undici pools (registry.ts), their health-check pools, and the
+ * endpoint's node:http Agent for WebSocket upgrades (agent.ts). Two copies
+ * drifted before: the upgrades ignored `ca`, `serverName` and
+ * `insecureSkipVerify`.
  */
 import { isIP } from 'node:net';
 import type { SecureVersion } from 'node:tls';
@@ -13,9 +17,9 @@ import type { UpstreamTlsMaterial } from '../tls/upstream-certs.ts';
 export interface UpstreamTlsOptions {
   /**
    * SNI and the name the certificate is checked against: `tls.serverName`,
-   * else the endpoint's host, never the client's Host (SPEC "TLS"). Absent
-   * for an IP endpoint without `serverName` (SNI cannot carry an IP; the
-   * certificate is then checked against the IP).
+   * else the DNS name of `discovery`, else the endpoint's host, never the
+   * client's Host (SPEC "TLS"). Absent for an IP endpoint without either
+   * (SNI cannot carry an IP; the certificate is then checked against the IP).
    */
   readonly servername?: string;
   /** The CAs to trust instead of the system's (`tls.ca`). */
@@ -29,15 +33,22 @@ export interface UpstreamTlsOptions {
 }
 
 /**
- * TLS options for the endpoint `url`; undefined for an `http://` endpoint.
- * `material` is what the files of `tls` hold now (absent: the upstream names
- * no files).
+ * TLS options for the endpoint `url` of an upstream with `config` (its `tls`
+ * and `discovery`; none for an egress pass-through destination); undefined
+ * for an `http://` endpoint. `material` is what the files of `tls` hold now
+ * (absent: the upstream names no files).
  */
-export function upstreamTlsOptions(tls: UpstreamConfig['tls'], url: string, material?: UpstreamTlsMaterial): UpstreamTlsOptions | undefined {
+export function upstreamTlsOptions(
+  config: Pick<UpstreamConfig, 'tls' | 'discovery'> | undefined,
+  url: string,
+  material?: UpstreamTlsMaterial,
+): UpstreamTlsOptions | undefined {
   const parsed = new URL(url);
   if (parsed.protocol !== 'https:') return undefined;
   const host = parsed.hostname.replace(/^\[|\]$/g, '');
-  const servername = tls?.serverName ?? (isIP(host) === 0 ? host : undefined);
+  const tls = config?.tls;
+  // A discovered endpoint is an address: its certificate names the DNS name it was found under.
+  const servername = tls?.serverName ?? config?.discovery?.dns.name.replace(/\.$/, '') ?? (isIP(host) === 0 ? host : undefined);
   return {
     ...(servername ? { servername } : {}),
     ...(material?.ca ? { ca: material.ca } : {}),
