@@ -15,19 +15,26 @@ import { metric } from './helpers/reload.ts';
 import { startHttpServer, type TestServer } from './helpers/servers.ts';
 import { startSidecar, TEST_BASE, type RunningSidecar } from './helpers/sidecar.ts';
 import { TestCa, type IssuedCert } from './helpers/tls.ts';
+import { WebSocket, WebSocketServer } from 'ws';
 
 const FORGED = 'Subject="CN=admin"';
 
 /** What the app saw of each request: its client certificate header. */
 let seen: Array<string | undefined> = [];
 
+/** The app: answers with the header it got; a WebSocket upgrade is accepted and noted the same way. */
 async function startApp(): Promise<TestServer> {
-  return startHttpServer((req, res) => {
+  const app = await startHttpServer((req, res) => {
     req.resume();
     seen.push(req.headers['x-client-cert'] as string | undefined);
     res.setHeader('content-type', 'application/json');
     res.end(JSON.stringify({ cert: req.headers['x-client-cert'] ?? null }));
   });
+  new WebSocketServer({ server: app.server }).on('connection', (socket, req) => {
+    seen.push(req.headers['x-client-cert'] as string | undefined);
+    socket.close();
+  });
+  return app;
 }
 
 interface Client {
@@ -166,7 +173,7 @@ upstreams: { app: { endpoints: [${app.url}] } }
 ingress:
   listen: 127.0.0.1:0
   tls: ${pki.tls('request', 'X-Client-Cert')}
-  routes: [ { match: { path: / }, upstream: app } ]
+  routes: [ { match: { path: / }, upstream: app, websocket: true } ]
 `);
   });
   afterAll(async () => {
@@ -182,6 +189,23 @@ ingress:
     expect(await get(port, '/alice', { ca: pki.ca.ca, cert: pki.alice })).toMatchObject({ status: 200, body: { cert: expect.stringContaining('Subject="CN=alice"') } });
     expect(await get(port, '/stranger', { ca: pki.ca.ca, cert: pki.mallory })).toHaveProperty('error');
     expect(seen).toEqual([undefined, expect.stringContaining('CN=alice')]);
+  });
+
+  it('a WebSocket upgrade gets the header from the certificate too, never the client\'s own', async () => {
+    seen = [];
+    const port = sidecar.sidecar.ingressPort!;
+    for (const cert of [undefined, pki.alice]) {
+      const ws = new WebSocket(`wss://127.0.0.1:${port}/ws`, {
+        ca: pki.ca.ca,
+        ...(cert ? { cert: cert.cert, key: cert.key } : {}),
+        headers: { 'x-client-cert': FORGED },
+      });
+      await new Promise<void>((resolve, reject) => {
+        ws.once('close', () => resolve());
+        ws.once('error', reject);
+      });
+    }
+    expect(seen).toEqual([undefined, expect.stringContaining('Subject="CN=alice"')]);
   });
 });
 

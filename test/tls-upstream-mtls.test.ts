@@ -10,6 +10,8 @@ import { copyFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
 import { join } from 'node:path';
 import type { TLSSocket } from 'node:tls';
+import type { IncomingMessage } from 'node:http';
+import { WebSocket, WebSocketServer } from 'ws';
 import { request } from 'undici';
 import { listenOnLoopback } from './helpers/servers.ts';
 import { metric, renameReplace, tempDir, waitFor } from './helpers/reload.ts';
@@ -18,14 +20,20 @@ import { TestCa, type IssuedCert } from './helpers/tls.ts';
 
 const ROTATION_DEADLINE_MS = 3_000;
 
-/** An HTTPS upstream that wants a client certificate from `clients` and answers with the fingerprint of the one it got. */
+/**
+ * An HTTPS upstream that wants a client certificate from `clients` and answers
+ * with the fingerprint of the one it got; a WebSocket gets it as its first message.
+ */
 async function mtlsUpstream(server: IssuedCert, clients: TestCa): Promise<{ server: Server; port: number; close(): Promise<void> }> {
-  return listenOnLoopback(
+  const fingerprint = (req: IncomingMessage) => (req.socket as TLSSocket).getPeerX509Certificate()?.fingerprint256 ?? 'none';
+  const upstream = await listenOnLoopback(
     createServer({ cert: server.cert, key: server.key, ca: clients.ca, requestCert: true, rejectUnauthorized: true }, (req, res) => {
       req.resume();
-      res.end((req.socket as TLSSocket).getPeerX509Certificate()?.fingerprint256 ?? 'none');
+      res.end(fingerprint(req));
     }),
   );
+  new WebSocketServer({ server: upstream.server }).on('connection', (socket, req) => socket.send(fingerprint(req)));
+  return upstream;
 }
 
 describe('mTLS to upstreams', () => {
@@ -60,7 +68,7 @@ upstreams:
     tls: { serverName: payments.test, ca: ${join(dir, 'ca.pem')}, cert: ${join(dir, 'client.crt')}, key: ${join(dir, 'client.key')} }
 ingress:
   listen: 127.0.0.1:0
-  routes: [ { match: { path: / }, upstream: payments } ]
+  routes: [ { match: { path: / }, upstream: payments, websocket: true } ]
 `);
     running.push(sidecar);
     return sidecar;
@@ -78,6 +86,14 @@ ingress:
     writeFileSync(join(dir, 'client.key'), alice.key);
     const sidecar = await start(dir);
     expect(await fingerprintAt(sidecar)).toBe(`200 ${alice.fingerprint}`);
+    // A WebSocket upgrade goes on a connection of its own, with the same certificate.
+    const ws = new WebSocket(sidecar.url('/ws').replace('http:', 'ws:'));
+    const first = await new Promise<string>((resolve, reject) => {
+      ws.once('message', (data) => resolve(String(data)));
+      ws.once('error', reject);
+    });
+    ws.close();
+    expect(first).toBe(alice.fingerprint);
 
     renameReplace(join(dir, 'client.crt'), alice2.cert);
     renameReplace(join(dir, 'client.key'), alice2.key);
