@@ -73,6 +73,8 @@ egress:
 interface Sample {
   readonly label: string;
   readonly rssMb: number;
+  /** V8 heap in use: tells a leak of JS objects from RSS that only waits for a full GC. */
+  readonly heapMb: number;
   readonly handles: number;
   readonly fds: number;
 }
@@ -82,7 +84,9 @@ async function sample(label: string, pid: number, adminPort: number): Promise<Sa
   const rssKb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
   const metrics = await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text();
   const handles = Number(/^sidecar_nodejs_active_handles_total (\d+)/m.exec(metrics)?.[1] ?? -1);
-  return { label, rssMb: Math.round(rssKb / 102.4) / 10, handles, fds: readdirSync(`/proc/${pid}/fd`).length };
+  const heapBytes = Number(/^sidecar_nodejs_heap_size_used_bytes (\d+)/m.exec(metrics)?.[1] ?? 0);
+  const mb = (bytes: number) => Math.round(bytes / 104_857.6) / 10;
+  return { label, rssMb: mb(rssKb * 1024), heapMb: mb(heapBytes), handles, fds: readdirSync(`/proc/${pid}/fd`).length };
 }
 
 function sleep(ms: number): Promise<void> {
@@ -148,6 +152,9 @@ async function main(): Promise<number> {
   let reloadCount = 0;
   let nextReload = t0 + RELOAD_EVERY_MS;
   let middleTaken = false;
+  /** One sample a minute besides start, middle and end: the trend shows a leak that the three points could hide. */
+  let nextTrend = t0 + 60_000;
+  const trend: Sample[] = [];
   const tickMs = 20;
   const perTick = options.rate * (tickMs / 1000);
   let owed = 0;
@@ -173,6 +180,10 @@ async function main(): Promise<number> {
         else reloads.failed++;
       }
     }
+    if (now >= nextTrend) {
+      nextTrend += 60_000;
+      trend.push(await sample(`${Math.round((now - t0) / 60_000)} min`, pid, ports.adminPort));
+    }
     if (!middleTaken && now - t0 >= durationMs / 2) {
       middleTaken = true;
       samples.push(await sample('middle', pid, ports.adminPort));
@@ -193,8 +204,12 @@ async function main(): Promise<number> {
   rmSync(dir, { recursive: true, force: true });
 
   // The report.
-  console.log('\nsidecar process   RSS MB   handles   fds');
-  for (const s of samples) console.log(`${s.label.padEnd(16)}  ${String(s.rssMb).padStart(6)}   ${String(s.handles).padStart(7)}   ${String(s.fds).padStart(3)}`);
+  const row = (s: Sample) =>
+    `${s.label.padEnd(16)}  ${String(s.rssMb).padStart(6)}   ${String(s.heapMb).padStart(7)}   ${String(s.handles).padStart(7)}   ${String(s.fds).padStart(3)}`;
+  console.log('\nsidecar process   RSS MB   heap MB   handles   fds');
+  for (const s of samples) console.log(row(s));
+  console.log('\nper minute');
+  for (const s of trend) console.log(row(s));
   console.log('\nkind                 total   outcomes                       errors');
   let errors = 0;
   for (const kind of KINDS) {
