@@ -16,13 +16,12 @@ import type { OwnAddress } from './egress/policy.ts';
 import type { Listener } from './net/listener.ts';
 import { UpstreamRegistry, type DiscoveredSets, type Unhealthy } from './upstream/registry.ts';
 import { exposureWarnings } from './admin/exposure.ts';
-import { configLastReloadSuccess, configReloadsTotal, tlsReloadsTotal } from './observe/metrics.ts';
+import { configLastReloadSuccess, configReloadsTotal } from './observe/metrics.ts';
 import { log, setLogLevel } from './observe/log.ts';
 import { parseListen } from './config/units.ts';
 import type { Secrets } from './config/secrets.ts';
 import { ListenerTls, type PreparedTls } from './tls/listener-tls.ts';
-import { tlsOwnerOf } from './tls/check.ts';
-import type { ConfigError } from './config/errors.ts';
+import { countTlsReloadFailures } from './tls/check.ts';
 
 /**
  * `single`: one process does everything. With `workers` > 1 (node:cluster) the
@@ -282,7 +281,7 @@ export class Sidecar {
     if (this.#draining) return { ok: false, errors: ['the sidecar is shutting down'] };
     const result = await loadConfigFile(current.source);
     if (!result.ok) {
-      countTlsFailures(result.errors);
+      countTlsReloadFailures(result.errors);
       return refuse(current.source, result.errors.map(formatConfigError));
     }
     for (const warning of result.warnings) log.warn({ source: current.source }, `config: ${formatConfigError(warning)}`);
@@ -383,15 +382,6 @@ export class Sidecar {
     await this.registry.destroy();
     log.info('stopped');
   }
-}
-
-/** Errors about TLS files count as failed TLS reloads too (once per listener or upstream), as a failed rotation does. */
-function countTlsFailures(errors: readonly ConfigError[]): void {
-  const owners = new Map(errors.flatMap((error) => {
-    const owner = tlsOwnerOf(error.path);
-    return owner ? [[JSON.stringify(owner), owner] as const] : [];
-  }));
-  for (const owner of owners.values()) tlsReloadsTotal.inc({ ...owner, result: 'failure' });
 }
 
 /** A reload that changes nothing: counted, every error logged with the file it came from. */

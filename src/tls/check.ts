@@ -7,7 +7,8 @@
  */
 import { createSecureContext } from 'node:tls';
 import type { Config, ListenerTlsConfig, UpstreamConfig } from '../config/schema.ts';
-import type { PathSegment, Problem } from '../config/errors.ts';
+import type { ConfigError, PathSegment, Problem } from '../config/errors.ts';
+import { tlsReloadsTotal } from '../observe/metrics.ts';
 import { readCa, readKeyPair, type ReadResult } from './pem.ts';
 import { normalName } from './sni.ts';
 
@@ -33,10 +34,23 @@ const RESERVED_HEADERS = new Set([
 ]);
 
 /**
+ * A reload refused for errors in `tls` blocks counts as a failed TLS reload
+ * too (once per listener or upstream), as a refused rotation does.
+ */
+export function countTlsReloadFailures(errors: readonly ConfigError[]): void {
+  const owners = new Map(
+    errors.flatMap((error) => {
+      const owner = tlsOwnerOf(error.path);
+      return owner ? [[JSON.stringify(owner), owner] as const] : [];
+    }),
+  );
+  for (const owner of owners.values()) tlsReloadsTotal.inc({ ...owner, result: 'failure' });
+}
+
+/**
  * Whose TLS files a config error is about, from its key path: the listener
  * (`ingress.tls...`) or the upstream (`upstreams.NAME.tls...`); undefined for
- * any other error. A reload refused for such an error counts as a failed TLS
- * reload too, as a failed rotation does.
+ * any other error.
  */
 export function tlsOwnerOf(path: string): { listener: string; upstream: string } | undefined {
   if (/^ingress\.tls(?:$|[.[])/.test(path)) return { listener: 'ingress', upstream: '' };
