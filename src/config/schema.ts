@@ -152,6 +152,21 @@ const staticSchema = z.strictObject({
     .meta({ description: 'In-memory cache of small hot files and of path lookups.' }),
 });
 
+/** A token bucket per key (policy/rate-limit.ts). */
+export const rateLimitSchema = z.strictObject({
+  requests: z.number().int().min(1).meta({ description: 'Requests earned per `per`.' }),
+  per: duration.refine((ms) => ms > 0, { message: 'must be longer than 0' }).default(1_000),
+  burst: z.number().int().min(1).optional().meta({ description: 'Most requests at once after a quiet time (default: requests).' }),
+  key: z
+    .string()
+    .regex(/^(route|client-ip|header:[!#$%&'*+.^_`|~0-9A-Za-z-]+)$/, { message: 'write route, client-ip or header:NAME' })
+    .default('route')
+    .meta({ description: 'One bucket for the route, one per client address, or one per value of a request header.' }),
+  maxKeys: z.number().int().min(1).default(10_000).meta({ description: 'Buckets kept (least recently used go first).' }),
+  mode: z.enum(['enforce', 'shadow']).default('enforce').meta({ description: 'shadow: count what would be limited, let it through.' }),
+  headers: z.boolean().default(false).meta({ description: 'RateLimit-Policy / RateLimit on every answer, not only on 429s.' }),
+});
+
 /** Policy keys shared by ingress and egress routes. */
 const routePolicy = {
   name: z.string().min(1).optional().meta({ description: 'Name in logs and metrics (default: route-N).' }),
@@ -162,6 +177,7 @@ const routePolicy = {
   idleTimeout: duration.optional().meta({ description: 'Longest pause inside a response body (default 5m).' }),
   retry: retrySchema.optional(),
   maxBody: size.optional().meta({ description: 'Largest request body (0 = no limit); 413 beyond.' }),
+  rateLimit: rateLimitSchema.optional(),
 };
 
 export const ingressRouteSchema = z.strictObject({
@@ -338,6 +354,7 @@ export type EgressRouteConfig = z.output<typeof egressRouteSchema>;
 export type MatchConfig = z.output<typeof matchSchema>;
 export type RetryConfig = z.output<typeof retrySchema>;
 export type StaticConfig = z.output<typeof staticSchema>;
+export type RateLimitConfig = z.output<typeof rateLimitSchema>;
 export type AppConfig = z.output<typeof appSchema>;
 export type ListenerConfig = z.output<typeof ingressSchema> | z.output<typeof egressSchema>;
 

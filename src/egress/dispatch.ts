@@ -22,12 +22,16 @@ import { PROXY_AUTHENTICATE, proxyAuthorized } from './auth.ts';
 import type { Destinations } from './destinations.ts';
 import { addressProblem, reachOf, rulesFor, type OwnAddress } from './policy.ts';
 import { authorityOf, type Destination } from './target.ts';
+import { answerRefusal } from '../policy/chain.ts';
+import type { PolicyState } from '../policy/state.ts';
 
 export interface EgressDeps {
   readonly store: ConfigStore;
   readonly registry: UpstreamRegistry;
   /** The sidecar's bound listeners (loop check), read at check time. */
   readonly ownAddresses: () => readonly OwnAddress[];
+  /** Rate limit buckets, kept across reloads. */
+  readonly policies: PolicyState;
 }
 
 export interface DispatchOptions {
@@ -88,6 +92,8 @@ export class EgressDispatcher {
   async #forward(req: IncomingMessage, res: ServerResponse, snapshot: Snapshot, index: number, dest: Destination, exchange: Exchange): Promise<void> {
     const route = snapshot.egress!.routes[index];
     exchange.route = route.name;
+    const admission = route.policies?.admit(req, this.#deps.policies);
+    if (admission?.refusal) return answerRefusal(res, exchange, admission.refusal, admission.headers);
     const path = rewritePath(dest.path, route);
     const asked = authorityOf(dest.scheme, dest.host, dest.port);
 
@@ -95,7 +101,7 @@ export class EgressDispatcher {
       // A logical name: the upstream's endpoints get the request, with their own authority (or TLS name) as Host.
       const upstream = this.#deps.registry.get(route.upstream);
       if (!upstream) return refuse(res, exchange, new ProxyError('no_healthy_endpoint', `upstream "${route.upstream}" is gone`));
-      await proxyRequest(req, res, route, { upstream, path, host: upstream.config.tls?.serverName, originalHost: asked }, exchange);
+      await proxyRequest(req, res, route, { upstream, path, host: upstream.config.tls?.serverName, originalHost: asked }, exchange, admission);
       return;
     }
 
@@ -116,7 +122,7 @@ export class EgressDispatcher {
     if (!lease) return refuse(res, exchange, new ProxyError('overloaded', 'too many egress destinations in use'));
     try {
       // RFC 9112 3.2.2: the Host sent on is rebuilt from the target; what the client put in Host is ignored.
-      await proxyRequest(req, res, route, { upstream: lease.state, path, host: asked, originalHost: undefined }, exchange);
+      await proxyRequest(req, res, route, { upstream: lease.state, path, host: asked, originalHost: undefined }, exchange, admission);
     } finally {
       lease.release();
     }

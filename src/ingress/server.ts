@@ -21,6 +21,8 @@ import type { ObservedResponse } from '../net/observed-response.ts';
 import { StaticHandlers } from './static-routes.ts';
 import { WebSocketForwarder } from './websocket.ts';
 import { log } from '../observe/log.ts';
+import { answerRefusal, type Admission } from '../policy/chain.ts';
+import type { PolicyState } from '../policy/state.ts';
 
 /** Longest request-target we accept (NGINX's large_client_header_buffers default is 8k). */
 const MAX_URI_LENGTH = 8 * 1024;
@@ -30,6 +32,8 @@ export interface IngressDeps {
   readonly registry: UpstreamRegistry;
   /** Answers 503 app_not_ready while the supervised app is starting. */
   readonly appReady: () => boolean;
+  /** Rate limit buckets, kept across reloads. */
+  readonly policies: PolicyState;
 }
 
 /** A bug, not a fault of the client or the upstream: logged, and answered 500 when the head is not sent yet. */
@@ -89,7 +93,15 @@ export class IngressServer {
       if (index === -1) return refuse(res, exchange, new ProxyError('no_route'));
       const route: CompiledRoute = ingress.routes[index];
       exchange.route = route.name;
-      pending = route.static ? this.#statics.get(route).handle(req, res, exchange) : this.#proxy(req, res, route, exchange);
+      const admission = route.policies?.admit(req, this.#deps.policies);
+      if (admission?.refusal) return answerRefusal(res, exchange, admission.refusal, admission.headers);
+      if (route.static) {
+        // A file's answers are written by the static handler, which knows nothing of the route's policies: their headers go first.
+        if (admission?.headers) for (const [name, value] of Object.entries(admission.headers)) res.setHeader(name, value);
+        pending = this.#statics.get(route).handle(req, res, exchange);
+      } else {
+        pending = this.#proxy(req, res, route, exchange, admission);
+      }
     } catch (err) {
       return failed(res, exchange, err);
     }
@@ -102,7 +114,7 @@ export class IngressServer {
     );
   }
 
-  async #proxy(req: IncomingMessage, res: ServerResponse, route: CompiledRoute, exchange: Exchange): Promise<'served'> {
+  async #proxy(req: IncomingMessage, res: ServerResponse, route: CompiledRoute, exchange: Exchange, admission: Admission | undefined): Promise<'served'> {
     const upstream = route.upstream === undefined ? undefined : this.#deps.registry.get(route.upstream);
     if (!upstream) {
       // Only possible when a reload removed the upstream while this request was queued.
@@ -114,7 +126,7 @@ export class IngressServer {
       path: rewritePath(req.url ?? '/', route),
       host: req.headers.host,
       originalHost: req.headers.host,
-    }, exchange);
+    }, exchange, admission);
     return 'served';
   }
 
@@ -136,6 +148,12 @@ export class IngressServer {
     if (!route || !route.websocket || !upstream) {
       const error = new ProxyError('no_route', route ? `route "${route.name}" does not allow WebSocket upgrades` : undefined);
       this.#websockets.refuse(req, socket, error, snapshot.config.log.access);
+      return;
+    }
+    // An upgrade is one request of its route: its rate limit counts it.
+    const admission = route.policies?.admit(req, this.#deps.policies);
+    if (admission?.refusal) {
+      this.#websockets.refuse(req, socket, admission.refusal, snapshot.config.log.access, admission.headers, route.name);
       return;
     }
     this.listener.track(socket);

@@ -57,10 +57,11 @@ export class WebSocketForwarder {
     });
   }
 
-  /** Answers an upgrade that no route allows, with its access line. */
-  refuse(req: IncomingMessage, socket: Duplex, error: ProxyError, accessLogOn: boolean): void {
+  /** Answers an upgrade that no route allows (or whose route's policies refuse it), with its access line. */
+  refuse(req: IncomingMessage, socket: Duplex, error: ProxyError, accessLogOn: boolean, headers?: Record<string, string>, route = ''): void {
     const exchange = this.#exchangeOf(req, accessLogOn);
-    exchange.answeredRaw(error, writeRawError(socket, error, { 'x-request-id': exchange.reqId }));
+    exchange.route = route;
+    exchange.answeredRaw(error, writeRawError(socket, error, { ...headers, 'x-request-id': exchange.reqId }));
     exchange.finish();
   }
 

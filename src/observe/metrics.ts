@@ -272,3 +272,24 @@ export const appResidentMemory = new Gauge({
   help: 'Resident memory of the supervised app, read from /proc.',
   registers: [registry],
 });
+
+export const rateLimitDecisionsTotal = new HotCounter({
+  name: 'sidecar_rate_limit_decisions_total',
+  help: 'Rate limit decisions, by listener, route and outcome (allowed, limited, shadow_limited: over the limit but let through by mode: shadow).',
+  labelNames: ['listener', 'route', 'outcome'] as const,
+  registers: [registry],
+});
+
+/** The key stores of the rate limits alive in this process, read at scrape time (policy/state.ts adds and removes them). */
+export const rateLimitKeyStores = new Set<{ readonly listener: string; readonly route: string; readonly size: number }>();
+
+export const rateLimitKeys = new Gauge({
+  name: 'sidecar_rate_limit_keys',
+  help: 'Keys (clients, header values) a rate limit holds buckets for, by listener and route; at most its maxKeys.',
+  labelNames: ['listener', 'route'] as const,
+  registers: [registry],
+  collect() {
+    this.reset();
+    for (const store of rateLimitKeyStores) this.inc({ listener: store.listener, route: store.route }, store.size);
+  },
+});
