@@ -152,6 +152,7 @@ function compileRoute(
 ): CompiledRoute {
   const timeout = route.timeout ?? DEFAULT_ROUTE_TIMEOUT_MS;
   const name = route.name ?? `${listener}-${index}`;
+  const isStatic = 'static' in route && route.static !== undefined;
   const retry = route.retry && {
     ...route.retry,
     perTryTimeout: Math.min(route.retry.perTryTimeout ?? timeout, timeout),
@@ -173,7 +174,7 @@ function compileRoute(
     connectTimeout: 'connectTimeout' in route ? route.connectTimeout : undefined,
     reach: compileReach(route),
     trustedProxies,
-    policies: compilePolicies(route, { listener, route: name, trustedProxies, workers }),
+    policies: compilePolicies(route, { listener, route: name, static: isStatic, trustedProxies, workers, listenerCompress: settings.compress }),
   });
 }
 

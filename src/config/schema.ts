@@ -7,6 +7,7 @@
 import { z } from 'zod';
 import { DURATION_PATTERN, parseDuration, parseListen, parseSize, unitless } from './units.ts';
 import { parseProxyEntry } from '../net/trusted-proxies.ts';
+import { DEFAULT_TYPES, ZSTD_SUPPORTED } from '../policy/compression.ts';
 
 /** "250ms", "2s", "1m", "1h" (or 0) -> milliseconds. Numbers are let in only to say what to write instead. */
 export const duration = z
@@ -152,6 +153,26 @@ const staticSchema = z.strictObject({
     .meta({ description: 'In-memory cache of small hot files and of path lookups.' }),
 });
 
+/** Response compression (policy/compress.ts); on a listener, the default of its routes. */
+export const compressSchema = z.strictObject({
+  algorithms: z
+    .array(z.enum(['br', 'gzip', 'zstd']))
+    .min(1)
+    .default(['br', 'gzip'])
+    .refine((list) => ZSTD_SUPPORTED || !list.includes('zstd'), { message: 'zstd needs a Node.js with zlib.createZstdCompress (Node 24)' })
+    .meta({ description: 'Codings offered; the client\'s Accept-Encoding q-values choose, this order breaks ties. zstd is experimental in Node.' }),
+  levels: z
+    .strictObject({ gzip: z.number().int().min(1).max(9).default(5), br: z.number().int().min(0).max(11).default(4), zstd: z.number().int().min(1).max(19).default(3) })
+    .default({ gzip: 5, br: 4, zstd: 3 })
+    .meta({ description: 'On-the-fly levels (never brotli 11 per request: about 100 times slower).' }),
+  minLength: size.default(1024).meta({ description: 'Smaller bodies (by Content-Length) go out as they are.' }),
+  types: z
+    .array(z.string().regex(/^(\*|[a-z0-9.+-]+\/(\*|[a-z0-9.+-]*\*?[a-z0-9.+-]*))$/i, { message: 'not a media type pattern (write e.g. text/*, application/json, application/*+json)' }))
+    .min(1)
+    .default([...DEFAULT_TYPES])
+    .meta({ description: 'Media types compressed: type/subtype, type/*, type/*+suffix.' }),
+});
+
 /** A token bucket per key (policy/rate-limit.ts). */
 export const rateLimitSchema = z.strictObject({
   requests: z.number().int().min(1).meta({ description: 'Requests earned per `per`.' }),
@@ -177,6 +198,7 @@ const routePolicy = {
   idleTimeout: duration.optional().meta({ description: 'Longest pause inside a response body (default 5m).' }),
   retry: retrySchema.optional(),
   maxBody: size.optional().meta({ description: 'Largest request body (0 = no limit); 413 beyond.' }),
+  compress: z.union([z.literal(false), compressSchema]).optional().meta({ description: "Compress answers (default: the listener's compress); false: never on this route." }),
   rateLimit: rateLimitSchema.optional(),
 };
 
@@ -247,6 +269,7 @@ export const ingressSchema = z.strictObject({
   listen: listenAddress.default('0.0.0.0:8080'),
   ...listenerLimits,
   ...listenerTrust,
+  compress: compressSchema.optional().meta({ description: 'The compress of routes that set none.' }),
   routes: z.array(ingressRouteSchema).default([]),
 });
 
@@ -254,6 +277,7 @@ export const egressSchema = z.strictObject({
   listen: listenAddress.default('127.0.0.1:15001'),
   ...listenerLimits,
   ...listenerTrust,
+  compress: compressSchema.optional().meta({ description: 'The compress of routes that set none.' }),
   auth: z.strictObject({ user: z.string().min(1), password: z.string().min(1) }).optional(),
   tunnelIdleTimeout: duration.default(300_000).meta({ description: 'A CONNECT tunnel idle this long is closed.' }),
   routes: z.array(egressRouteSchema).default([]),
@@ -354,6 +378,7 @@ export type EgressRouteConfig = z.output<typeof egressRouteSchema>;
 export type MatchConfig = z.output<typeof matchSchema>;
 export type RetryConfig = z.output<typeof retrySchema>;
 export type StaticConfig = z.output<typeof staticSchema>;
+export type CompressConfig = z.output<typeof compressSchema>;
 export type RateLimitConfig = z.output<typeof rateLimitSchema>;
 export type AppConfig = z.output<typeof appSchema>;
 export type ListenerConfig = z.output<typeof ingressSchema> | z.output<typeof egressSchema>;

@@ -273,6 +273,20 @@ export const appResidentMemory = new Gauge({
   registers: [registry],
 });
 
+export const compressionTotal = new HotCounter({
+  name: 'sidecar_compression_total',
+  help: 'Responses of routes with compress, by route and result: the coding used (br, gzip, zstd) or why none was (not_accepted, too_small, type, encoded, no_transform, status, head, range, grpc).',
+  labelNames: ['route', 'result'] as const,
+  registers: [registry],
+});
+
+export const compressionBytesTotal = new HotCounter({
+  name: 'sidecar_compression_bytes_total',
+  help: 'Body bytes through the compressors, by route, coding and direction (in = as the upstream or file gave them, out = as sent).',
+  labelNames: ['route', 'algorithm', 'direction'] as const,
+  registers: [registry],
+});
+
 export const rateLimitDecisionsTotal = new HotCounter({
   name: 'sidecar_rate_limit_decisions_total',
   help: 'Rate limit decisions, by listener, route and outcome (allowed, limited, shadow_limited: over the limit but let through by mode: shadow).',

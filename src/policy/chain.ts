@@ -1,13 +1,16 @@
 /**
- * A route's policies in the order they run, compiled once per snapshot from
- * the route's `rateLimit`. The listeners call `admit` once per request, right
- * after routing.
+ * A route's policies in the order they run (rate limit first, so a refused
+ * request costs no compression work), compiled once per snapshot from the
+ * route's `rateLimit` and `compress` (or its listener's `compress`). The
+ * listeners call `admit` once per request, right after routing.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { BlockList } from 'node:net';
 import type { ListenerName } from '../config/compile.ts';
-import type { RateLimitConfig } from '../config/schema.ts';
+import type { CompressConfig, RateLimitConfig } from '../config/schema.ts';
 import { isGrpc, refuse, refuseGrpc, type AnsweredRequest, type ProxyError } from '../proxy/errors.ts';
+import { CompressPolicy } from './compress.ts';
+import { Compression } from './compression.ts';
 import type { Policy, PolicyDecision, ResponseFilter } from './policy.ts';
 import { RateLimitPolicy } from './rate-limit.ts';
 import type { PolicyState } from './state.ts';
@@ -17,11 +20,14 @@ export type Admission = PolicyDecision;
 
 export class PolicyChain {
   readonly policies: readonly Policy[];
+  /** The route's compression: static routes compress files themselves (ingress/static-encode.ts), not through a response filter. */
+  readonly compression: Compression | undefined;
   /** Keys of the state its policies keep across reloads (PolicyState.retain). */
   readonly stateKeys: readonly string[];
 
-  constructor(policies: readonly Policy[], stateKeys: readonly string[]) {
+  constructor(policies: readonly Policy[], compression: Compression | undefined, stateKeys: readonly string[]) {
     this.policies = Object.freeze([...policies]);
+    this.compression = compression;
     this.stateKeys = Object.freeze([...stateKeys]);
   }
 
@@ -38,7 +44,7 @@ export class PolicyChain {
       if (decision === undefined) continue;
       if (decision.headers) headers = headers ? { ...headers, ...decision.headers } : decision.headers;
       if (decision.refusal) return { refusal: decision.refusal, headers };
-      // One response filter per route: compilePolicies() never makes two.
+      // One response filter per route: compile() never makes two.
       response ??= decision.response;
       release ??= decision.release;
     }
@@ -58,6 +64,8 @@ export function answerRefusal(res: ServerResponse, request: AnsweredRequest, ref
 
 /** The policy keys of a route, as the schema gives them. */
 export interface RoutePolicyConfig {
+  /** `false`: no compression on this route, whatever its listener says. */
+  readonly compress?: CompressConfig | false;
   readonly rateLimit?: RateLimitConfig;
 }
 
@@ -65,8 +73,11 @@ export interface RoutePolicyConfig {
 export interface RoutePlace {
   readonly listener: ListenerName;
   readonly route: string;
+  readonly static: boolean;
   readonly trustedProxies: BlockList | undefined;
   readonly workers: number;
+  /** The listener's `compress`: the default of its routes. */
+  readonly listenerCompress: CompressConfig | undefined;
 }
 
 /** The chain of a route, or undefined when it has no policy (the request path then skips it with one check). */
@@ -78,6 +89,9 @@ export function compilePolicies(config: RoutePolicyConfig, place: RoutePlace): P
     policies.push(limit);
     stateKeys.push(limit.stateKey);
   }
-  if (policies.length === 0) return undefined;
-  return Object.freeze(new PolicyChain(policies, stateKeys));
+  const settings = config.compress === undefined ? place.listenerCompress : config.compress || undefined;
+  const compression = settings && new Compression(settings);
+  if (compression && !place.static) policies.push(new CompressPolicy(compression, place.route));
+  if (policies.length === 0 && !compression) return undefined;
+  return Object.freeze(new PolicyChain(policies, compression, stateKeys));
 }

@@ -3,12 +3,13 @@
  * handler chain do: a policy decides on the request head (let it through,
  * refuse it, add headers to whatever answers it) and may wrap the response
  * (rewrite its head, filter its body). Rate limiting (rate-limit.ts) is the
- * first kind; response compression, the second, comes next.
+ * first kind, compression (compress.ts) the second.
  *
  * A route's policies are compiled once per snapshot into a PolicyChain
  * (chain.ts). The listeners run the chain once per request, right after
- * routing. A route without policies has no chain at all, so it pays one
- * property read.
+ * routing; the proxy's response writer (proxy/forward.ts) gives the response
+ * head to the admitted `response` filter. A route without policies has no
+ * chain at all, so it pays one property read.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ProxyError } from '../proxy/errors.ts';

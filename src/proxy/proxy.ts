@@ -159,6 +159,7 @@ class Flight implements ClientWatcher, BreakerTrial<AttemptOutcome>, HeadJudge {
         bodyIdleTimeout: route.idleTimeout,
         responseRules: route.responseHeaders,
         extraResponseHeaders: extraHeaders(this),
+        responseFilter: this.admission?.response,
       },
       this,
     );
