@@ -23,7 +23,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { compressionBytesTotal, compressionTotal, type HotSeries } from '../observe/metrics.ts';
 import { isGrpc } from '../proxy/errors.ts';
 import { CODINGS, type Coding } from './accept-encoding.ts';
-import { flushKind, type Compression } from './compression.ts';
+import type { Compression } from './compression.ts';
 import { EncodedBody, type CodingBytes } from './encoded-body.ts';
 import type { BodyFilter, Policy, PolicyDecision, PolicyRequest, ResponseFilter, ResponseHeaders, SentBytes } from './policy.ts';
 
@@ -122,7 +122,7 @@ class CompressFilter implements ResponseFilter {
     headers['content-encoding'] = coding;
     suffixEtag(headers, coding);
     this.#policy.count(coding);
-    return new EncodedBody(res, compression.encoder(coding), flushKind(coding), sent, this.#policy.bytesOf(coding));
+    return new EncodedBody(res, compression, coding, sent, this.#policy.bytesOf(coding));
   }
 
   /** The answer goes out as it came; counted with the reason. */

@@ -67,6 +67,7 @@ const BROTLI_WINDOW_BITS = 19;
 const ZSTD_WINDOW_LOG = 19;
 
 const brotliCompress = promisify(zlib.brotliCompress);
+const zstdCompressSync = ZSTD_SUPPORTED ? zlib.zstdCompressSync : undefined;
 const gzip = promisify(zlib.gzip);
 const zstdCompress = ZSTD_SUPPORTED ? promisify(zlib.zstdCompress) : undefined;
 
@@ -148,6 +149,18 @@ export class Compression {
         return brotliCompress(body, { params: { ...this.#brotliParams(), [zlib.constants.BROTLI_PARAM_SIZE_HINT]: body.length } });
       case 'zstd':
         return zstdCompress!(body, { params: this.#zstdParams() });
+    }
+  }
+
+  /** A whole body encoded at once, on the event loop: for small bodies only (encoded-body.ts ONE_SHOT_LIMIT). */
+  encodeSync(coding: Coding, body: Buffer): Buffer {
+    switch (coding) {
+      case 'gzip':
+        return zlib.gzipSync(body, { level: this.#levels.gzip });
+      case 'br':
+        return zlib.brotliCompressSync(body, { params: { ...this.#brotliParams(), [zlib.constants.BROTLI_PARAM_SIZE_HINT]: body.length } });
+      case 'zstd':
+        return zstdCompressSync!(body, { params: this.#zstdParams() });
     }
   }
 

@@ -176,8 +176,9 @@ class ResponseWriter implements Dispatcher.DispatchHandler {
     if (!this.#trailers) delete outgoing.trailer;
     res.writeHead(statusCode, outgoing);
     // A streamed body (server-sent events, chunked) may be slow to start: send the head now.
-    // With a Content-Length the head leaves with the body in one write, saving a syscall.
-    if (length === undefined) res.flushHeaders();
+    // With a Content-Length the head leaves with the body in one write, saving a syscall;
+    // a filtered body sends the head itself, with the body when it came whole.
+    if (length === undefined && body === undefined) res.flushHeaders();
     else if (typeof length === 'string') this.#remaining = Number(length);
     const idle = this.#request.bodyIdleTimeout;
     if (idle > 0 && this.#remaining !== 0) this.#timer = setTimeout(bodyIdled, idle, this).unref();
