@@ -6,7 +6,9 @@
  *   sidecar schema [--out FILE]                the JSON Schema of the config file (stdout, or FILE)
  *   sidecar --version | --help
  * Exit codes: 0 clean shutdown; 1 bad config or start-up failure; with a
- * supervised app and `restart: never`, the app's own exit code.
+ * supervised app and `restart: never`, the app's own exit code (127 / 126
+ * when its command is not found / not executable, 1 when it did not become
+ * ready in time); 128 + N after a second signal N cut the drain short.
  */
 import { compile } from './config/compile.ts';
 import { formatConfigError, loadConfigFile } from './config/load.ts';
@@ -14,9 +16,10 @@ import { configJsonSchema } from './config/schema.ts';
 import cluster from 'node:cluster';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { flushCompileCache } from 'node:module';
+import { constants } from 'node:os';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Sidecar, DRAIN_DEADLINE_MS } from './sidecar.ts';
+import { Sidecar } from './sidecar.ts';
 import { WorkerPool } from './cluster/primary.ts';
 import { runWorker } from './cluster/worker.ts';
 import { flushLogs, log } from './observe/log.ts';
@@ -129,7 +132,7 @@ async function main(): Promise<number | undefined> {
   if (cluster.isWorker) {
     const failed = await runWorker(args.config);
     if (failed === undefined) return undefined;
-    flushLogs();
+    await flushLogs();
     process.exit(failed); // the IPC channel to the primary would keep a failed worker alive
   }
 
@@ -151,9 +154,10 @@ async function main(): Promise<number | undefined> {
     role: workers ? 'primary' : 'single',
     cluster: workers,
     appCommand: args.appCommand,
-    onAppExit: (code) => {
+    onAppExit: (code, reason) => {
       appExitCode = code;
-      void shutdown(`the app exited with code ${code}`);
+      if (reason) process.stderr.write(`sidecar: ${reason}\n`);
+      void shutdown(reason ?? `the app exited with code ${code}`);
     },
   });
 
@@ -161,14 +165,25 @@ async function main(): Promise<number | undefined> {
   const shutdown = (reason: string): Promise<void> => {
     stopping ??= (async () => {
       log.info({ reason }, 'shutting down');
-      await sidecar.stop(DRAIN_DEADLINE_MS);
-      flushLogs();
+      await sidecar.stop();
+      await flushLogs();
       process.exit(appExitCode ?? 0);
     })();
     return stopping;
   };
-  process.on('SIGTERM', () => void shutdown('SIGTERM'));
-  process.on('SIGINT', () => void shutdown('SIGINT'));
+  // A second SIGTERM or SIGINT (Ctrl-C twice) during the drain means now, as in Caddy: what is
+  // still in flight is cut, and the app's group is SIGKILLed by the supervisor's exit hook.
+  let forced = false;
+  const onStopSignal = (signal: 'SIGTERM' | 'SIGINT'): void => {
+    if (!stopping) return void shutdown(signal);
+    if (forced) return;
+    forced = true;
+    log.warn({ signal }, 'second signal while draining: exiting now');
+    for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGKILL');
+    void flushLogs().then(() => process.exit(128 + constants.signals[signal]));
+  };
+  process.on('SIGTERM', () => onStopSignal('SIGTERM'));
+  process.on('SIGINT', () => onStopSignal('SIGINT'));
   process.on('SIGHUP', () => void sidecar.reload());
 
   try {
@@ -186,7 +201,6 @@ async function main(): Promise<number | undefined> {
   } catch (err) {
     process.stderr.write(`sidecar: ${(err as Error).message}\n`);
     await sidecar.stop(0).catch(() => undefined);
-    flushLogs();
     return 1;
   }
   return undefined; // keep running
@@ -201,15 +215,15 @@ process.on('unhandledRejection', (err) => {
 });
 
 main().then(
-  (code) => {
+  async (code) => {
     if (code !== undefined) {
-      flushLogs();
       process.exitCode = code;
+      await flushLogs();
     }
   },
-  (err: unknown) => {
+  async (err: unknown) => {
     process.stderr.write(`sidecar: ${(err as Error).stack ?? String(err)}\n`);
-    flushLogs();
     process.exitCode = 1;
+    await flushLogs();
   },
 );

@@ -9,21 +9,18 @@ import { ConfigStore } from './config/store.ts';
 import { ConfigWatcher } from './config/watch.ts';
 import { prepareRebind, type ListenerChange } from './net/rebind.ts';
 import { createAdminListener, type ReloadResult } from './admin/server.ts';
-import { AppSupervisor, appEnvironment } from './app/supervisor.ts';
+import { AppSupervisor, appEnvironment, type AppExitHandler } from './app/supervisor.ts';
 import { IngressServer } from './ingress/server.ts';
 import { EgressServer } from './egress/server.ts';
 import type { OwnAddress } from './egress/policy.ts';
 import type { Listener } from './net/listener.ts';
-import { UpstreamRegistry, type Unhealthy } from './upstream/registry.ts';
+import { UpstreamRegistry, type DiscoveredSets, type Unhealthy } from './upstream/registry.ts';
 import { PolicyState } from './policy/state.ts';
 import { exposureWarnings } from './admin/exposure.ts';
 import { configLastReloadSuccess, configReloadsTotal } from './observe/metrics.ts';
 import { log, setLogLevel } from './observe/log.ts';
 import { parseListen } from './config/units.ts';
 import type { Secrets } from './config/secrets.ts';
-
-/** How long in-flight requests may take to finish at shutdown. */
-export const DRAIN_DEADLINE_MS = 10_000;
 
 /**
  * `single`: one process does everything. With `workers` > 1 (node:cluster) the
@@ -47,6 +44,8 @@ export interface ClusterHooks {
   shareOwnAddresses(own: readonly OwnAddress[]): Promise<void>;
   /** Passes the verdicts of the active health checks (run in the primary only) on to every worker. */
   shareHealth(unhealthy: readonly Unhealthy[]): void;
+  /** Passes the endpoints DNS discovery found (it runs in the primary only) on to every worker. */
+  shareDiscovered(sets: DiscoveredSets): void;
   /** Drains and ends every worker. */
   stop(deadlineMs: number): Promise<void>;
 }
@@ -54,8 +53,12 @@ export interface ClusterHooks {
 export interface SidecarOptions {
   /** Overrides app.command (`npm start -- --config F -- CMD ARGS`). */
   readonly appCommand?: readonly string[];
-  /** Called once the supervised app has ended for good (restart: never). */
-  readonly onAppExit?: (code: number) => void;
+  /**
+   * Called once the supervised app has ended for good by itself (restart:
+   * never): its exit code, and why when it did not simply exit (it could not
+   * be started, or did not become ready in time).
+   */
+  readonly onAppExit?: AppExitHandler;
   readonly role?: SidecarRole;
   /** For a primary. */
   readonly cluster?: ClusterHooks;
@@ -63,6 +66,8 @@ export interface SidecarOptions {
   readonly appReady?: () => boolean;
   /** For a worker: the endpoints its primary's health checks hold unhealthy when it was forked. */
   readonly unhealthy?: readonly Unhealthy[];
+  /** For a worker: the endpoints its primary's DNS discovery had found when it was forked. */
+  readonly discovered?: DiscoveredSets;
 }
 
 export class Sidecar {
@@ -94,8 +99,12 @@ export class Sidecar {
       breakers: role !== 'primary',
       health: role === 'worker' ? 'follow' : 'probe',
       onHealthChange: cluster ? () => cluster.shareHealth(this.registry.unhealthy()) : undefined,
+      // Likewise the primary resolves discovered upstreams once for all, and the workers route to what it found.
+      discovery: role === 'worker' ? 'follow' : 'resolve',
+      onDiscoveryChange: cluster ? () => cluster.shareDiscovered(this.registry.discovered()) : undefined,
     });
     if (options.unhealthy) this.registry.follow(options.unhealthy);
+    if (options.discovered) this.registry.followDiscovered(options.discovered);
   }
 
   /** Readiness: listeners bound, the app (if any) ready, not draining (and, for a primary, every worker up). */
@@ -136,8 +145,10 @@ export class Sidecar {
     const appConfig = snapshot.config.app;
     const appCommand = this.#role === 'worker' ? undefined : (this.#options.appCommand ?? appConfig?.command);
     if (appCommand && appConfig === undefined) {
-      // `-- CMD` without an app block: supervise with the defaults.
-      this.#app = this.#createApp({ command: [...appCommand], cwd: process.cwd(), env: {}, restart: 'never', stopTimeout: 10_000 }, snapshot);
+      // `-- CMD` without an app block: supervise with the defaults, in the folder the user typed
+      // the command in (`npm start` runs in the package's folder and says where the user was in INIT_CWD).
+      const cwd = process.env.INIT_CWD ?? process.cwd();
+      this.#app = this.#createApp({ command: [...appCommand], cwd, env: {}, restart: 'never', stopTimeout: 10_000 }, snapshot);
     } else if (appConfig && appCommand) {
       this.#app = this.#createApp({ ...appConfig, command: [...appCommand] }, snapshot);
     }
@@ -244,7 +255,7 @@ export class Sidecar {
       readyUrl: config.ready && String(secrets.shown(['app', 'ready', 'url'], config.ready.url)),
       text: (text: string) => secrets.text(text),
     };
-    return new AppSupervisor(config, env, (code) => this.#options.onAppExit?.(code), shown);
+    return new AppSupervisor(config, env, (code, reason) => this.#options.onAppExit?.(code, reason), shown);
   }
 
   /**
@@ -312,8 +323,11 @@ export class Sidecar {
     return { upstreams };
   }
 
-  /** Stops accepting, drains in-flight work up to the deadline, stops the app, closes pools. */
-  async stop(deadlineMs = DRAIN_DEADLINE_MS): Promise<void> {
+  /**
+   * Stops accepting, drains in-flight work up to the deadline (`drainTimeout`
+   * of the live config unless given), stops the app, closes pools.
+   */
+  async stop(deadlineMs = this.store.current().config.drainTimeout): Promise<void> {
     if (this.#draining) return;
     this.#draining = true;
     log.info({ deadlineMs }, 'draining');

@@ -8,11 +8,11 @@
  */
 import { compile } from '../config/compile.ts';
 import { formatConfigError, loadConfigFile } from '../config/load.ts';
-import { Sidecar, DRAIN_DEADLINE_MS } from '../sidecar.ts';
+import { Sidecar } from '../sidecar.ts';
 import { registry } from '../observe/metrics.ts';
 import { flushLogs, log } from '../observe/log.ts';
-import type { Unhealthy } from '../upstream/registry.ts';
-import { isMessage, UNHEALTHY_ENV, type ToPrimary, type ToWorker } from './messages.ts';
+import type { DiscoveredSets, Unhealthy } from '../upstream/registry.ts';
+import { DISCOVERED_ENV, isMessage, UNHEALTHY_ENV, type ToPrimary, type ToWorker } from './messages.ts';
 
 function send(message: ToPrimary): void {
   process.send?.(message);
@@ -30,6 +30,7 @@ export async function runWorker(configPath: string): Promise<number | undefined>
     role: 'worker',
     appReady: () => appReady,
     unhealthy: JSON.parse(process.env[UNHEALTHY_ENV] ?? '[]') as Unhealthy[],
+    discovered: JSON.parse(process.env[DISCOVERED_ENV] ?? '{}') as DiscoveredSets,
   });
 
   const answer = async (message: Extract<ToWorker, { type: 'ask' }>): Promise<unknown> => {
@@ -59,6 +60,10 @@ export async function runWorker(configPath: string): Promise<number | undefined>
       sidecar.registry.follow(message.unhealthy);
       return;
     }
+    if (message.type === 'discovered') {
+      sidecar.registry.followDiscovered(message.sets);
+      return;
+    }
     answer(message).then(
       (value) => send({ type: 'reply', id: message.id, answer: value }),
       (err: unknown) => send({ type: 'reply', id: message.id, answer: { ok: false, errors: [(err as Error).message] } }),
@@ -69,8 +74,8 @@ export async function runWorker(configPath: string): Promise<number | undefined>
   const stop = async () => {
     if (stopping) return;
     stopping = true;
-    await sidecar.stop(DRAIN_DEADLINE_MS);
-    flushLogs();
+    await sidecar.stop();
+    await flushLogs();
     process.exit(0);
   };
   process.on('SIGTERM', () => void stop());

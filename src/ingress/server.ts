@@ -55,6 +55,7 @@ export class IngressServer {
       request: (req, res) => this.#onRequest(req, res),
       upgrade: (req, socket, head) => this.#onUpgrade(req, socket, head),
       clientError: clientErrorHandler('ingress', () => deps.store.current().config.log.access),
+      headRecord: { listener: 'ingress', accessLog: () => deps.store.current().config.log.access },
     });
     deps.store.onSwap((next) => this.#statics.retain(next));
   }

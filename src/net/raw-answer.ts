@@ -13,6 +13,16 @@ import { ProxyError, errorAnswer, type ErrorCode } from '../proxy/errors.ts';
 import { newUuid } from '../proxy/headers.ts';
 import { ObservedResponse } from './observed-response.ts';
 
+/**
+ * How long a socket answered with an error keeps reading, and dropping, what
+ * the client is still sending before it is closed. Closing a socket with
+ * unread bytes makes the kernel send a reset, and a client still writing its
+ * request (a 20 KiB head over maxHeaderSize, a body after a refusal) may then
+ * lose our answer before it reads it: NGINX's lingering close, shorter. It
+ * also bounds how long a client can hold a refused socket open.
+ */
+const LINGER_MS = 2_000;
+
 /** Writes `error` as a complete HTTP/1.1 response and ends the socket; returns the body bytes written (0 when the socket was gone). */
 export function writeRawError(socket: Duplex, error: ProxyError, extraHeaders: Record<string, string> = {}): number {
   if (!socket.writable) {
@@ -23,8 +33,19 @@ export function writeRawError(socket: Duplex, error: ProxyError, extraHeaders: R
   let head = `HTTP/1.1 ${error.status} ${STATUS_CODES[error.status] ?? 'Error'}\r\n`;
   for (const [name, value] of Object.entries(headers)) head += `${name}: ${value}\r\n`;
   socket.end(`${head}\r\n${body}`);
+  linger(socket);
   return headers['content-length'] as number;
 }
+
+/** Reads and drops what still arrives on an answered socket, and closes it after LINGER_MS at the latest. */
+function linger(socket: Duplex): void {
+  socket.on('data', discard);
+  socket.resume();
+  const timer = setTimeout(() => socket.destroy(), LINGER_MS).unref();
+  socket.once('close', () => clearTimeout(timer));
+}
+
+function discard(): void {}
 
 /** A server's 'clientError' handler: the parser or timeout error answered in the sidecar's format. */
 export function answerClientError(err: Error & { code?: string; reason?: string }, socket: Duplex): void {

@@ -10,8 +10,23 @@
  * allocation when the head is fine.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { ProxyError, sendError } from '../proxy/errors.ts';
+import type { ListenerName } from '../config/compile.ts';
+import { Exchange } from '../observe/exchange.ts';
+import { ProxyError, refuse, sendError } from '../proxy/errors.ts';
 import { requestIdOf } from '../proxy/headers.ts';
+import { pathOf } from '../proxy/route.ts';
+import type { ObservedResponse } from './observed-response.ts';
+
+/**
+ * Where a refused head is recorded: the proxy listeners log and count it like
+ * any request the parser rejects (an access line, `sidecar_requests_total`
+ * with no route, `sidecar_bad_requests_total`); the admin port does not.
+ */
+export interface HeadRecord {
+  readonly listener: ListenerName;
+  /** log.access of the live config. */
+  readonly accessLog: () => boolean;
+}
 
 /**
  * Why the head of `req` is refused, or undefined. `requireHost`: an HTTP/1.1
@@ -85,13 +100,20 @@ export function onlyChunked(value: string | string[]): boolean {
  * connection closes after such an answer: what follows a refused head cannot
  * be trusted to be the next request.
  */
-export function admitHead(req: IncomingMessage, res: ServerResponse, requireHost: boolean): boolean {
+export function admitHead(req: IncomingMessage, res: ObservedResponse | ServerResponse, requireHost: boolean, record?: HeadRecord): boolean {
   // An Upgrade offer served as a plain request (h2c; any offer where nobody takes upgrades): Node's parser
   // stops at the offer and drops what was pipelined behind it, so the client must send that again, elsewhere.
   if (req.headers.upgrade !== undefined) res.shouldKeepAlive = false;
   const problem = headProblem(req, requireHost);
   if (!problem) return true;
   res.shouldKeepAlive = false;
-  sendError(res, problem, { 'x-request-id': requestIdOf(req.headers) });
+  if (!record || !('observer' in res)) {
+    sendError(res, problem, { 'x-request-id': requestIdOf(req.headers) });
+    return false;
+  }
+  // The response's close finishes the record (observed-response.ts), with the client's address and the status.
+  const exchange = new Exchange(record.listener, requestIdOf(req.headers), req.method ?? '', '', pathOf(req.url ?? ''), record.accessLog());
+  res.observer = exchange;
+  refuse(res, exchange, problem);
   return false;
 }

@@ -44,12 +44,18 @@ export interface SpawnOptions {
    * as a process group of its own: `stop` signals the whole group (npm, a shell, the sidecar).
    */
   command?: { file: string; args: string[]; cwd: string };
+  /** Where `node src/cli.ts` runs (default: the repository). */
+  cwd?: string;
+  /** The sidecar leads a process group of its own, as a shell's foreground job does. */
+  detached?: boolean;
+  /** Flags for Node itself, before the CLI (the image's ENTRYPOINT flags). */
+  nodeArgs?: readonly string[];
 }
 
 /** Runs the CLI with `args`; waits for "sidecar listening" unless `waitListening` is false. */
 export async function spawnSidecar(args: string[], options: SpawnOptions = {}): Promise<SidecarProcess> {
-  const { file, args: before, cwd } = options.command ?? { file: process.execPath, args: [CLI], cwd: ROOT };
-  const group = options.command !== undefined;
+  const { file, args: before, cwd } = options.command ?? { file: process.execPath, args: [...(options.nodeArgs ?? []), CLI], cwd: options.cwd ?? ROOT };
+  const group = options.command !== undefined || options.detached === true;
   const env = { ...process.env, ...options.env };
   const child = spawn(file, [...before, ...args], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'], detached: group });
   const lines: Array<Record<string, unknown>> = [];
@@ -88,7 +94,7 @@ export async function spawnSidecar(args: string[], options: SpawnOptions = {}): 
   while (Date.now() < until && child.exitCode === null) {
     // The process's own line: with `workers` a worker logs one too, before its siblings listen.
     // (Started through another command, the sidecar is a grandchild, and the only sidecar.)
-    const listening = lines.find((line) => line.msg === 'sidecar listening' && (group || line.pid === child.pid));
+    const listening = lines.find((line) => line.msg === 'sidecar listening' && (options.command !== undefined || line.pid === child.pid));
     if (listening) {
       proc.ingressPort = listening.ingressPort as number | undefined;
       proc.adminPort = listening.adminPort as number | undefined;
