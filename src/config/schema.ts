@@ -207,7 +207,7 @@ export const ingressRouteSchema = z.strictObject({
   match: matchSchema.default({}),
   ...routePolicy,
   static: staticSchema.optional(),
-  websocket: z.boolean().default(false).meta({ description: 'Let WebSocket upgrades through (http-proxy).' }),
+  websocket: z.boolean().default(false).meta({ description: 'Let WebSocket upgrades through (to the upstream of the route, under its breaker and TLS settings).' }),
 });
 
 export const egressRouteSchema = z.strictObject({

@@ -7,19 +7,31 @@
  * pool for this reason); a breaker or health check whose settings changed is
  * started afresh.
  */
-import { readFileSync } from 'node:fs';
-import { isIP } from 'node:net';
+import type { Agent } from 'node:http';
+import type { LookupFunction } from 'node:net';
 import { Pool, buildConnector } from 'undici';
 import type { UpstreamConfig } from '../config/schema.ts';
 import { Secrets } from '../config/secrets.ts';
 import { log } from '../observe/log.ts';
+import { endpointAgent } from './agent.ts';
 import { chooseIndex, untried, type Cursor } from './balance.ts';
 import { UpstreamBreaker } from './breaker.ts';
 import { RetryBudget } from './budget.ts';
 import { DnsDiscovery } from './discovery.ts';
 import { HealthChecker, HealthCount } from './health.ts';
 import { OutlierState, recordResult } from './outlier.ts';
+import { upstreamTlsOptions, type UpstreamTlsOptions } from './tls-options.ts';
 import { upstreamEndpoints } from '../observe/metrics.ts';
+
+/** How the sidecar connects to an endpoint, beyond its URL and pool. */
+export interface EndpointConnection {
+  /** TLS options of an https endpoint; default: those of an upstream without `tls` config. */
+  readonly tls?: UpstreamTlsOptions;
+  /** The TLS server name its requests name (EndpointState.serverName). */
+  readonly serverName?: string;
+  /** Resolves and checks an egress pass-through destination's host, as its pool does (egress/policy.ts checkedLookup). */
+  readonly lookup?: LookupFunction;
+}
 
 export class EndpointState {
   readonly url: string;
@@ -33,6 +45,8 @@ export class EndpointState {
   shownAuthority: string;
   readonly pool: Pool;
   readonly poolKey: string;
+  /** TLS options of an https:// endpoint (the pool's, and those of the sidecar's own connections to it). */
+  readonly tls: UpstreamTlsOptions | undefined;
   /**
    * For an https endpoint, the TLS server name every request to it names
    * (undici's `servername` dispatch option): `tls.serverName`, else the
@@ -42,13 +56,21 @@ export class EndpointState {
    * new Host re-opened the connection. undefined for http.
    */
   readonly serverName: string | undefined;
+  /** Connections outside the pool (WebSocket upgrades): the same TLS options, and lookup (agent.ts). */
+  readonly agent: Agent;
+  /** Requests, tunnels and WebSockets under way on it (GET /upstreams, least-request). */
   inFlight = 0;
+  /**
+   * Tunnels and WebSockets open on it: each holds a connection of its own,
+   * outside the pool, counted against `connections` (upstream/held.ts).
+   */
+  held = 0;
   /** Verdict of the active health check; true without one. */
   healthy = true;
   health = new HealthCount();
   outlier = new OutlierState();
 
-  constructor(url: string, pool: Pool, poolKey: string, serverName?: string) {
+  constructor(url: string, pool: Pool, poolKey: string, connection: EndpointConnection = {}) {
     const parsed = new URL(url);
     this.url = url;
     this.origin = parsed.origin;
@@ -57,7 +79,9 @@ export class EndpointState {
     this.shownAuthority = parsed.host;
     this.pool = pool;
     this.poolKey = poolKey;
-    this.serverName = serverName;
+    this.tls = connection.tls ?? upstreamTlsOptions(undefined, url);
+    this.serverName = connection.serverName;
+    this.agent = endpointAgent(this.tls, connection.lookup);
   }
 
   /** Sets how the URL is shown; the authority is read from it as text, since [redacted] is no host a URL parser takes. */
@@ -201,29 +225,23 @@ function sameSettings(a: object | undefined, b: object | undefined): boolean {
 
 /**
  * Options of the pool of one endpoint; a change of any of them means a new
- * pool. For https, `serverName` is what requests name (EndpointState), and
- * the connector always uses the configured name or the endpoint's host
- * (none for an IP address, whose certificate is checked against the IP),
- * whatever name a request brings: the client's Host never picks the TLS
- * server name or the certificate check.
+ * pool. For https, the TLS options come from tls-options.ts; `serverName` is
+ * what requests name (EndpointState), and the connector always uses the
+ * configured name or the endpoint's host (none for an IP address, whose
+ * certificate is checked against the IP), whatever name a request brings:
+ * the client's Host never picks the TLS server name or the certificate check.
  */
-function poolOptions(config: UpstreamConfig, url: string): { key: string; options: Pool.Options; serverName: string | undefined } {
-  const tls = config.tls;
-  const https = url.startsWith('https:');
-  const host = new URL(url).hostname.replace(/^\[|\]$/g, '');
-  // A discovered endpoint is an address: its certificate names the DNS name it was found under.
-  const configured = https ? (tls?.serverName ?? config.discovery?.dns.name.replace(/\.$/, '') ?? (isIP(host) === 0 ? host : undefined)) : undefined;
-  const connectOptions = {
-    timeout: config.connectTimeout,
-    ...(configured ? { servername: configured } : {}),
-    ...(https && tls?.ca ? { ca: readFileSync(tls.ca) } : {}),
-    ...(https && tls?.insecureSkipVerify ? { rejectUnauthorized: false } : {}),
-  };
+function poolOptions(
+  config: UpstreamConfig,
+  url: string,
+): { key: string; options: Pool.Options; tls: UpstreamTlsOptions | undefined; serverName: string | undefined } {
+  const tls = upstreamTlsOptions(config, url);
+  const connectOptions = { timeout: config.connectTimeout, ...tls };
   let connect: Pool.Options['connect'] = connectOptions;
-  if (https) {
+  if (tls) {
     // What undici's Pool builds from an options object, with the request's server name replaced by ours.
     const connector = buildConnector(connectOptions);
-    connect = (request, callback) => connector({ ...request, servername: configured }, callback);
+    connect = (request, callback) => connector({ ...request, servername: tls.servername }, callback);
   }
   const options: Pool.Options = {
     connections: config.connections,
@@ -236,8 +254,9 @@ function poolOptions(config: UpstreamConfig, url: string): { key: string; option
     headersTimeout: 0,
     bodyTimeout: 0,
   };
-  const key = JSON.stringify([config.connections, config.idleTimeout, config.connectTimeout, https ? tls ?? null : null]);
-  return { key, options, serverName: https ? (configured ?? host) : undefined };
+  const key = JSON.stringify([config.connections, config.idleTimeout, config.connectTimeout, tls ? [config.tls ?? null, tls.servername ?? null] : null]);
+  const host = new URL(url).hostname.replace(/^\[|\]$/g, '');
+  return { key, options, tls, serverName: tls ? (tls.servername ?? host) : undefined };
 }
 
 /** How a registry runs the policies that keep state; the defaults suit a single process. */
@@ -368,13 +387,13 @@ export class UpstreamRegistry {
    */
   #place(state: UpstreamState, planned: readonly PlannedEndpoint[]): EndpointState[] {
     const previous = new Map(state.endpoints.map((endpoint) => [endpoint.url, endpoint]));
-    const endpoints = planned.map(({ url, key, options, serverName }) => {
+    const endpoints = planned.map(({ url, key, options, tls, serverName }) => {
       const kept = previous.get(url);
       if (kept && kept.poolKey === key) {
         previous.delete(url);
         return kept;
       }
-      const fresh = new EndpointState(url, new Pool(new URL(url).origin, options), key, serverName);
+      const fresh = new EndpointState(url, new Pool(new URL(url).origin, options), key, { tls, serverName });
       if (kept) fresh.inherit(kept);
       return fresh;
     });
