@@ -42,8 +42,11 @@ interface Side {
   peer?: PeerSpec;
 }
 
-/** Peers that can stand on one side: the Node reverse proxies of the bench. */
-const COMPARABLE = ['undici-floor', 'undici-ceiling', 'fastify-http-proxy', 'http-proxy'];
+/**
+ * Peers that can stand on one side: the Node reverse proxies of the bench, and
+ * the sidecar with and without a rate limit on its app route (what a limit costs).
+ */
+const COMPARABLE = ['undici-floor', 'undici-ceiling', 'fastify-http-proxy', 'http-proxy', 'sidecar-unlimited', 'sidecar-ratelimit'];
 
 function side(label: 'A' | 'B', spec: string, tmp: string): Side {
   if (!spec.startsWith('peer:')) return { label, root: checkout(spec, label, tmp) };

@@ -15,6 +15,7 @@ import { EgressServer } from './egress/server.ts';
 import type { OwnAddress } from './egress/policy.ts';
 import type { Listener } from './net/listener.ts';
 import { UpstreamRegistry, type DiscoveredSets, type Unhealthy } from './upstream/registry.ts';
+import { PolicyState } from './policy/state.ts';
 import { exposureWarnings } from './admin/exposure.ts';
 import { configLastReloadSuccess, configReloadsTotal } from './observe/metrics.ts';
 import { log, setLogLevel } from './observe/log.ts';
@@ -72,6 +73,8 @@ export interface SidecarOptions {
 export class Sidecar {
   readonly store: ConfigStore;
   readonly registry: UpstreamRegistry;
+  /** Policy state kept across reloads (rate limit buckets). */
+  readonly policies = new PolicyState();
   #ingress: IngressServer | undefined;
   #egress: EgressServer | undefined;
   #admin: Listener | undefined;
@@ -137,6 +140,7 @@ export class Sidecar {
     setLogLevel(snapshot.config.log.level);
     this.registry.reconcile(snapshot.upstreams, snapshot.secrets);
     this.store.onSwap((next) => this.registry.reconcile(next.upstreams, next.secrets));
+    this.store.onSwap((next) => this.policies.retain(next));
 
     const appConfig = snapshot.config.app;
     const appCommand = this.#role === 'worker' ? undefined : (this.#options.appCommand ?? appConfig?.command);
@@ -151,13 +155,13 @@ export class Sidecar {
 
     const serves = this.#role !== 'primary';
     if (snapshot.ingress && serves) {
-      this.#ingress = new IngressServer({ store: this.store, registry: this.registry, appReady: () => this.appReady }, snapshot.ingress.settings);
+      this.#ingress = new IngressServer({ store: this.store, registry: this.registry, appReady: () => this.appReady, policies: this.policies }, snapshot.ingress.settings);
       this.#ingress.listener.reusePort = this.#role === 'worker';
       await bind(this.#ingress.listener, snapshot.ingress.settings.listen, snapshot.secrets);
     }
     if (snapshot.egress && serves) {
       this.#egress = new EgressServer(
-        { store: this.store, registry: this.registry, ownAddresses: () => this.#ownAddresses() },
+        { store: this.store, registry: this.registry, ownAddresses: () => this.#ownAddresses(), policies: this.policies },
         snapshot.egress.settings,
       );
       this.#egress.listener.reusePort = this.#role === 'worker';
@@ -334,6 +338,7 @@ export class Sidecar {
     await this.#admin?.close(1_000);
     await Promise.race([this.registry.close(), new Promise((resolve) => setTimeout(resolve, 1_000))]);
     await this.registry.destroy();
+    this.policies.close();
     log.info('stopped');
   }
 }

@@ -30,6 +30,8 @@ export interface HttpLoad {
   target: string;
   connections: number;
   seconds: number;
+  /** Headers of every request (Accept-Encoding for the compression scenarios). */
+  headers?: Readonly<Record<string, string>>;
 }
 
 export interface LoadContext {
@@ -112,6 +114,7 @@ function loadArgs(load: HttpLoad, ctx: LoadContext, id: number): [string, string
   const absolute = load.target.startsWith('http://');
   if (ctx.loader === 'wrk') {
     const args = ['-t1', `-c${load.connections}`, `-d${load.seconds}s`, '--latency', '--timeout', '5s'];
+    for (const [name, value] of Object.entries(load.headers ?? {})) args.push('-H', `${name}: ${value}`);
     if (absolute) {
       // wrk builds the request once from these fields: an absolute-form target and the origin's Host.
       const script = join(ctx.tmpDir, `absolute-${id}.lua`);
@@ -126,6 +129,7 @@ function loadArgs(load: HttpLoad, ctx: LoadContext, id: number): [string, string
     seconds: load.seconds,
     path: load.target,
     host: absolute ? new URL(load.target).host : undefined,
+    headers: load.headers,
   };
   return [NODE, [join(BENCH, 'clients/autocannon.ts'), JSON.stringify(options)]];
 }

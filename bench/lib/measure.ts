@@ -29,7 +29,7 @@ export interface Plan {
   load: LoadContext;
 }
 
-type Target = { http: { port: number; target: string } } | { connect: { proxyPort?: number } } | { missing: string };
+type Target = { http: { port: number; target: string; headers?: Readonly<Record<string, string>> } } | { connect: { proxyPort?: number } } | { missing: string };
 
 function targetOf(scenario: Scenario, peer: Peer, plan: Plan): Target {
   const isDirect = peer.name === 'direct';
@@ -38,6 +38,10 @@ function targetOf(scenario: Scenario, peer: Peer, plan: Plan): Target {
       return peer.ingress ? { http: { port: peer.ingress, target: scenario.path } } : { missing: 'no reverse-proxy port' };
     case 'static':
       return peer.static ? { http: { port: peer.static, target: scenario.path } } : { missing: 'no static port' };
+    case 'compress':
+      if (!peer.compress) return { missing: 'no compressing port' };
+      if (scenario.encoding && !peer.encodings?.includes(scenario.encoding)) return { missing: `cannot produce ${scenario.encoding} here` };
+      return { http: { port: peer.compress, target: scenario.path, headers: scenario.headers } };
     case 'forward':
       if (isDirect) return { http: { port: plan.upstreamPort, target: scenario.path } };
       return peer.forward
@@ -53,8 +57,13 @@ function targetOf(scenario: Scenario, peer: Peer, plan: Plan): Target {
 async function smoke(scenario: Scenario, target: Target, plan: Plan): Promise<string | undefined> {
   try {
     if ('http' in target) {
-      const res = await probe(target.http.port, target.http.target, 5000);
-      if (res.status !== 200 || res.bytes !== scenario.expectBytes) {
+      const res = await probe(target.http.port, target.http.target, 5000, target.http.headers);
+      if (scenario.encoding !== undefined) {
+        const encoding = res.headers['content-encoding'];
+        if (res.status !== 200 || encoding !== scenario.encoding || res.bytes >= scenario.expectBytes) {
+          return `GET ${target.http.target} answered ${res.status}, content-encoding ${String(encoding)}, ${res.bytes} bytes (want 200, ${scenario.encoding}, fewer than ${scenario.expectBytes})`;
+        }
+      } else if (res.status !== 200 || res.bytes !== scenario.expectBytes) {
         return `GET ${target.http.target} answered ${res.status} with ${res.bytes} bytes (want 200 with ${scenario.expectBytes}): ${res.text.slice(0, 160)}`;
       }
     } else if ('connect' in target && target.connect.proxyPort !== undefined) {

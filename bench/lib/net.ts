@@ -35,9 +35,9 @@ export interface Probe {
  * One HTTP request with a hard deadline. `absolute` sends an absolute-form
  * request (forward proxy) to host:port.
  */
-export function probe(port: number, path: string, timeoutMs = 2000): Promise<Probe> {
+export function probe(port: number, path: string, timeoutMs = 2000, extra?: Readonly<Record<string, string>>): Promise<Probe> {
   // An absolute-form path carries its own Host, as a forward-proxy client sends it.
-  const headers = path.startsWith('http://') ? { host: new URL(path).host } : undefined;
+  const headers = { ...(path.startsWith('http://') ? { host: new URL(path).host } : {}), ...extra };
   return new Promise((resolve, reject) => {
     const req = http.request({ host: HOST, port, path, headers, agent: false, timeout: timeoutMs }, (res) => {
       const chunks: Buffer[] = [];

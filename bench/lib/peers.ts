@@ -7,7 +7,7 @@
 import { execFileSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { nginxConf, sidecarYaml, squidConf } from './configs.ts';
+import { nginxConf, sidecarYaml, squidConf, type SidecarPolicies } from './configs.ts';
 import { freePort, probe, waitHttp, waitUntil } from './net.ts';
 import { NODE, start, tail, type Proc } from './procs.ts';
 import type { ToolStatus } from './tools.ts';
@@ -36,6 +36,9 @@ export interface Peer {
   static?: number;
   /** Forward proxy port (absolute-form requests and CONNECT). */
   forward?: number;
+  /** Reverse proxy port that compresses answers, and the codings it can produce. */
+  compress?: number;
+  encodings?: readonly string[];
   /** Extra files of interest, truncated between runs (the sidecar's access log). */
   truncate?: string[];
 }
@@ -106,15 +109,16 @@ export const nginx: PeerSpec = {
     if (!bin) throw new Error(`nginx ${env.tools.nginx.missing}`);
     const dir = join(env.tmp, 'nginx');
     mkdirSync(dir, { recursive: true });
-    const ports = { proxy: await freePort(), static: await freePort(), upstream: env.upstreamPort };
+    const ports = { proxy: await freePort(), static: await freePort(), upstream: env.upstreamPort, compress: await freePort() };
     const conf = join(dir, 'nginx.conf');
-    writeFileSync(conf, nginxConf(dir, env.www, ports));
+    const brotli = env.tools.nginx.brotliModule;
+    writeFileSync(conf, nginxConf(dir, env.www, ports, brotli));
     const log = join(dir, 'nginx.out');
     const proc = start('nginx', bin, ['-p', dir, '-e', join(dir, 'nginx-error.log'), '-c', conf], log, { cpu: env.cpu });
     const logs = [log, join(dir, 'nginx-error.log')];
     check(await waitHttp(ports.proxy, '/', proc, env.readyMs, 200), logs);
     check(await waitHttp(ports.static, '/static/1k.bin', proc, env.readyMs, 200), logs);
-    return { name: 'nginx', proc, ingress: ports.proxy, static: ports.static };
+    return { name: 'nginx', proc, ingress: ports.proxy, static: ports.static, compress: ports.compress, encodings: brotli ? ['gzip', 'br'] : ['gzip'] };
   },
 };
 
@@ -161,6 +165,7 @@ export interface SidecarLaunch {
   access: boolean;
   workers?: number;
   pinned?: boolean;
+  policies?: SidecarPolicies;
   /** The checkout whose src/cli.ts runs (default: this one); bench/ab.ts passes git worktrees. */
   root?: string;
 }
@@ -180,7 +185,7 @@ export async function launchSidecar(env: Env, name: string, launch: SidecarLaunc
   const dir = join(env.tmp, name);
   mkdirSync(dir, { recursive: true });
   const config = join(dir, 'sidecar.yaml');
-  writeFileSync(config, sidecarYaml(ports, join(env.www, 'static'), launch.access, launch.workers ?? 1));
+  writeFileSync(config, sidecarYaml(ports, join(env.www, 'static'), launch.access, launch.workers ?? 1, launch.policies));
   // JSON log lines (access log included) go to a file, so the terminal stays readable.
   const stdout = join(dir, 'sidecar-stdout.log');
   const stderr = join(dir, 'sidecar-stderr.log');
@@ -197,7 +202,13 @@ export async function launchSidecar(env: Env, name: string, launch: SidecarLaunc
     env: sidecarEnv,
   });
   check(await waitHttp(ports.admin, '/readyz', proc, env.readyMs, 200), [stderr, stdout]);
-  return { name, proc, ingress: ports.ingress, static: ports.ingress, forward: ports.egress, truncate: [stdout] };
+  const compress = launch.policies?.compress ? { compress: ports.ingress, encodings: ['gzip', 'br'] } : {};
+  return { name, proc, ingress: ports.ingress, static: ports.ingress, forward: ports.egress, truncate: [stdout], ...compress };
+}
+
+/** The realistic config plus a policy on the app route (issue 19), a process used only for its scenario. */
+function policyPeer(name: string, about: string, policies: SidecarPolicies): PeerSpec {
+  return { name, about, start: (env) => launchSidecar(env, name, { access: true, policies }) };
 }
 
 export const sidecar = sidecarPeer('sidecar', true);
@@ -209,6 +220,9 @@ export const sidecarNoLog = sidecarPeer('sidecar-nolog', false);
  * two fresh processes show).
  */
 export const sidecarLog = sidecarPeer('sidecar-log', true, 1, true, 'the realistic sidecar config (access log on), a process used only to compare with sidecar-nolog');
+export const sidecarCompress = policyPeer('sidecar-compress', 'the realistic sidecar config with compress on the app route (gzip 5, br 4)', { compress: true });
+export const sidecarUnlimited = policyPeer('sidecar-unlimited', 'the realistic sidecar config, a process used only to compare with sidecar-ratelimit', {});
+export const sidecarRateLimit = policyPeer('sidecar-ratelimit', 'the realistic sidecar config with a rateLimit (key client-ip) on the app route that never trips', { rateLimit: true });
 export const sidecarUnpinned = sidecarPeer('sidecar-1w', true, 1, false);
 export const sidecarTwoWorkers = sidecarPeer('sidecar-2w', true, 2, false);
 
@@ -225,6 +239,9 @@ export const ALL_PEERS: readonly PeerSpec[] = [
   sidecar,
   sidecarNoLog,
   sidecarLog,
+  sidecarCompress,
+  sidecarUnlimited,
+  sidecarRateLimit,
   sidecarUnpinned,
   sidecarTwoWorkers,
 ];

@@ -4,7 +4,7 @@
  */
 
 /** What a scenario exercises, and so which port of a peer it uses. */
-export type Kind = 'ingress' | 'forward' | 'connect' | 'static';
+export type Kind = 'ingress' | 'forward' | 'connect' | 'static' | 'compress';
 
 export interface Scenario {
   name: string;
@@ -14,8 +14,12 @@ export interface Scenario {
   path: string;
   /** Connections (HTTP) or tunnels (CONNECT). */
   connections: number;
-  /** Body bytes every response must carry (checked once per peer before load). */
+  /** Body bytes every response must carry (checked once per peer before load); for a compressed answer, at most this many. */
   expectBytes: number;
+  /** Request headers of every request (wrk -H). */
+  headers?: Readonly<Record<string, string>>;
+  /** The Content-Encoding every answer must have (checked before load). */
+  encoding?: string;
   unit: 'req/s' | 'MB/s';
   /** Peers in table order. */
   peers: string[];
@@ -39,6 +43,11 @@ export const SCENARIOS: readonly Scenario[] = [
   // Scaling: one process against two workers, both free to use either CPU, which the upstream and wrk share.
   { name: 'workers-c50', title: 'sidecar workers: 2 vs 1, both unpinned (load shares the 2 CPUs), "hello", 50 connections', kind: 'ingress', path: '/', connections: 50, expectBytes: 5, unit: 'req/s', peers: ['sidecar-1w', 'sidecar-2w'], subject: 'sidecar-2w' },
   { name: 'accesslog-c50', title: 'sidecar access log on vs off, "hello", 50 connections', kind: 'ingress', path: '/', connections: 50, expectBytes: 5, unit: 'req/s', peers: ['sidecar-nolog', 'sidecar-log'], subject: 'sidecar-log' },
+  // Issue 19: compression of a proxied 64 KiB JSON answer at the same level as NGINX's (gzip 5, brotli 4).
+  { name: 'compress-gzip-64k', title: 'compression, 64 KiB JSON proxied, gzip level 5, 10 connections', kind: 'compress', path: '/json64k', connections: 10, expectBytes: 64 * KiB, headers: { 'accept-encoding': 'gzip' }, encoding: 'gzip', unit: 'req/s', peers: ['nginx', 'sidecar-compress'], subject: 'sidecar-compress' },
+  { name: 'compress-br-64k', title: 'compression, 64 KiB JSON proxied, brotli level 4, 10 connections', kind: 'compress', path: '/json64k', connections: 10, expectBytes: 64 * KiB, headers: { 'accept-encoding': 'br' }, encoding: 'br', unit: 'req/s', peers: ['nginx', 'sidecar-compress'], subject: 'sidecar-compress' },
+  // What a rate limit costs: the same route with a limit that never trips (key client-ip) against none, two fresh processes.
+  { name: 'ratelimit-c50', title: 'rate-limited route (never over) vs the same route unlimited, "hello", 50 connections', kind: 'ingress', path: '/', connections: 50, expectBytes: 5, unit: 'req/s', peers: ['sidecar-unlimited', 'sidecar-ratelimit'], subject: 'sidecar-ratelimit' },
 ];
 
 /** Scenarios whose name contains any of the comma-separated filters. */

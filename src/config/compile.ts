@@ -19,6 +19,7 @@ import { Secrets } from './secrets.ts';
 import type { PathOptions } from '../net/normalize-path.ts';
 import { compileTrustedProxies } from '../net/trusted-proxies.ts';
 import { withoutTrailingDot } from '../proxy/route.ts';
+import { compilePolicies, type PolicyChain } from '../policy/chain.ts';
 
 /** Until the response head arrives, all tries together (Envoy's route timeout is 15s; ours is a little kinder). */
 export const DEFAULT_ROUTE_TIMEOUT_MS = 30_000;
@@ -67,6 +68,8 @@ export interface CompiledRoute {
   readonly reach?: Reach;
   /** The listener's `trustedProxies` (kept on the route so the proxy needs nothing else); undefined = nobody. */
   readonly trustedProxies: BlockList | undefined;
+  /** Rate limit and compression (policy/chain.ts); undefined when the route has neither. */
+  readonly policies: PolicyChain | undefined;
 }
 
 /** What an egress route lets a pass-through destination be, besides the addresses every route may reach. */
@@ -119,8 +122,8 @@ export function compile({ config, hash, source, loadedAt, secrets = Secrets.NONE
     config,
     secrets,
     upstreams: config.upstreams,
-    ingress: config.ingress && compileListener('ingress', config.ingress),
-    egress: config.egress && compileListener('egress', config.egress),
+    ingress: config.ingress && compileListener('ingress', config.ingress, config.workers),
+    egress: config.egress && compileListener('egress', config.egress, config.workers),
   };
   return Object.freeze(snapshot);
 }
@@ -128,12 +131,13 @@ export function compile({ config, hash, source, loadedAt, secrets = Secrets.NONE
 function compileListener(
   listener: ListenerName,
   settings: NonNullable<Config['ingress'] | Config['egress']>,
+  workers: number,
 ): ListenerSnapshot {
   const address = parseListen(settings.listen);
   if (!address) throw new Error(`unparseable listen address ${settings.listen}`); // the schema already refused it
   const trustedProxies = compileTrustedProxies(settings.trustedProxies);
   const routes = (settings.routes as ReadonlyArray<IngressRouteConfig | EgressRouteConfig>).map((route, index) =>
-    compileRoute(listener, route, index, settings.maxBody, trustedProxies),
+    compileRoute(listener, route, index, settings, trustedProxies, workers),
   );
   return Object.freeze({ host: address.host, port: address.port, routes: Object.freeze(routes), settings, paths: settings.paths });
 }
@@ -142,16 +146,19 @@ function compileRoute(
   listener: ListenerName,
   route: IngressRouteConfig | EgressRouteConfig,
   index: number,
-  listenerMaxBody: number,
+  settings: NonNullable<Config['ingress'] | Config['egress']>,
   trustedProxies: BlockList | undefined,
+  workers: number,
 ): CompiledRoute {
   const timeout = route.timeout ?? DEFAULT_ROUTE_TIMEOUT_MS;
+  const name = route.name ?? `${listener}-${index}`;
+  const isStatic = 'static' in route && route.static !== undefined;
   const retry = route.retry && {
     ...route.retry,
     perTryTimeout: Math.min(route.retry.perTryTimeout ?? timeout, timeout),
   };
   return Object.freeze({
-    name: route.name ?? `${listener}-${index}`,
+    name,
     listener,
     match: compileMatch(route.match),
     upstream: route.upstream,
@@ -162,11 +169,12 @@ function compileRoute(
     timeout,
     idleTimeout: route.idleTimeout ?? DEFAULT_BODY_IDLE_MS,
     retry: retry && Object.freeze(retry),
-    maxBody: route.maxBody ?? listenerMaxBody,
+    maxBody: route.maxBody ?? settings.maxBody,
     websocket: 'websocket' in route ? route.websocket : false,
     connectTimeout: 'connectTimeout' in route ? route.connectTimeout : undefined,
     reach: compileReach(route),
     trustedProxies,
+    policies: compilePolicies(route, { listener, route: name, static: isStatic, trustedProxies, workers, listenerCompress: settings.compress }),
   });
 }
 

@@ -23,12 +23,16 @@ import { PROXY_AUTHENTICATE, proxyAuthorized } from './auth.ts';
 import type { DestinationLease, Destinations } from './destinations.ts';
 import { addressProblem, reachOf, rulesFor, type OwnAddress } from './policy.ts';
 import { authorityOf, type Destination } from './target.ts';
+import { answerRefusal } from '../policy/chain.ts';
+import type { PolicyState } from '../policy/state.ts';
 
 export interface EgressDeps {
   readonly store: ConfigStore;
   readonly registry: UpstreamRegistry;
   /** The sidecar's bound listeners (loop check), read at check time. */
   readonly ownAddresses: () => readonly OwnAddress[];
+  /** Rate limit buckets, kept across reloads. */
+  readonly policies: PolicyState;
 }
 
 export interface DispatchOptions {
@@ -175,10 +179,13 @@ export class EgressDispatcher {
   async #forward(req: IncomingMessage, res: ServerResponse, snapshot: Snapshot, index: number, dest: Destination, exchange: Exchange): Promise<void> {
     const route = snapshot.egress!.routes[index];
     exchange.route = route.name;
+    // Before a destination is leased: a refused request costs nothing further.
+    const admission = route.policies?.admit(req, this.#deps.policies);
+    if (admission?.refusal) return answerRefusal(res, exchange, admission.refusal, admission.headers);
     const chosen = this.target(snapshot, index, dest);
-    if (chosen instanceof ProxyError) return refuse(res, exchange, chosen);
+    if (chosen instanceof ProxyError) return refuse(res, exchange, chosen, admission?.headers);
     try {
-      await proxyRequest(req, res, route, chosen.target, exchange);
+      await proxyRequest(req, res, route, chosen.target, exchange, admission);
     } finally {
       chosen.lease?.release();
     }

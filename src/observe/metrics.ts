@@ -288,3 +288,38 @@ export const appResidentMemory = new Gauge({
   help: 'Resident memory of the supervised app, read from /proc.',
   registers: [registry],
 });
+
+export const compressionTotal = new HotCounter({
+  name: 'sidecar_compression_total',
+  help: 'Responses of routes with compress, by route and result: the coding used (br, gzip, zstd) or why none was (not_accepted, too_small, type, encoded, no_transform, status, head, range, grpc).',
+  labelNames: ['route', 'result'] as const,
+  registers: [registry],
+});
+
+export const compressionBytesTotal = new HotCounter({
+  name: 'sidecar_compression_bytes_total',
+  help: 'Body bytes through the compressors, by route, coding and direction (in = as the upstream or file gave them, out = as sent).',
+  labelNames: ['route', 'algorithm', 'direction'] as const,
+  registers: [registry],
+});
+
+export const rateLimitDecisionsTotal = new HotCounter({
+  name: 'sidecar_rate_limit_decisions_total',
+  help: 'Rate limit decisions, by listener, route and outcome (allowed, limited, shadow_limited: over the limit but let through by mode: shadow).',
+  labelNames: ['listener', 'route', 'outcome'] as const,
+  registers: [registry],
+});
+
+/** The key stores of the rate limits alive in this process, read at scrape time (policy/state.ts adds and removes them). */
+export const rateLimitKeyStores = new Set<{ readonly listener: string; readonly route: string; readonly size: number }>();
+
+export const rateLimitKeys = new Gauge({
+  name: 'sidecar_rate_limit_keys',
+  help: 'Keys (clients, header values) a rate limit holds buckets for, by listener and route; at most its maxKeys.',
+  labelNames: ['listener', 'route'] as const,
+  registers: [registry],
+  collect() {
+    this.reset();
+    for (const store of rateLimitKeyStores) this.inc({ listener: store.listener, route: store.route }, store.size);
+  },
+});

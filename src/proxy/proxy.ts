@@ -20,6 +20,7 @@ import type { BreakerTrial } from '../upstream/breaker.ts';
 import { upstreamRequestHeaders } from './headers.ts';
 import { isTrustedPeer } from '../net/trusted-proxies.ts';
 import { IDEMPOTENT_METHODS, RetryPlan, conditionOf, type Verdict } from './retry.ts';
+import type { Admission } from '../policy/chain.ts';
 
 /** Where and how the request goes. */
 export interface ProxyTarget {
@@ -115,9 +116,12 @@ class Flight implements ClientWatcher, BreakerTrial<AttemptOutcome>, HeadJudge {
   endpoint: EndpointState | undefined = undefined;
   /** The retry verdict on a response head refused for a retry (set by acceptHead). */
   headVerdict: Verdict | undefined = undefined;
+  /** What the route's policies said of the request head (headers for every answer, a response filter). */
+  readonly admission: Admission | undefined;
 
-  constructor(req: IncomingMessage, res: ServerResponse, route: CompiledRoute, target: ProxyTarget, exchange: Exchange, deadline: number) {
+  constructor(req: IncomingMessage, res: ServerResponse, route: CompiledRoute, target: ProxyTarget, exchange: Exchange, deadline: number, admission: Admission | undefined) {
     const method = req.method ?? 'GET';
+    this.admission = admission;
     this.req = req;
     this.res = res;
     this.route = route;
@@ -161,7 +165,8 @@ class Flight implements ClientWatcher, BreakerTrial<AttemptOutcome>, HeadJudge {
         headTimeout: headTimeout(this),
         bodyIdleTimeout: route.idleTimeout,
         responseRules: route.responseHeaders,
-        extraResponseHeaders: attemptsHeader(exchange),
+        extraResponseHeaders: extraHeaders(this),
+        responseFilter: this.admission?.response,
       },
       this,
     );
@@ -177,25 +182,30 @@ class Flight implements ClientWatcher, BreakerTrial<AttemptOutcome>, HeadJudge {
   }
 }
 
-/** Forwards one request to its upstream and writes the answer; resolves when the exchange is over. */
+/**
+ * Forwards one request to its upstream and writes the answer; resolves when
+ * the exchange is over. `admission` is what the route's policies made of the
+ * request (policy/chain.ts), already admitted.
+ */
 export async function proxyRequest(
   req: IncomingMessage,
   res: ServerResponse,
   route: CompiledRoute,
   target: ProxyTarget,
   exchange: Exchange,
+  admission?: Admission,
 ): Promise<void> {
   exchange.setUpstream(target.upstream);
 
   const declared = Number(req.headers['content-length'] ?? 0);
   if (route.maxBody > 0 && declared > route.maxBody) {
     res.shouldKeepAlive = false; // the unread body would otherwise be read and thrown away
-    return refuse(res, exchange, new ProxyError('payload_too_large'));
+    return refuse(res, exchange, new ProxyError('payload_too_large'), admission?.headers);
   }
 
   const deadline = route.timeout > 0 ? exchange.start + route.timeout : Infinity;
   target.upstream.budget.deposit(performance.now());
-  const flight = new Flight(req, res, route, target, exchange, deadline);
+  const flight = new Flight(req, res, route, target, exchange, deadline, admission);
   exchange.watcher = flight;
   try {
     await run(flight);
@@ -306,10 +316,16 @@ function answer(flight: Flight, error: ProxyError): void {
     exchange.error = error.code;
     return;
   }
-  refuse(res, exchange, error, attemptsHeader(exchange));
+  refuse(res, exchange, error, extraHeaders(flight));
 }
 
-/** `x-sidecar-attempts` when more than one try was made, on the upstream's answer and on ours alike. */
-function attemptsHeader(exchange: Exchange): Record<string, string> | undefined {
-  return exchange.attempts > 1 ? { 'x-sidecar-attempts': String(exchange.attempts) } : undefined;
+/**
+ * Headers on every answer, the upstream's and ours alike: `x-sidecar-attempts`
+ * when more than one try was made, and the policies' (RateLimit).
+ */
+function extraHeaders(flight: Flight): Record<string, string> | undefined {
+  const policies = flight.admission?.headers;
+  const attempts = flight.exchange.attempts;
+  if (attempts <= 1) return policies;
+  return { ...policies, 'x-sidecar-attempts': String(attempts) };
 }
