@@ -11,6 +11,7 @@ import { formatConfigError, loadConfigFile } from '../config/load.ts';
 import { Sidecar, DRAIN_DEADLINE_MS } from '../sidecar.ts';
 import { registry } from '../observe/metrics.ts';
 import { flushLogs, log } from '../observe/log.ts';
+import { recentErrors } from '../status/recent-errors.ts';
 import type { Unhealthy } from '../upstream/registry.ts';
 import { isMessage, UNHEALTHY_ENV, type ToPrimary, type ToWorker } from './messages.ts';
 
@@ -47,6 +48,8 @@ export async function runWorker(configPath: string): Promise<number | undefined>
       case 'own-addresses':
         sidecar.setPeerAddresses(message.addresses ?? []);
         return true;
+      case 'recent-errors':
+        return recentErrors();
     }
   };
   process.on('message', (message: unknown) => {

@@ -9,6 +9,7 @@ import type { ErrorCode, ProxyError } from '../proxy/errors.ts';
 import type { ListenerName } from '../config/compile.ts';
 import type { ResponseObserver } from '../net/observed-response.ts';
 import { logAccess } from './log.ts';
+import { recordError } from '../status/recent-errors.ts';
 import { badRequestsTotal, requestDuration, requestsInFlight, requestsTotal } from './metrics.ts';
 
 /**
@@ -190,7 +191,10 @@ export class Exchange implements ResponseObserver {
     const series = seriesOf(this.listener, this.route, this.upstreamLabel, this.method, this.status);
     series.requests.inc();
     series.duration.observe(ms / 1000);
-    if (this.error !== undefined && BAD_REQUEST_CODES.has(this.error)) badRequestsTotal.inc({ listener: this.listener, code: this.error });
+    if (this.error !== undefined) {
+      if (BAD_REQUEST_CODES.has(this.error)) badRequestsTotal.inc({ listener: this.listener, code: this.error });
+      recordError(this); // the status page's recent errors
+    }
     if (!this.accessLog) return;
     this.endedAt = Date.now();
     logAccess(this);

@@ -50,13 +50,18 @@ function keepLimit(route: CompiledRoute, method: string): number {
 
 /** What the breaker and outlier ejection count as the upstream's failure (SPEC "Breaker failures"). */
 function upstreamFailed(outcome: AttemptOutcome): boolean {
+  return failureOf(outcome) !== undefined;
+}
+
+/** Why a try counts as the upstream's failure (an error code, or `HTTP 5xx`); undefined when it does not. */
+function failureOf(outcome: AttemptOutcome): string | undefined {
   switch (outcome.kind) {
     case 'failed':
-      return outcome.error.code !== 'payload_too_large';
+      return outcome.error.code === 'payload_too_large' ? undefined : outcome.error.code;
     case 'broken':
-      return true; // cut mid-response by the upstream (a client that left is filtered out by the caller)
+      return 'upstream_reset'; // cut mid-response by the upstream (a client that left is filtered out by the caller)
     default:
-      return outcome.status >= 500;
+      return outcome.status >= 500 ? `HTTP ${outcome.status}` : undefined;
   }
 }
 
@@ -241,7 +246,9 @@ async function run(flight: Flight): Promise<void> {
       flight.running = undefined;
     }
     if (flight.gone) return; // the client left: nothing to answer, nothing to blame the endpoint for
-    upstream.report(endpoint, upstreamFailed(outcome));
+    const why = failureOf(outcome);
+    if (why !== undefined) endpoint.noteFailure(why);
+    upstream.report(endpoint, why !== undefined);
 
     let verdict = flight.headVerdict;
     if (outcome.kind === 'done' || outcome.kind === 'broken') return noteStop(flight, verdict);
