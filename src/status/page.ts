@@ -7,7 +7,8 @@ import type { EndpointJson, ListenerJson, RatesJson, StatusJson, UpstreamJson } 
 import { escapeHtml as h, formatNumber, lineChart } from './chart.ts';
 
 export function renderStatusPage(status: StatusJson): string {
-  const span = `${Math.round((status.intervalSeconds * Math.max(1, status.listeners[0]?.history.at.length ?? 0)) / 60)} min`;
+  const seconds = Math.round(status.intervalSeconds * (status.listeners[0]?.history.at.length ?? 0));
+  const span = seconds < 120 ? `${seconds} s` : `${Math.round(seconds / 60)} min`;
   return `<!doctype html>
 <html lang="en" data-refresh-ms="${status.intervalSeconds * 1000}">
 <head>
@@ -45,11 +46,11 @@ function facts(status: StatusJson): string {
       : item('app', '<span class="muted">not supervised</span>'),
     item('config hash', `<code>${h(status.config.hash.slice(0, 12))}</code>`),
     item('config file', `<code>${h(status.config.source)}</code>`),
-    item('loaded', h(status.config.loadedAt)),
+    item('loaded', clock(status.config.loadedAt)),
     item(
       'last reload',
       reload
-        ? `<span class="state ${reload.result}">${reload.result}</span> ${h(reload.at)}${reload.errors?.length ? `<ul class="errors">${reload.errors.map((error) => `<li><code>${h(error)}</code></li>`).join('')}</ul>` : ''}`
+        ? `<span class="state ${reload.result}">${reload.result}</span> ${clock(reload.at)}${reload.errors?.length ? `<ul class="errors">${reload.errors.map((error) => `<li><code>${h(error)}</code></li>`).join('')}</ul>` : ''}`
         : '<span class="muted">none since start</span>',
     ),
   ];
@@ -90,14 +91,18 @@ function upstreamsTable(upstreams: readonly UpstreamJson[]): string {
   const rows = upstreams.flatMap((upstream) =>
     upstream.endpoints.map(
       (endpoint, index) =>
-        `<tr data-upstream="${h(upstream.name)}">${index === 0 ? `<td rowspan="${upstream.endpoints.length}">${h(upstream.name)}</td><td rowspan="${upstream.endpoints.length}">breaker <span class="state ${h(upstream.breaker)}">${h(breakerText(upstream.breaker))}</span></td><td class="n" rowspan="${upstream.endpoints.length}">${upstream.retries}</td>` : ''}${endpointCells(endpoint)}</tr>`,
+        `<tr data-upstream="${h(upstream.name)}">${index === 0 ? `<td rowspan="${upstream.endpoints.length}">${h(upstream.name)}</td><td rowspan="${upstream.endpoints.length}"><span class="state ${h(upstream.breaker)}">${h(breakerText(upstream.breaker))}</span></td><td class="n" rowspan="${upstream.endpoints.length}">${upstream.retries}</td>` : ''}${endpointCells(endpoint)}</tr>`,
     ),
   );
   return `<table><thead><tr><th>upstream</th><th>breaker</th><th class="n">retries</th><th>endpoint</th><th>state</th><th class="n">in flight</th><th class="n">failures</th><th>last error</th></tr></thead><tbody>${rows.join('')}</tbody></table>`;
 }
 
 function endpointCells(endpoint: EndpointJson): string {
-  const last = endpoint.lastError ? `<code>${h(endpoint.lastError)}</code> <span class="muted">${h(endpoint.lastErrorAt ?? '')}</span>` : '<span class="muted">none</span>';
+  const last = endpoint.lastError
+    ? `<code>${h(endpoint.lastError)}</code> <span class="muted">${clock(endpoint.lastErrorAt ?? '')}</span>`
+    : endpoint.state === 'unhealthy'
+      ? 'failing its health checks'
+      : '<span class="muted">none</span>';
   return `<td><code>${h(endpoint.url)}</code></td><td><span class="state ${endpoint.state}">${endpoint.state}</span></td><td class="n">${endpoint.inFlight}</td><td class="n">${endpoint.failures}</td><td>${last}</td>`;
 }
 
@@ -109,9 +114,15 @@ function errorsTable(status: StatusJson): string {
   if (status.recentErrors.length === 0) return '<p class="muted">none</p>';
   const rows = status.recentErrors.map(
     (entry) =>
-      `<tr><td>${h(entry.time)}</td><td class="n">${entry.status}</td><td><code>${h(entry.code)}</code></td><td>${h(entry.listener)}</td><td>${h(entry.route)}</td><td>${h(entry.upstream)}</td><td><code>${h(entry.endpoint)}</code></td><td>${h(entry.method)} <code>${h(entry.path)}</code></td><td><code>${h(entry.reqId)}</code></td></tr>`,
+      `<tr><td>${clock(entry.time)}</td><td class="n">${entry.status}</td><td><code>${h(entry.code)}</code></td><td>${h(entry.listener)}</td><td>${h(entry.route)}</td><td>${h(entry.upstream)}</td><td><code>${h(entry.endpoint)}</code></td><td>${h(entry.method)} <code>${h(entry.path)}</code></td><td><code>${h(entry.reqId)}</code></td></tr>`,
   );
-  return `<table><thead><tr><th>time</th><th class="n">status</th><th>code</th><th>listener</th><th>route</th><th>upstream</th><th>endpoint</th><th>request</th><th>request id</th></tr></thead><tbody>${rows.join('')}</tbody></table>`;
+  return `<table><thead><tr><th>time (UTC)</th><th class="n">status</th><th>code</th><th>listener</th><th>route</th><th>upstream</th><th>endpoint</th><th>request</th><th>request id</th></tr></thead><tbody>${rows.join('')}</tbody></table>`;
+}
+
+/** An ISO time as its time of day (UTC), the whole of it in the tooltip and the datetime attribute. */
+function clock(iso: string): string {
+  const time = /T(\d\d:\d\d:\d\d)/.exec(iso)?.[1];
+  return time ? `<time datetime="${h(iso)}" title="${h(iso)}">${time}</time>` : h(iso);
 }
 
 function num(value: number): string {
