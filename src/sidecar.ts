@@ -24,6 +24,7 @@ import { registry as metricsRegistry } from './observe/metrics.ts';
 import type { MetricsJson } from './cluster/merge.ts';
 import { StatusBoard, type LastReload } from './status/board.ts';
 import { recentErrors, type RecentError } from './status/recent-errors.ts';
+import { spanExporter } from './tracing/exporter.ts';
 
 /** How long in-flight requests may take to finish at shutdown. */
 export const DRAIN_DEADLINE_MS = 10_000;
@@ -141,6 +142,8 @@ export class Sidecar {
     setLogLevel(snapshot.config.log.level);
     this.registry.reconcile(snapshot.upstreams, snapshot.secrets);
     this.store.onSwap((next) => this.registry.reconcile(next.upstreams, next.secrets));
+    spanExporter.configure(snapshot.tracing);
+    this.store.onSwap((next) => spanExporter.configure(next.tracing));
 
     const appConfig = snapshot.config.app;
     const appCommand = this.#role === 'worker' ? undefined : (this.#options.appCommand ?? appConfig?.command);
@@ -347,6 +350,8 @@ export class Sidecar {
     await Promise.all([this.#ingress?.close(deadlineMs), this.#egress?.close(deadlineMs), this.#options.cluster?.stop(deadlineMs)]);
     await this.#app?.stop();
     await this.#admin?.close(1_000);
+    // The spans of the drained requests still go out, within a second.
+    await spanExporter.shutdown(1_000);
     await Promise.race([this.registry.close(), new Promise((resolve) => setTimeout(resolve, 1_000))]);
     await this.registry.destroy();
     log.info('stopped');

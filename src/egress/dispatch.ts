@@ -13,6 +13,7 @@ import type { ConfigStore } from '../config/store.ts';
 import type { UpstreamRegistry } from '../upstream/registry.ts';
 import { Exchange } from '../observe/exchange.ts';
 import { log } from '../observe/log.ts';
+import { traceContextOf } from '../tracing/context.ts';
 import { ProxyError, refuse } from '../proxy/errors.ts';
 import { carriesOwnVia, requestIdOf } from '../proxy/headers.ts';
 import { proxyRequest, rewritePath } from '../proxy/proxy.ts';
@@ -63,6 +64,7 @@ export class EgressDispatcher {
     );
     if (options.closeAfter) res.setHeader('connection', 'close');
     res.observer = exchange;
+    if (snapshot.tracing) exchange.trace = traceContextOf(req.headers.traceparent, snapshot.tracing);
 
     const egress = snapshot.egress;
     if (!egress || !dest) return refuse(res, exchange, new ProxyError(egress ? 'bad_request' : 'destination_denied'));

@@ -20,6 +20,7 @@ import type { ObservedResponse } from '../net/observed-response.ts';
 import { StaticHandlers } from './static-routes.ts';
 import { WebSocketForwarder } from './websocket.ts';
 import { log } from '../observe/log.ts';
+import { traceContextOf } from '../tracing/context.ts';
 
 /** Longest request-target we accept (NGINX's large_client_header_buffers default is 8k). */
 const MAX_URI_LENGTH = 8 * 1024;
@@ -62,6 +63,7 @@ export class IngressServer {
     const hostInfo = splitHost(hostHeader, ingress?.port ?? 80);
     const exchange = new Exchange('ingress', requestIdOf(req.headers), req.method ?? 'GET', hostInfo?.host ?? '', pathOf(url), snapshot.config.log.access);
     res.observer = exchange;
+    if (snapshot.tracing) exchange.trace = traceContextOf(req.headers.traceparent, snapshot.tracing);
 
     if (!ingress || !hostInfo || !url.startsWith('/')) return refuse(res, exchange, new ProxyError(ingress ? 'bad_request' : 'no_route'));
     if (url.length > MAX_URI_LENGTH) return refuse(res, exchange, new ProxyError('uri_too_long'));

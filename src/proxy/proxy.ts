@@ -142,6 +142,7 @@ class Flight implements ClientWatcher, BreakerTrial<AttemptOutcome>, HeadJudge {
         proto: 'http',
         originalHost: target.originalHost,
         requestId: exchange.reqId,
+        traceparent: exchange.trace?.upstreamTraceparent(endpoint, target.path),
       },
       route.requestHeaders,
     );
@@ -245,6 +246,8 @@ async function run(flight: Flight): Promise<void> {
     } finally {
       flight.running = undefined;
     }
+    if (outcome.kind === 'failed') flight.exchange.trace?.endTry(0, outcome.error.code);
+    else flight.exchange.trace?.endTry(outcome.status, outcome.kind === 'broken' ? 'response_cut' : undefined);
     if (flight.gone) return; // the client left: nothing to answer, nothing to blame the endpoint for
     const why = failureOf(outcome);
     if (why !== undefined) endpoint.noteFailure(why);
