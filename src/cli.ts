@@ -3,35 +3,52 @@
  * Command line (SPEC.md "Command line"):
  *   sidecar [--config PATH] [-- CMD ARGS...]   run (default config/sidecar.yaml, or $SIDECAR_CONFIG)
  *   sidecar check [--config PATH]              validate only: exit 0, or print every error and exit 1
- *   sidecar schema                             print the JSON Schema of the config file
+ *   sidecar schema [--out FILE]                the JSON Schema of the config file (stdout, or FILE)
+ *   sidecar --version | --help
  * Exit codes: 0 clean shutdown; 1 bad config or start-up failure; with a
- * supervised app and `restart: never`, the app's own exit code.
+ * supervised app and `restart: never`, the app's own exit code (127 / 126
+ * when its command is not found / not executable, 1 when it did not become
+ * ready in time); 128 + N after a second signal N cut the drain short.
  */
 import { compile } from './config/compile.ts';
 import { formatConfigError, loadConfigFile } from './config/load.ts';
 import { configJsonSchema } from './config/schema.ts';
 import cluster from 'node:cluster';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { flushCompileCache } from 'node:module';
+import { constants } from 'node:os';
 import { resolve } from 'node:path';
-import { Sidecar, DRAIN_DEADLINE_MS } from './sidecar.ts';
+import { fileURLToPath } from 'node:url';
+import { Sidecar } from './sidecar.ts';
 import { WorkerPool } from './cluster/primary.ts';
 import { runWorker } from './cluster/worker.ts';
 import { flushLogs, log } from './observe/log.ts';
 
 interface Args {
-  command: 'run' | 'check' | 'schema' | 'help';
+  command: 'run' | 'check' | 'schema' | 'help' | 'version';
   config: string;
+  /** Whether the config was named (--config or $SIDECAR_CONFIG) rather than the default. */
+  configNamed: boolean;
   appCommand?: string[];
+  /** schema: the file to write instead of stdout. */
+  out?: string;
 }
 
-const USAGE = `usage: sidecar [--config PATH] [--pretty] [-- CMD ARGS...]
-       sidecar check [--config PATH]
-       sidecar schema
-The config defaults to $SIDECAR_CONFIG, else config/sidecar.yaml.`;
+const DEFAULT_CONFIG = 'config/sidecar.yaml';
+
+/** This package's package.json, from src/ or from the built dist/ alike. */
+const PACKAGE_JSON = fileURLToPath(new URL('../package.json', import.meta.url));
+
+const USAGE = `usage: sidecar [--config PATH] [--pretty] [-- CMD ARGS...]   run (CMD: the app to start and supervise)
+       sidecar check [--config PATH]                         validate the config, print every error
+       sidecar schema [--out FILE]                           the config's JSON Schema, to stdout or FILE
+       sidecar --version | --help
+The config defaults to $SIDECAR_CONFIG, else ${DEFAULT_CONFIG}. Paths on the command
+line are relative to the current folder; paths in the config, to the config file's folder.`;
 
 function parseArgs(argv: string[]): Args | string {
   const given = process.env.SIDECAR_CONFIG;
-  const args: Args = { command: 'run', config: given ? fromUserDir(given) : 'config/sidecar.yaml' };
+  const args: Args = { command: 'run', config: given ? fromUserDir(given) : DEFAULT_CONFIG, configNamed: Boolean(given) };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     if (arg === '--') {
@@ -39,31 +56,41 @@ function parseArgs(argv: string[]): Args | string {
       if (args.appCommand.length === 0) return 'nothing after "--": give the app command, e.g. -- node app.js';
       break;
     }
-    if (arg === '--config' || arg === '-c') {
-      const value = argv[++i];
-      if (!value) return `${arg} needs a file path`;
-      args.config = fromUserDir(value);
-    } else if (arg.startsWith('--config=')) {
-      args.config = fromUserDir(arg.slice('--config='.length));
+    const [flag, inline] = arg.startsWith('--') && arg.includes('=') ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)] : [arg, undefined];
+    if (flag === '--config' || flag === '-c' || flag === '--out' || flag === '-o') {
+      const value = inline ?? argv[++i];
+      if (!value) return `${flag} needs a file path`;
+      if (flag === '--out' || flag === '-o') args.out = fromUserDir(value);
+      else [args.config, args.configNamed] = [fromUserDir(value), true];
+    } else if (inline !== undefined) {
+      return `unknown option "${arg}"`;
     } else if (arg === 'check' || arg === 'schema' || arg === 'run') {
       args.command = arg;
     } else if (arg === '--pretty') {
       // Read by observe/log.ts when the logger is made (before this runs).
     } else if (arg === '--help' || arg === '-h' || arg === 'help') {
       args.command = 'help';
+    } else if (arg === '--version' || arg === '-v' || arg === 'version') {
+      args.command = 'version';
     } else {
-      return `unknown argument "${arg}"`;
+      return `unknown ${arg.startsWith('-') ? 'option' : 'argument'} "${arg}"`;
     }
   }
+  if (args.out !== undefined && args.command !== 'schema') return '--out goes with schema: sidecar schema --out FILE';
   return args;
 }
 
 /**
- * A path the user typed, relative to where they typed it: `npm start` runs in
- * the package folder and says where the user was in INIT_CWD.
+ * A path the user typed, relative to where they typed it. `npm start -- --config
+ * x.yaml` runs in this package's folder and says in INIT_CWD where the user
+ * was; everything else (npx, `npm exec`, a script of the user's own package,
+ * the command run directly, a process some npm script started) runs in the
+ * folder it was started from, as any command does.
  */
 function fromUserDir(path: string): string {
-  return resolve(process.env.INIT_CWD ?? process.cwd(), path);
+  const { npm_lifecycle_event: event, npm_package_json: packageJson, INIT_CWD: userDir } = process.env;
+  const ourNpmStart = event === 'start' && packageJson !== undefined && resolve(packageJson) === PACKAGE_JSON;
+  return resolve((ourNpmStart && userDir) || process.cwd(), path);
 }
 
 async function main(): Promise<number | undefined> {
@@ -76,16 +103,36 @@ async function main(): Promise<number | undefined> {
     process.stdout.write(`${USAGE}\n`);
     return 0;
   }
-  if (args.command === 'schema') {
-    process.stdout.write(`${JSON.stringify(configJsonSchema(), null, 2)}\n`);
+  if (args.command === 'version') {
+    const { version } = JSON.parse(readFileSync(PACKAGE_JSON, 'utf8')) as { version: string };
+    process.stdout.write(`sidecar ${version} (Node.js ${process.version})\n`);
     return 0;
+  }
+  if (args.command === 'schema') {
+    const text = `${JSON.stringify(configJsonSchema(), null, 2)}\n`;
+    if (args.out === undefined) {
+      process.stdout.write(text);
+      return 0;
+    }
+    try {
+      writeFileSync(args.out, text);
+      return 0;
+    } catch (error) {
+      process.stderr.write(`sidecar: cannot write ${args.out}: ${(error as Error).message}\n`);
+      return 1;
+    }
+  }
+  if (!args.configNamed && !existsSync(args.config)) {
+    // A newcomer's first run in their own folder: say what to give, not just that a file is missing.
+    process.stderr.write(`sidecar: no config: give --config PATH or set SIDECAR_CONFIG (the default, ${DEFAULT_CONFIG}, is not in ${process.cwd()})\n${USAGE}\n`);
+    return 1;
   }
 
   // A worker of a multi-process sidecar (`workers` > 1): it serves; its primary coordinates.
   if (cluster.isWorker) {
     const failed = await runWorker(args.config);
     if (failed === undefined) return undefined;
-    flushLogs();
+    await flushLogs();
     process.exit(failed); // the IPC channel to the primary would keep a failed worker alive
   }
 
@@ -107,9 +154,10 @@ async function main(): Promise<number | undefined> {
     role: workers ? 'primary' : 'single',
     cluster: workers,
     appCommand: args.appCommand,
-    onAppExit: (code) => {
+    onAppExit: (code, reason) => {
       appExitCode = code;
-      void shutdown(`the app exited with code ${code}`);
+      if (reason) process.stderr.write(`sidecar: ${reason}\n`);
+      void shutdown(reason ?? `the app exited with code ${code}`);
     },
   });
 
@@ -117,14 +165,25 @@ async function main(): Promise<number | undefined> {
   const shutdown = (reason: string): Promise<void> => {
     stopping ??= (async () => {
       log.info({ reason }, 'shutting down');
-      await sidecar.stop(DRAIN_DEADLINE_MS);
-      flushLogs();
+      await sidecar.stop();
+      await flushLogs();
       process.exit(appExitCode ?? 0);
     })();
     return stopping;
   };
-  process.on('SIGTERM', () => void shutdown('SIGTERM'));
-  process.on('SIGINT', () => void shutdown('SIGINT'));
+  // A second SIGTERM or SIGINT (Ctrl-C twice) during the drain means now, as in Caddy: what is
+  // still in flight is cut, and the app's group is SIGKILLed by the supervisor's exit hook.
+  let forced = false;
+  const onStopSignal = (signal: 'SIGTERM' | 'SIGINT'): void => {
+    if (!stopping) return void shutdown(signal);
+    if (forced) return;
+    forced = true;
+    log.warn({ signal }, 'second signal while draining: exiting now');
+    for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGKILL');
+    void flushLogs().then(() => process.exit(128 + constants.signals[signal]));
+  };
+  process.on('SIGTERM', () => onStopSignal('SIGTERM'));
+  process.on('SIGINT', () => onStopSignal('SIGINT'));
   process.on('SIGHUP', () => void sidecar.reload());
 
   try {
@@ -142,7 +201,6 @@ async function main(): Promise<number | undefined> {
   } catch (err) {
     process.stderr.write(`sidecar: ${(err as Error).message}\n`);
     await sidecar.stop(0).catch(() => undefined);
-    flushLogs();
     return 1;
   }
   return undefined; // keep running
@@ -157,15 +215,15 @@ process.on('unhandledRejection', (err) => {
 });
 
 main().then(
-  (code) => {
+  async (code) => {
     if (code !== undefined) {
-      flushLogs();
       process.exitCode = code;
+      await flushLogs();
     }
   },
-  (err: unknown) => {
+  async (err: unknown) => {
     process.stderr.write(`sidecar: ${(err as Error).stack ?? String(err)}\n`);
-    flushLogs();
     process.exitCode = 1;
+    await flushLogs();
   },
 );

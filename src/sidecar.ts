@@ -9,7 +9,7 @@ import { ConfigStore } from './config/store.ts';
 import { ConfigWatcher } from './config/watch.ts';
 import { prepareRebind, type ListenerChange } from './net/rebind.ts';
 import { createAdminListener, type ReloadResult } from './admin/server.ts';
-import { AppSupervisor, appEnvironment } from './app/supervisor.ts';
+import { AppSupervisor, appEnvironment, type AppExitHandler } from './app/supervisor.ts';
 import { IngressServer } from './ingress/server.ts';
 import { EgressServer } from './egress/server.ts';
 import type { OwnAddress } from './egress/policy.ts';
@@ -25,9 +25,6 @@ import type { MetricsJson } from './cluster/merge.ts';
 import { StatusBoard, type LastReload } from './status/board.ts';
 import { recentErrors, type RecentError } from './status/recent-errors.ts';
 import { spanExporter } from './tracing/exporter.ts';
-
-/** How long in-flight requests may take to finish at shutdown. */
-export const DRAIN_DEADLINE_MS = 10_000;
 
 /**
  * `single`: one process does everything. With `workers` > 1 (node:cluster) the
@@ -62,8 +59,12 @@ export interface ClusterHooks {
 export interface SidecarOptions {
   /** Overrides app.command (`npm start -- --config F -- CMD ARGS`). */
   readonly appCommand?: readonly string[];
-  /** Called once the supervised app has ended for good (restart: never). */
-  readonly onAppExit?: (code: number) => void;
+  /**
+   * Called once the supervised app has ended for good by itself (restart:
+   * never): its exit code, and why when it did not simply exit (it could not
+   * be started, or did not become ready in time).
+   */
+  readonly onAppExit?: AppExitHandler;
   readonly role?: SidecarRole;
   /** For a primary. */
   readonly cluster?: ClusterHooks;
@@ -148,8 +149,10 @@ export class Sidecar {
     const appConfig = snapshot.config.app;
     const appCommand = this.#role === 'worker' ? undefined : (this.#options.appCommand ?? appConfig?.command);
     if (appCommand && appConfig === undefined) {
-      // `-- CMD` without an app block: supervise with the defaults.
-      this.#app = this.#createApp({ command: [...appCommand], cwd: process.cwd(), env: {}, restart: 'never', stopTimeout: 10_000 }, snapshot);
+      // `-- CMD` without an app block: supervise with the defaults, in the folder the user typed
+      // the command in (`npm start` runs in the package's folder and says where the user was in INIT_CWD).
+      const cwd = process.env.INIT_CWD ?? process.cwd();
+      this.#app = this.#createApp({ command: [...appCommand], cwd, env: {}, restart: 'never', stopTimeout: 10_000 }, snapshot);
     } else if (appConfig && appCommand) {
       this.#app = this.#createApp({ ...appConfig, command: [...appCommand] }, snapshot);
     }
@@ -268,7 +271,7 @@ export class Sidecar {
       readyUrl: config.ready && String(secrets.shown(['app', 'ready', 'url'], config.ready.url)),
       text: (text: string) => secrets.text(text),
     };
-    return new AppSupervisor(config, env, (code) => this.#options.onAppExit?.(code), shown);
+    return new AppSupervisor(config, env, (code, reason) => this.#options.onAppExit?.(code, reason), shown);
   }
 
   /**
@@ -339,8 +342,11 @@ export class Sidecar {
     return { upstreams };
   }
 
-  /** Stops accepting, drains in-flight work up to the deadline, stops the app, closes pools. */
-  async stop(deadlineMs = DRAIN_DEADLINE_MS): Promise<void> {
+  /**
+   * Stops accepting, drains in-flight work up to the deadline (`drainTimeout`
+   * of the live config unless given), stops the app, closes pools.
+   */
+  async stop(deadlineMs = this.store.current().config.drainTimeout): Promise<void> {
     if (this.#draining) return;
     this.#draining = true;
     log.info({ deadlineMs }, 'draining');

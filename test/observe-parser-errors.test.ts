@@ -65,8 +65,9 @@ async function lineFrom(clientPort: number): Promise<Record<string, unknown>> {
 }
 
 const badRequests = (listener: string, code: string) => metricValue(metrics(), 'sidecar_bad_requests_total', { listener, code });
-const unrouted = (listener: string, status: number) =>
-  metricValue(metrics(), 'sidecar_requests_total', { listener, route: '', upstream: '', method: '', code: String(status) });
+/** `method` is empty when the parser could not read the head, known when the listener refused a parsed one. */
+const unrouted = (listener: string, status: number, method = '') =>
+  metricValue(metrics(), 'sidecar_requests_total', { listener, route: '', upstream: '', method, code: String(status) });
 
 /** The request id the answer carries: the same as its access line's. */
 const answerId = (text: string) => /\r\nx-request-id: ([^\r]+)\r\n/i.exec(text)?.[1];
@@ -77,13 +78,17 @@ describe('requests the parser rejects are logged and counted', () => {
     { name: 'headers over maxHeaderSize', data: `GET / HTTP/1.1\r\nHost: a\r\nX-Big: ${'b'.repeat(20 * 1024)}\r\n\r\n`, status: 431, code: 'headers_too_large' },
     { name: 'a transfer coding other than chunked', data: 'POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n0\r\n\r\n', status: 501, code: 'not_implemented' },
     { name: 'a head slower than headersTimeout', data: 'GET / HTTP/1.1\r\nHost: a\r\n', status: 408, code: 'request_timeout' },
+    // Refused by the listener (net/request-head.ts) rather than by Node's parser: just as visible.
+    { name: 'two Host headers', data: 'GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n', status: 400, code: 'bad_request', method: 'GET' },
+    { name: 'an HTTP/1.1 request without Host', data: 'GET / HTTP/1.1\r\n\r\n', status: 400, code: 'bad_request', method: 'GET' },
+    { name: 'a coding that Node passes but is not chunked', data: 'POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n', status: 501, code: 'not_implemented', method: 'POST' },
   ];
 
   for (const listener of ['ingress', 'egress'] as const) {
-    for (const { name, data, status, code } of cases) {
+    for (const { name, data, status, code, method } of cases) {
       it(`${listener}: ${name} -> ${status} ${code}`, async () => {
         const port = listener === 'ingress' ? sidecar.ingressPort! : sidecar.egressPort!;
-        const [bad, total] = [await badRequests(listener, code), await unrouted(listener, status)];
+        const [bad, total] = [await badRequests(listener, code), await unrouted(listener, status, method)];
         const { text, localPort } = await rawConversation(port, data, { timeoutMs: 5_000 });
         expect(text).toMatch(new RegExp(`^HTTP/1\\.1 ${status} `));
         const line = await lineFrom(localPort);
@@ -91,7 +96,7 @@ describe('requests the parser rejects are logged and counted', () => {
         expect(line.reqId).toBe(answerId(text));
         expect(line.bytesOut).toBe(text.length - text.indexOf('\r\n\r\n') - 4);
         expect(await badRequests(listener, code)).toBe(bad + 1);
-        expect(await unrouted(listener, status)).toBe(total + 1);
+        expect(await unrouted(listener, status, method)).toBe(total + 1);
       });
     }
   }

@@ -86,7 +86,7 @@ describe('RetryPlan', () => {
   });
 
   it('counts the backoff against the deadline', () => {
-    const plan = new RetryPlan({ policy: policy({ backoff: { base: 100, max: 100 } }), method: 'GET', deadline: 1_000, budget: openBudget(), random: () => 0.99 });
+    const plan = new RetryPlan({ policy: policy({ backoff: { base: '100ms', max: '100ms' } }), method: 'GET', deadline: 1_000, budget: openBudget(), random: () => 0.99 });
     expect(plan.next(failure(503), true, 950)).toEqual({ retry: false, stop: 'deadline' });
     expect(plan.next(failure(503), true, 800)).toMatchObject({ retry: true, delayMs: 99 });
   });

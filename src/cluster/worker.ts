@@ -8,7 +8,7 @@
  */
 import { compile } from '../config/compile.ts';
 import { formatConfigError, loadConfigFile } from '../config/load.ts';
-import { Sidecar, DRAIN_DEADLINE_MS } from '../sidecar.ts';
+import { Sidecar } from '../sidecar.ts';
 import { registry } from '../observe/metrics.ts';
 import { flushLogs, log } from '../observe/log.ts';
 import { recentErrors } from '../status/recent-errors.ts';
@@ -72,8 +72,8 @@ export async function runWorker(configPath: string): Promise<number | undefined>
   const stop = async () => {
     if (stopping) return;
     stopping = true;
-    await sidecar.stop(DRAIN_DEADLINE_MS);
-    flushLogs();
+    await sidecar.stop();
+    await flushLogs();
     process.exit(0);
   };
   process.on('SIGTERM', () => void stop());

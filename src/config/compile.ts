@@ -12,9 +12,13 @@ import type {
   StaticConfig,
   UpstreamConfig,
 } from './schema.ts';
+import type { BlockList } from 'node:net';
 import { canonicalIp } from '../net/address.ts';
 import { parseListen } from './units.ts';
 import { Secrets } from './secrets.ts';
+import type { PathOptions } from '../net/normalize-path.ts';
+import { compileTrustedProxies } from '../net/trusted-proxies.ts';
+import { withoutTrailingDot } from '../proxy/route.ts';
 import { tracingSettings, type TracingSettings } from '../tracing/settings.ts';
 
 /** Until the response head arrives, all tries together (Envoy's route timeout is 15s; ours is a little kinder). */
@@ -62,6 +66,8 @@ export interface CompiledRoute {
   readonly connectTimeout?: number;
   /** Egress pass-through: which special addresses the route may reach (egress/policy.ts); absent on ingress routes. */
   readonly reach?: Reach;
+  /** The listener's `trustedProxies` (kept on the route so the proxy needs nothing else); undefined = nobody. */
+  readonly trustedProxies: BlockList | undefined;
 }
 
 /** What an egress route lets a pass-through destination be, besides the addresses every route may reach. */
@@ -79,6 +85,8 @@ export interface ListenerSnapshot {
   readonly port: number;
   readonly routes: readonly CompiledRoute[];
   readonly settings: NonNullable<Config['ingress'] | Config['egress']>;
+  /** How request paths are normalised before routing. */
+  readonly paths: PathOptions;
 }
 
 export interface Snapshot {
@@ -127,10 +135,11 @@ function compileListener(
 ): ListenerSnapshot {
   const address = parseListen(settings.listen);
   if (!address) throw new Error(`unparseable listen address ${settings.listen}`); // the schema already refused it
+  const trustedProxies = compileTrustedProxies(settings.trustedProxies);
   const routes = (settings.routes as ReadonlyArray<IngressRouteConfig | EgressRouteConfig>).map((route, index) =>
-    compileRoute(listener, route, index, settings.maxBody),
+    compileRoute(listener, route, index, settings.maxBody, trustedProxies),
   );
-  return Object.freeze({ host: address.host, port: address.port, routes: Object.freeze(routes), settings });
+  return Object.freeze({ host: address.host, port: address.port, routes: Object.freeze(routes), settings, paths: settings.paths });
 }
 
 function compileRoute(
@@ -138,6 +147,7 @@ function compileRoute(
   route: IngressRouteConfig | EgressRouteConfig,
   index: number,
   listenerMaxBody: number,
+  trustedProxies: BlockList | undefined,
 ): CompiledRoute {
   const timeout = route.timeout ?? DEFAULT_ROUTE_TIMEOUT_MS;
   const retry = route.retry && {
@@ -160,6 +170,7 @@ function compileRoute(
     websocket: 'websocket' in route ? route.websocket : false,
     connectTimeout: 'connectTimeout' in route ? route.connectTimeout : undefined,
     reach: compileReach(route),
+    trustedProxies,
   });
 }
 
@@ -189,20 +200,26 @@ function compileMatch(match: MatchConfig): CompiledMatch {
 
 /**
  * `*` any host, `*.example.com` any subdomain (not the apex, as in Envoy), else
- * exact; case-insensitive. An IP literal also matches in canonical form, as
- * egress request hosts are given (egress/target.ts): `::ffff:127.0.0.1`
- * matches 127.0.0.1.
+ * exact; case-insensitive (hosts arrive lower-cased). An IP literal also
+ * matches in canonical form, as egress request hosts are given
+ * (egress/target.ts): `::ffff:127.0.0.1` matches 127.0.0.1. A fully qualified
+ * name's trailing dot is ignored on both sides: `admin.example.com.` is the
+ * same host as `admin.example.com` to DNS, so it must not skip that host's route.
  */
 function hostMatcher(pattern: string): (host: string) => boolean {
-  const lower = pattern.toLowerCase().replace(/^\[|\]$/g, '');
+  const lower = withoutTrailingDot(pattern.toLowerCase().replace(/^\[|\]$/g, ''));
   if (lower === '*') return () => true;
   if (lower.startsWith('*.')) {
     const suffix = lower.slice(1);
-    return (host) => host.length > suffix.length && host.endsWith(suffix);
+    return (host) => {
+      const name = withoutTrailingDot(host);
+      return name.length > suffix.length && name.endsWith(suffix);
+    };
   }
   const exact = canonicalIp(lower) ?? lower;
-  return (host) => host === exact || host === lower;
+  return (host) => host === exact || host === lower || (host.length === lower.length + 1 && withoutTrailingDot(host) === lower);
 }
+
 
 function compileHeaderRules(rules: { add?: Record<string, string>; remove?: string[] } | undefined): HeaderRules | undefined {
   if (!rules) return undefined;

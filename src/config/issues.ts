@@ -110,7 +110,8 @@ function describe(value: unknown): string {
   return String(value);
 }
 
-function valueAt(input: unknown, path: readonly PathSegment[]): { value: unknown; missing: boolean } {
+/** The value at `path` in plain data (the YAML as JS), and whether the path exists at all. */
+export function valueAt(input: unknown, path: readonly PathSegment[]): { value: unknown; missing: boolean } {
   let value = input;
   for (const segment of path) {
     if (value === null || typeof value !== 'object' || !(segment in value)) return { value: undefined, missing: true };

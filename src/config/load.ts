@@ -4,10 +4,11 @@
  * read -> YAML (with line:col) -> ${VAR} on scalar values -> zod schema ->
  * semantic checks -> relative paths made absolute -> deep freeze.
  *
- * Each stage reports all it finds; a later stage runs only when the earlier
- * ones found nothing (a broken YAML tree or an invalid schema would only make
- * the later checks guess). Nothing in here throws: the CLI prints the errors,
- * and a reload keeps the old config.
+ * Each stage reports all it finds. A broken YAML tree stops there (the later
+ * stages would only guess); schema and ${VAR} errors come together with the
+ * semantic errors of the part of the config they leave valid (salvage.ts), so
+ * one `check` shows every error. Nothing in here throws: the CLI prints the
+ * errors, and a reload keeps the old config.
  */
 import { createHash } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
@@ -19,6 +20,7 @@ import { issueProblems } from './issues.ts';
 import { configSchema } from './schema.ts';
 import type { Config } from './schema.ts';
 import { findSecrets, Secrets } from './secrets.ts';
+import { salvageChecks } from './salvage.ts';
 import { checkConfig, errnoText, resolvePaths } from './semantic.ts';
 import { parseYaml, placeProblems } from './yaml-doc.ts';
 
@@ -114,7 +116,10 @@ function validate(
   const schemaProblems = result.success
     ? []
     : issueProblems(result.error.issues, input, configSchema).filter((problem) => problem.at === 'key' || !envPaths.has(formatPath(problem.path)));
-  if (envProblems.length > 0 || !result.success) return fail([...envProblems, ...schemaProblems]);
+  if (envProblems.length > 0 || !result.success) {
+    const problems = [...envProblems, ...schemaProblems];
+    return fail([...problems, ...salvageChecks(input, problems, configSchema, baseDir)]);
+  }
 
   const config = result.data;
   resolvePaths(config, baseDir);

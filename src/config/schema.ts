@@ -5,20 +5,25 @@
  * must never be silently ignored.
  */
 import { z } from 'zod';
-import { parseDuration, parseListen, parseSize } from './units.ts';
+import { DURATION_PATTERN, parseDuration, parseListen, parseSize, unitless } from './units.ts';
+import { parseProxyEntry } from '../net/trusted-proxies.ts';
 
-/** "250ms", "2s", "1m", "1h" or a number of milliseconds -> milliseconds. */
+/** "250ms", "2s", "1m", "1h" (or 0) -> milliseconds. Numbers are let in only to say what to write instead. */
 export const duration = z
   .union([z.string(), z.number()])
   .transform((value, ctx) => {
     const ms = parseDuration(value);
     if (ms === undefined) {
-      ctx.addIssue({ code: 'custom', message: `not a duration: ${JSON.stringify(value)} (write e.g. 250ms, 2s, 1m, 1h)` });
+      const bare = unitless(value);
+      const message = bare === undefined
+        ? `not a duration: ${JSON.stringify(value)} (write e.g. 250ms, 2s, 1m, 1h)`
+        : `a duration needs a unit: write ${bare}s or ${bare}ms`;
+      ctx.addIssue({ code: 'custom', message });
       return z.NEVER;
     }
     return ms;
   })
-  .meta({ description: 'A duration such as 250ms, 2s, 1m, 1h (a bare number is milliseconds).' });
+  .meta({ description: 'A duration such as 250ms, 2s, 1m, 1h (a number needs a unit; 0 may stand alone).' });
 
 /** "64KiB", "1MiB", "10MB" or a number of bytes -> bytes. */
 export const size = z
@@ -85,8 +90,17 @@ export const matchSchema = z.strictObject({
     .meta({ description: 'Header name -> exact value, or { regex }.' }),
 });
 
+/**
+ * What node:http and undici accept in a header value (tab, visible ASCII,
+ * obs-text): a CR, LF or NUL would otherwise fail every request of the route
+ * at run time (a 502), after the config was accepted.
+ */
+const headerValue = z.string().regex(/^[\t\x20-\x7e\x80-\xff]*$/, {
+  message: 'not a valid header value (CR, LF, NUL and other control characters are not allowed)',
+});
+
 const headerRules = z.strictObject({
-  add: z.record(headerName, z.string()).optional().meta({ description: 'Headers set (replacing any value of that name).' }),
+  add: z.record(headerName, headerValue).optional().meta({ description: 'Headers set (replacing any value of that name).' }),
   remove: z.array(headerName).optional().meta({ description: 'Headers removed.' }),
 });
 
@@ -140,7 +154,7 @@ const staticSchema = z.strictObject({
 
 /** Policy keys shared by ingress and egress routes. */
 const routePolicy = {
-  name: z.string().min(1).optional().meta({ description: 'Name in logs and metrics (default: route-N).' }),
+  name: z.string().min(1).optional().meta({ description: 'Name in logs and metrics (default: ingress-N or egress-N, N counting routes from 0).' }),
   upstream: z.string().optional().meta({ description: 'Name of an entry of upstreams.' }),
   rewrite: z.strictObject({ stripPrefix: z.string().startsWith('/').optional() }).optional(),
   headers: headersPolicy.optional(),
@@ -185,15 +199,45 @@ const listenerLimits = {
   maxBody: size.default(0).meta({ description: '0 = no limit; 413 beyond, without buffering.' }),
 };
 
+/** How request paths are normalised before routing (src/net/normalize-path.ts). */
+const pathsSchema = z
+  .strictObject({
+    normalize: z
+      .boolean()
+      .default(true)
+      .meta({ description: 'Decode unreserved %XX, upper-case other escapes, remove dot segments (a path above the root is 400). Off = the raw path is routed.' }),
+    mergeSlashes: z.boolean().default(true).meta({ description: 'Merge repeated slashes (// -> /).' }),
+    rejectEncodedSlashes: z
+      .boolean()
+      .default(false)
+      .meta({ description: 'Answer 400 to %2F, %5C or a raw backslash in the path instead of passing them on encoded.' }),
+  })
+  .default({ normalize: true, mergeSlashes: true, rejectEncodedSlashes: false });
+
+const proxyEntry = z.string().refine((value) => parseProxyEntry(value) !== undefined, {
+  message: 'not an IP address or CIDR block (write e.g. 10.0.0.0/8, 192.168.1.7 or fd00::/8)',
+});
+
+/** What a listener believes of what clients say about themselves. */
+const listenerTrust = {
+  paths: pathsSchema,
+  trustedProxies: z
+    .array(proxyEntry)
+    .default([])
+    .meta({ description: 'Peers whose X-Forwarded-For/-Proto/-Host are kept; from anyone else they are replaced. Default: none.' }),
+};
+
 export const ingressSchema = z.strictObject({
   listen: listenAddress.default('0.0.0.0:8080'),
   ...listenerLimits,
+  ...listenerTrust,
   routes: z.array(ingressRouteSchema).default([]),
 });
 
 export const egressSchema = z.strictObject({
   listen: listenAddress.default('127.0.0.1:15001'),
   ...listenerLimits,
+  ...listenerTrust,
   auth: z.strictObject({ user: z.string().min(1), password: z.string().min(1) }).optional(),
   tunnelIdleTimeout: duration.default(300_000).meta({ description: 'A CONNECT tunnel idle this long is closed.' }),
   routes: z.array(egressRouteSchema).default([]),
@@ -306,6 +350,10 @@ export const configSchema = z
       .max(64)
       .default(1)
       .meta({ description: 'Processes serving ingress and egress (node:cluster, SO_REUSEPORT); 1 = the sidecar process itself.' }),
+    // 10 s: what most clients wait for an answer, and well inside Kubernetes' 30 s grace period.
+    drainTimeout: duration
+      .default(10_000)
+      .meta({ description: 'At shutdown: how long in-flight requests, tunnels and open connections may take before they are cut.' }),
     app: appSchema.optional(),
     upstreams: z.record(z.string().regex(/^[A-Za-z0-9_.-]+$/, { message: 'upstream names use letters, digits, _ . -' }), upstreamSchema).default({}),
     ingress: ingressSchema.optional(),
@@ -328,5 +376,15 @@ export type ListenerConfig = z.output<typeof ingressSchema> | z.output<typeof eg
 
 /** JSON Schema (draft 2020-12) of what may be written in the YAML file. */
 export function configJsonSchema(): unknown {
-  return z.toJSONSchema(configSchema, { io: 'input', unrepresentable: 'any' });
+  return z.toJSONSchema(configSchema, {
+    io: 'input',
+    unrepresentable: 'any',
+    override: ({ zodSchema, jsonSchema }) => {
+      // The input type says "string or number" so that a bare number gets a helpful error; an editor should ask for a unit.
+      if (zodSchema === duration) {
+        delete jsonSchema.type;
+        jsonSchema.anyOf = [{ type: 'string', pattern: DURATION_PATTERN }, { const: 0 }];
+      }
+    },
+  });
 }

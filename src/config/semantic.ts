@@ -26,13 +26,19 @@ export function resolvePaths(config: Config, baseDir: string): void {
   }
 }
 
-/** Every semantic problem of a validated config whose paths are already absolute. */
-export function checkConfig(config: Config): Problem[] {
+/**
+ * Every semantic problem of a validated config whose paths are already absolute.
+ *
+ * @param knownUpstreams the names a route may refer to; the loader passes those
+ *   written in the file when it checks the valid part of a refused config
+ *   (undefined: references cannot be judged and are not checked)
+ */
+export function checkConfig(config: Config, knownUpstreams: readonly string[] | undefined = Object.keys(config.upstreams)): Problem[] {
   return [
     ...checkListeners(config),
     ...checkUpstreams(config),
-    ...checkRoutes(config, 'ingress', config.ingress?.routes ?? []),
-    ...checkRoutes(config, 'egress', config.egress?.routes ?? []),
+    ...checkRoutes('ingress', config.ingress?.routes ?? [], knownUpstreams),
+    ...checkRoutes('egress', config.egress?.routes ?? [], knownUpstreams),
     ...checkApp(config),
   ];
 }
@@ -106,9 +112,8 @@ function checkUpstreams(config: Config): Problem[] {
 
 type AnyRoute = IngressRouteConfig | EgressRouteConfig;
 
-function checkRoutes(config: Config, listener: 'ingress' | 'egress', routes: readonly AnyRoute[]): Problem[] {
+function checkRoutes(listener: 'ingress' | 'egress', routes: readonly AnyRoute[], known: readonly string[] | undefined): Problem[] {
   const problems: Problem[] = [];
-  const known = Object.keys(config.upstreams);
   const names = new Map<string, number>();
   routes.forEach((route, index) => {
     const at = (...rest: PathSegment[]): PathSegment[] => [listener, 'routes', index, ...rest];
@@ -118,7 +123,7 @@ function checkRoutes(config: Config, listener: 'ingress' | 'egress', routes: rea
     if (first === undefined) names.set(name, index);
     else problems.push({ path: route.name === undefined ? at() : at('name'), message: `duplicate route name "${name}" (also ${listener}.routes[${first}])` });
 
-    if (route.upstream !== undefined && !known.includes(route.upstream)) {
+    if (route.upstream !== undefined && known && !known.includes(route.upstream)) {
       const list = known.length > 0 ? `known: ${known.join(', ')}` : 'no upstreams are defined';
       problems.push({ path: at('upstream'), message: `unknown upstream "${route.upstream}" (${list})` });
     }

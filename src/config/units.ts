@@ -11,12 +11,27 @@ const DURATION_UNITS: Record<string, number> = {
   h: 3_600_000,
 };
 
-/** Parses "250ms", "2s", "1.5m", "1h" (or a bare number of milliseconds) into milliseconds. */
+/** What a duration looks like in the file: a number and a unit, or a plain 0 (for the JSON Schema). */
+export const DURATION_PATTERN = '^\\s*(\\d+(\\.\\d+)?\\s*(ms|s|m|h)|0+(\\.0+)?)\\s*$';
+
+/**
+ * Parses "250ms", "2s", "1.5m", "1h" into milliseconds. A number without a
+ * unit is refused (undefined), 0 excepted (it is 0 in any unit): `timeout: 15`
+ * meant 15 seconds as often as 15 ms, and Envoy and Caddy refuse it too.
+ * `unitless` tells that case apart for the error message.
+ */
 export function parseDuration(text: string | number): number | undefined {
-  if (typeof text === 'number') return Number.isFinite(text) && text >= 0 ? text : undefined;
+  if (unitless(text) !== undefined) return Number(String(text).trim()) === 0 ? 0 : undefined;
+  if (typeof text === 'number') return undefined;
   const match = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)\s*$/.exec(text);
   if (!match) return undefined;
   return Math.round(Number(match[1]) * DURATION_UNITS[match[2]]);
+}
+
+/** The number as written when `value` is a non-negative number without a unit (15, "15", "1.5"); undefined otherwise. */
+export function unitless(value: string | number): string | undefined {
+  const text = String(value).trim();
+  return /^\d+(\.\d+)?$/.test(text) ? text : undefined;
 }
 
 const SIZE_UNITS: Record<string, number> = {

@@ -24,11 +24,12 @@ import { log } from '../observe/log.ts';
 import { ProxyError } from '../proxy/errors.ts';
 import { carriesOwnVia, requestIdOf } from '../proxy/headers.ts';
 import { clientErrorHandler, writeRawError } from '../net/raw-answer.ts';
+import { admitHead, type HeadRecord } from '../net/request-head.ts';
 import { PROXY_AUTHENTICATE, proxyAuthorized } from './auth.ts';
 import { LOOP_MESSAGE, type EgressDeps, type EgressDispatcher } from './dispatch.ts';
 import { DEFAULT_CONNECT_TIMEOUT_MS } from './destinations.ts';
 import { admitConnect, firstAllowing, pinnedLookup, resolveChecked, rulesFor } from './policy.ts';
-import { parseAuthority } from './target.ts';
+import { absolutePath, parseAuthority } from './target.ts';
 import { openTunnel, type TunnelTarget } from './tunnel.ts';
 
 /**
@@ -118,6 +119,7 @@ export class ConnectHandler {
   /** Serves HTTP carried inside CONNECT tunnels; it never listens, sockets are handed to it. */
   readonly #inner: ObservedServer;
   readonly #contexts = new WeakMap<Socket, TunnelContext>();
+  readonly #headRecord: HeadRecord;
   #draining = false;
 
   constructor(deps: EgressDeps, listener: Listener, dispatcher: EgressDispatcher) {
@@ -140,6 +142,7 @@ export class ConnectHandler {
     // A reload's new limits apply to the HTTP inside tunnels too (as Listener.setLimits does for the listener).
     deps.store.onSwap((next) => Object.assign(this.#inner, innerLimits(next)));
     this.#inner.on('clientError', clientErrorHandler('egress', () => deps.store.current().config.log.access));
+    this.#headRecord = { listener: 'egress', accessLog: () => deps.store.current().config.log.access };
     // Node tracks a server's connections (timeouts, closeIdleConnections) from 'listening' on;
     // this server is never bound, so start the tracking by hand.
     this.#inner.emit('listening');
@@ -211,10 +214,11 @@ export class ConnectHandler {
   }
 
   #onInnerRequest(req: IncomingMessage, res: ObservedResponse): void {
+    if (!admitHead(req, res, false, this.#headRecord)) return;
     const context = this.#contexts.get(req.socket);
     const url = req.url ?? '/';
     // The destination is the CONNECT's host:port, whatever the request line or Host say.
-    const path = url.startsWith('/') ? url : /^https?:\/\/[^/]*(\/.*)?$/i.exec(url)?.[1] ?? '/';
+    const path = url.startsWith('/') ? url : absolutePath(url);
     this.#dispatcher.handle(req, res, context && { scheme: 'http', host: context.host, port: context.port, path }, {
       authenticated: true,
       closeAfter: this.#draining,

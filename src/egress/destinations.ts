@@ -168,7 +168,8 @@ function closePools(state: UpstreamState): void {
  */
 function createState(key: DestinationKey, own: DestinationRules['own']): UpstreamState {
   const url = `${key.scheme}://${authorityOf(key.scheme, key.host, key.port)}`;
-  const config = upstreamSchema.parse({ endpoints: [url], connectTimeout: key.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT_MS });
+  // Written as in a config file (a duration needs its unit), so the upstream defaults come from the one schema.
+  const config = upstreamSchema.parse({ endpoints: [url], connectTimeout: `${key.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT_MS}ms` });
   const pool = new Pool(new URL(url).origin, {
     connections: config.connections,
     keepAliveTimeout: config.idleTimeout,

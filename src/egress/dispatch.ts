@@ -18,6 +18,7 @@ import { ProxyError, refuse } from '../proxy/errors.ts';
 import { carriesOwnVia, requestIdOf } from '../proxy/headers.ts';
 import { proxyRequest, rewritePath } from '../proxy/proxy.ts';
 import { findRoute, pathOf } from '../proxy/route.ts';
+import { normalizeTarget } from '../net/normalize-path.ts';
 import { PROXY_AUTHENTICATE, proxyAuthorized } from './auth.ts';
 import type { Destinations } from './destinations.ts';
 import { addressProblem, reachOf, rulesFor, type OwnAddress } from './policy.ts';
@@ -54,29 +55,33 @@ export class EgressDispatcher {
    */
   handle(req: IncomingMessage, res: ObservedResponse, dest: Destination | undefined, options: DispatchOptions): void {
     const snapshot = this.#deps.store.current();
+    const egress = snapshot.egress;
+    // Every request form is matched on the path it is forwarded with: normalised (net/normalize-path.ts).
+    const target = dest && egress ? normalizeTarget(dest.path, egress.paths) : undefined;
     const exchange = new Exchange(
       'egress',
       requestIdOf(req.headers),
       req.method ?? 'GET',
       dest?.host ?? '',
-      pathOf(dest?.path ?? req.url ?? ''),
+      pathOf(typeof target === 'string' ? target : dest?.path ?? req.url ?? ''),
       snapshot.config.log.access,
     );
     if (options.closeAfter) res.setHeader('connection', 'close');
     res.observer = exchange;
     if (snapshot.tracing) exchange.trace = traceContextOf(req.headers.traceparent, snapshot.tracing);
 
-    const egress = snapshot.egress;
     if (!egress || !dest) return refuse(res, exchange, new ProxyError(egress ? 'bad_request' : 'destination_denied'));
     if (!options.authenticated && !proxyAuthorized(req.headers['proxy-authorization'], snapshot.config.egress?.auth)) {
       return refuse(res, exchange, new ProxyError('proxy_auth_required'), PROXY_AUTHENTICATE);
     }
     if (carriesOwnVia(req.headers)) return refuse(res, exchange, new ProxyError('destination_denied', LOOP_MESSAGE));
+    if (typeof target !== 'string') return refuse(res, exchange, new ProxyError('bad_request', target?.reason));
 
     const input = { method: exchange.method, host: dest.host, port: dest.port, path: exchange.path, headers: req.headers };
     const index = findRoute(egress.routes, input);
     if (index === -1) return refuse(res, exchange, new ProxyError('destination_denied'));
-    this.#forward(req, res, snapshot, index, dest, exchange).catch((err: unknown) => {
+    const routed = target === dest.path ? dest : { ...dest, path: target };
+    this.#forward(req, res, snapshot, index, routed, exchange).catch((err: unknown) => {
       log.error({ err, reqId: exchange.reqId }, 'egress request failed unexpectedly');
       refuse(res, exchange, new ProxyError('internal_error'));
     });

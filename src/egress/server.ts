@@ -31,6 +31,7 @@ export class EgressServer {
       request: (req, res) => this.#onRequest(req, res),
       connect: (req, socket, head) => this.#connects.handle(req, socket, head),
       clientError: clientErrorHandler('egress', () => deps.store.current().config.log.access),
+      headRecord: { listener: 'egress', accessLog: () => deps.store.current().config.log.access },
     });
     this.#connects = new ConnectHandler(deps, this.listener, this.#dispatcher);
   }

@@ -34,11 +34,12 @@ export function hostPort(host: string, port: number): string {
   return `${isIP(host) === 6 ? `[${host}]` : host}:${port}`;
 }
 
-/** A DNS name or IP literal: letters, digits, `-`, `_`, `.`; at most 253 characters. */
+/** A DNS name or IP literal: letters, digits, `-`, `_`, `.`; at most 253 characters (a trailing dot aside). */
 const HOSTNAME = /^[a-z0-9_]([a-z0-9_.-]{0,251}[a-z0-9_])?$/;
 
+/** A fully qualified name's trailing dot (`example.com.`) is allowed: route matching ignores it. */
 function validHost(host: string): boolean {
-  return HOSTNAME.test(host) || isIP(host) !== 0;
+  return HOSTNAME.test(host.endsWith('.') ? host.slice(0, -1) : host) || isIP(host) !== 0;
 }
 
 /** Parses an absolute-form target; undefined for anything that is not http(s)://host[:port]/... */
@@ -58,7 +59,19 @@ export function parseAbsolute(url: string): Destination | undefined {
   const host = canonicalIp(named) ?? named;
   const port = parsed.port === '' ? DEFAULT_PORT[scheme] : Number(parsed.port);
   if (port < 1) return undefined;
-  return { scheme, host, port, path: `${parsed.pathname}${parsed.search}` };
+  return { scheme, host, port, path: absolutePath(url) };
+}
+
+/**
+ * The path and query of an absolute-form target, as the client wrote them
+ * (`http://host/a/../b?q` -> `/a/../b?q`). Not the WHATWG URL's pathname:
+ * that resolves dot segments its own way (`//..` climbs differently,
+ * a path above the root is clamped), and the path every request form is
+ * matched on must come out of one normalisation (net/normalize-path.ts).
+ */
+export function absolutePath(url: string): string {
+  const rest = /^https?:\/\/[^/?#]*([^#]*)/i.exec(url)?.[1] ?? '';
+  return rest.startsWith('/') ? rest : `/${rest}`;
 }
 
 /**

@@ -13,7 +13,8 @@ import { Exchange } from '../observe/exchange.ts';
 import { ProxyError, refuse } from '../proxy/errors.ts';
 import { requestIdOf } from '../proxy/headers.ts';
 import { proxyRequest, rewritePath } from '../proxy/proxy.ts';
-import { findRoute, pathOf, splitHost, type RouteInput } from '../proxy/route.ts';
+import { absoluteToOrigin, findRoute, pathOf, splitHost, type RouteInput } from '../proxy/route.ts';
+import { normalizeTarget } from '../net/normalize-path.ts';
 import { Listener } from '../net/listener.ts';
 import { clientErrorHandler } from '../net/raw-answer.ts';
 import type { ObservedResponse } from '../net/observed-response.ts';
@@ -51,6 +52,7 @@ export class IngressServer {
       request: (req, res) => this.#onRequest(req, res),
       upgrade: (req, socket, head) => this.#onUpgrade(req, socket, head),
       clientError: clientErrorHandler('ingress', () => deps.store.current().config.log.access),
+      headRecord: { listener: 'ingress', accessLog: () => deps.store.current().config.log.access },
     });
     deps.store.onSwap((next) => this.#statics.retain(next));
   }
@@ -58,17 +60,22 @@ export class IngressServer {
   #onRequest(req: IncomingMessage, res: ObservedResponse): void {
     const snapshot = this.#deps.store.current();
     const ingress = snapshot.ingress;
-    const url = req.url ?? '/';
+    const raw = req.url ?? '/';
     const hostHeader = req.headers.host;
     const hostInfo = splitHost(hostHeader, ingress?.port ?? 80);
-    const exchange = new Exchange('ingress', requestIdOf(req.headers), req.method ?? 'GET', hostInfo?.host ?? '', pathOf(url), snapshot.config.log.access);
+    const target = ingress && hostInfo ? requestTarget(raw, hostHeader!, ingress) : undefined;
+    // The access log's path is the one routed: normalised, before any rewrite.
+    const path = pathOf(typeof target === 'string' ? target : raw);
+    const exchange = new Exchange('ingress', requestIdOf(req.headers), req.method ?? 'GET', hostInfo?.host ?? '', path, snapshot.config.log.access);
     res.observer = exchange;
     if (snapshot.tracing) exchange.trace = traceContextOf(req.headers.traceparent, snapshot.tracing);
 
-    if (!ingress || !hostInfo || !url.startsWith('/')) return refuse(res, exchange, new ProxyError(ingress ? 'bad_request' : 'no_route'));
-    if (url.length > MAX_URI_LENGTH) return refuse(res, exchange, new ProxyError('uri_too_long'));
+    if (!ingress || !hostInfo) return refuse(res, exchange, new ProxyError(ingress ? 'bad_request' : 'no_route'));
+    if (typeof target !== 'string') return refuse(res, exchange, target!);
+    // Static routes, rewrites and the upstream all read req.url: they see what was routed.
+    if (target !== raw) req.url = target;
     if (!this.#deps.appReady()) return refuse(res, exchange, new ProxyError('app_not_ready'), { 'retry-after': '1' });
-    const input: RouteInput = { method: exchange.method, host: hostInfo.host, port: hostInfo.port, path: exchange.path, headers: req.headers };
+    const input: RouteInput = { method: exchange.method, host: hostInfo.host, port: hostInfo.port, path, headers: req.headers };
     this.#route(req, res, ingress, input, exchange, 0);
   }
 
@@ -142,4 +149,18 @@ export class IngressServer {
     this.#statics.closeAll();
     return this.listener.close(deadlineMs);
   }
+}
+
+/**
+ * The origin-form target a request is routed on: an absolute-form target
+ * (RFC 9112 3.2.2) taken down to its path when its authority is the Host's,
+ * then normalised (net/normalize-path.ts). The same string when nothing
+ * changes; a ProxyError when the request cannot be routed.
+ */
+function requestTarget(raw: string, hostHeader: string, ingress: ListenerSnapshot): string | ProxyError {
+  if (raw.length > MAX_URI_LENGTH) return new ProxyError('uri_too_long');
+  const origin = raw.startsWith('/') ? raw : absoluteToOrigin(raw, hostHeader);
+  if (origin === undefined) return new ProxyError('bad_request', 'the request target is neither a path nor an absolute URL of the Host');
+  const normalized = normalizeTarget(origin, ingress.paths);
+  return typeof normalized === 'string' ? normalized : new ProxyError('bad_request', normalized.reason);
 }

@@ -1,9 +1,9 @@
 /**
  * A listening node:http server with the SPEC's limits (headersTimeout,
  * requestTimeout, keepAliveTimeout, maxConnections, maxHeaderSize), parser
- * errors answered in the sidecar's own format, connections counted, and a
- * graceful close: stop accepting, let in-flight requests finish up to a
- * deadline, then cut what is left.
+ * errors and refused heads (request-head.ts) answered in the sidecar's own
+ * format, connections counted, and a graceful close: stop accepting, let
+ * in-flight requests finish up to a deadline, then cut what is left.
  */
 import { createServer, type IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -11,6 +11,7 @@ import type { Socket } from 'node:net';
 import type { ListenerName } from '../config/compile.ts';
 import type { ListenerConfig } from '../config/schema.ts';
 import { answerClientError } from './raw-answer.ts';
+import { admitHead, upgradeWanted, type HeadRecord } from './request-head.ts';
 import { ObservedResponse, tellObserver, type ObservedServer, type ServerLifecycle } from './observed-response.ts';
 import { activeConnections } from '../observe/metrics.ts';
 import { log } from '../observe/log.ts';
@@ -25,6 +26,8 @@ export interface ListenerHandlers {
   connect?(req: IncomingMessage, socket: Duplex, head: Buffer): void;
   /** Parser and timeout errors (see raw-answer.ts clientErrorHandler); answered without a trace when absent (admin). */
   clientError?(err: Error & { code?: string }, socket: Duplex): void;
+  /** Where a head the listener refuses (request-head.ts) is logged and counted; not recorded when absent (admin). */
+  headRecord?: HeadRecord;
 }
 
 /** An http.Server plus the sockets it must close on shutdown that Node does not track (upgrades, tunnels). */
@@ -57,19 +60,22 @@ export class Listener {
 
   #createServer(): ObservedServer {
     const handlers = this.#handlers;
-    const lifecycle: ServerLifecycleState = { stopping: false, stopped: undefined };
+    const lifecycle: ServerLifecycleState = { stopping: false, stopped: undefined, sockets: new Set() };
     const server: ObservedServer = createServer<typeof IncomingMessage, typeof ObservedResponse>(
       {
         ...serverLimits(this.#limits),
         connectionsCheckingInterval: CONNECTIONS_CHECK_MS,
-        requireHostHeader: true,
+        // Checked by admitHead() instead, so the answer is the sidecar's own (Node's is a bare 400).
+        requireHostHeader: false,
         insecureHTTPParser: false,
         ServerResponse: ObservedResponse,
+        // Without an 'upgrade' handler (egress, admin) every offer is served as a plain request, as Node does by default.
+        shouldUpgradeCallback: handlers.upgrade ? upgradeWanted : refuseUpgrade,
       },
       (req, res) => {
         res.lifecycle = lifecycle;
         res.on('close', tellObserver);
-        handlers.request(req, res);
+        if (admitHead(req, res, true, handlers.headRecord)) handlers.request(req, res);
       },
     );
     lifecycles.set(server, lifecycle);
@@ -80,7 +86,11 @@ export class Listener {
     const metricLabel = { listener: this.name };
     server.on('connection', (socket: Socket) => {
       activeConnections.inc(metricLabel);
-      socket.once('close', () => activeConnections.dec(metricLabel));
+      lifecycle.sockets.add(socket);
+      socket.once('close', () => {
+        activeConnections.dec(metricLabel);
+        lifecycle.sockets.delete(socket);
+      });
     });
     return server;
   }
@@ -137,8 +147,13 @@ export class Listener {
 
   /**
    * Stops accepting, closes idle keep-alive connections, waits for in-flight
-   * requests (and tunnels) up to `deadlineMs`, then destroys what is left.
-   * Servers retired by a rebind get the same deadline.
+   * requests (and tunnels) up to `deadlineMs`, then destroys what is left:
+   * every socket the server accepted, not only those Node's HTTP server still
+   * tracks. A socket that left HTTP without being tracked (a refused CONNECT
+   * or upgrade, answered and half-closed by us) is gone from Node's list but
+   * still counted by server.close(): a client that never closes its side
+   * would otherwise hold the shutdown forever. Servers retired by a rebind
+   * get the same deadline.
    */
   async close(deadlineMs: number): Promise<void> {
     const servers = [this.#server, ...this.#retired];
@@ -151,7 +166,10 @@ export class Listener {
     const result = await Promise.race([Promise.all([closed, detachedGone]).then(() => 'drained' as const), deadline]);
     clearTimeout(timer);
     if (result === 'deadline') {
-      for (const server of servers) server.closeAllConnections();
+      for (const server of servers) {
+        server.closeAllConnections();
+        for (const socket of lifecycles.get(server)!.sockets) socket.destroy();
+      }
       for (const socket of this.#detached) socket.destroy();
       await closed;
     }
@@ -163,6 +181,10 @@ export class Listener {
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
   }
+}
+
+function refuseUpgrade(): boolean {
+  return false;
 }
 
 /** The limits Node reads from the server object (per connection, or in its periodic connections check). */
@@ -194,6 +216,8 @@ interface ServerLifecycleState extends ServerLifecycle {
   stopping: boolean;
   /** Resolves once the server's last connection is gone; set when the stop begins. */
   stopped: Promise<void> | undefined;
+  /** Every socket the server accepted and that is still open, whatever protocol it went on to speak. */
+  readonly sockets: Set<Socket>;
 }
 /** Every server made by Listener.#createServer has one. */
 const lifecycles = new WeakMap<ObservedServer, ServerLifecycleState>();

@@ -13,6 +13,16 @@ import { ProxyError, errorAnswer, type ErrorCode } from '../proxy/errors.ts';
 import { newUuid } from '../proxy/headers.ts';
 import { ObservedResponse } from './observed-response.ts';
 
+/**
+ * How long a socket answered with an error keeps reading, and dropping, what
+ * the client is still sending before it is closed. Closing a socket with
+ * unread bytes makes the kernel send a reset, and a client still writing its
+ * request (a 20 KiB head over maxHeaderSize, a body after a refusal) may then
+ * lose our answer before it reads it: NGINX's lingering close, shorter. It
+ * also bounds how long a client can hold a refused socket open.
+ */
+const LINGER_MS = 2_000;
+
 /** Writes `error` as a complete HTTP/1.1 response and ends the socket; returns the body bytes written (0 when the socket was gone). */
 export function writeRawError(socket: Duplex, error: ProxyError, extraHeaders: Record<string, string> = {}): number {
   if (!socket.writable) {
@@ -23,13 +33,24 @@ export function writeRawError(socket: Duplex, error: ProxyError, extraHeaders: R
   let head = `HTTP/1.1 ${error.status} ${STATUS_CODES[error.status] ?? 'Error'}\r\n`;
   for (const [name, value] of Object.entries(headers)) head += `${name}: ${value}\r\n`;
   socket.end(`${head}\r\n${body}`);
+  linger(socket);
   return headers['content-length'] as number;
 }
 
+/** Reads and drops what still arrives on an answered socket, and closes it after LINGER_MS at the latest. */
+function linger(socket: Duplex): void {
+  socket.on('data', discard);
+  socket.resume();
+  const timer = setTimeout(() => socket.destroy(), LINGER_MS).unref();
+  socket.once('close', () => clearTimeout(timer));
+}
+
+function discard(): void {}
+
 /** A server's 'clientError' handler: the parser or timeout error answered in the sidecar's format. */
-export function answerClientError(err: Error & { code?: string }, socket: Duplex): void {
+export function answerClientError(err: Error & { code?: string; reason?: string }, socket: Duplex): void {
   if (err.code === 'ECONNRESET') socket.destroy();
-  else writeRawError(socket, new ProxyError(clientErrorCode(err.code)));
+  else writeRawError(socket, new ProxyError(clientErrorCode(err.code, err.reason)));
 }
 
 /**
@@ -51,14 +72,14 @@ export function answerClientError(err: Error & { code?: string }, socket: Duplex
  *   `dontlognull`). Nor is a client that reset the connection, or an error
  *   on a socket already answered.
  */
-export function clientErrorHandler(listener: ListenerName, accessLog: () => boolean): (err: Error & { code?: string }, socket: Duplex) => void {
+export function clientErrorHandler(listener: ListenerName, accessLog: () => boolean): (err: Error & { code?: string; reason?: string }, socket: Duplex) => void {
   return (err, duplex) => {
     if (err.code === 'ECONNRESET' || !duplex.writable) {
       duplex.destroy();
       return;
     }
     const socket = duplex as Socket;
-    const error = new ProxyError(clientErrorCode(err.code));
+    const error = new ProxyError(clientErrorCode(err.code, err.reason));
     const inFlight = (socket as Socket & { _httpMessage?: unknown })._httpMessage;
     if (inFlight instanceof ObservedResponse && !inFlight.writableEnded && inFlight.observer instanceof Exchange) {
       if (inFlight.headersSent) {
@@ -80,8 +101,8 @@ export function clientErrorHandler(listener: ListenerName, accessLog: () => bool
   };
 }
 
-/** The code for a parser / timeout error of Node's HTTP server. */
-export function clientErrorCode(code: string | undefined): ErrorCode {
+/** The code for a parser / timeout error of Node's HTTP server (`reason` is llhttp's text). */
+export function clientErrorCode(code: string | undefined, reason = ''): ErrorCode {
   switch (code) {
     case 'HPE_HEADER_OVERFLOW':
       return 'headers_too_large';
@@ -89,7 +110,8 @@ export function clientErrorCode(code: string | undefined): ErrorCode {
     case 'HPE_HEADERS_TIMEOUT':
       return 'request_timeout';
     case 'HPE_INVALID_TRANSFER_ENCODING':
-      return 'not_implemented';
+      // llhttp files Content-Length with Transfer-Encoding under this code too: that is a malformed (smuggling) request, not an unknown coding.
+      return /content-length/i.test(reason) ? 'bad_request' : 'not_implemented';
     default:
       return 'bad_request';
   }

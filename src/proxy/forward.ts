@@ -25,10 +25,11 @@ import type { Dispatcher } from 'undici';
 import type { HeaderRules } from '../config/compile.ts';
 import type { Exchange } from '../observe/exchange.ts';
 import type { EndpointState } from '../upstream/registry.ts';
-import { clientResponseHeaders } from './headers.ts';
+import { clientResponseHeaders, clientTrailers } from './headers.ts';
 import { ProxyError, fromUpstreamError } from './errors.ts';
 import { releaseAfterWrite } from '../net/read-buffer.ts';
 import { asTextBody } from '../net/text-body.ts';
+import { onlyChunked } from '../net/request-head.ts';
 
 export interface AttemptRequest {
   readonly endpoint: EndpointState;
@@ -95,6 +96,8 @@ class ResponseWriter implements Dispatcher.DispatchHandler {
   #paused = false;
   /** When this try began: the access line's `upstreamHeaderMs` counts from here (queueing and connecting included, as NGINX's $upstream_header_time). */
   readonly #startedAt = performance.now();
+  /** The client's response is chunked, so the upstream's trailers can follow it. */
+  #trailers = false;
 
   constructor(res: ServerResponse, exchange: Exchange, request: AttemptRequest, judge: HeadJudge, settle: (o: AttemptOutcome) => void) {
     this.#res = res;
@@ -140,6 +143,14 @@ class ResponseWriter implements Dispatcher.DispatchHandler {
     clearTimeout(this.#timer);
     this.#timer = undefined;
     this.#exchange.upstreamHeaderMs = performance.now() - this.#startedAt;
+    const coding = headers['transfer-encoding'];
+    if (coding !== undefined && !onlyChunked(coding)) {
+      // undici undoes only the chunking: relayed, `gzip, chunked` would reach the client as an unmarked gzip body.
+      const error = new ProxyError('upstream_bad_response', `the upstream used a transfer coding other than chunked: ${String(coding)}`);
+      this.#finish({ kind: 'failed', error });
+      controller.abort(error);
+      return;
+    }
     if (!this.#judge.acceptHead(statusCode, headers)) {
       this.#finish({ kind: 'rejected', status: statusCode, headers }); // before abort(), which may report an error synchronously
       controller.abort(new AttemptAborted('response refused for a retry'));
@@ -151,10 +162,13 @@ class ResponseWriter implements Dispatcher.DispatchHandler {
     // An id the upstream gave its answer stays; otherwise the answer carries ours (see errors.ts refuse()).
     if (outgoing['x-request-id'] === undefined) outgoing['x-request-id'] = this.#exchange.reqId;
     if (this.#request.extraResponseHeaders) Object.assign(outgoing, this.#request.extraResponseHeaders);
+    const length = headers['content-length'];
+    this.#trailers = length === undefined && chunkedFor(res, statusCode);
+    // Node refuses a Trailer header on a response it will not chunk (ERR_HTTP_TRAILER_INVALID): none will follow then.
+    if (!this.#trailers) delete outgoing.trailer;
     res.writeHead(statusCode, outgoing);
     // A streamed body (server-sent events, chunked) may be slow to start: send the head now.
     // With a Content-Length the head leaves with the body in one write, saving a syscall.
-    const length = headers['content-length'];
     if (length === undefined) res.flushHeaders();
     else if (typeof length === 'string') this.#remaining = Number(length);
     const idle = this.#request.bodyIdleTimeout;
@@ -189,9 +203,8 @@ class ResponseWriter implements Dispatcher.DispatchHandler {
   onResponseEnd(_controller: Dispatcher.DispatchController, trailers: Record<string, string | string[] | undefined>): void {
     if (this.#settled) return;
     if (!this.#ended) {
-      if (trailers && Object.keys(trailers).length > 0 && this.#res.hasHeader('trailer')) {
-        this.#res.addTrailers(trailers as Record<string, string>);
-      }
+      const relayed = this.#trailers && trailers ? clientTrailers(trailers, this.#request.responseRules) : undefined;
+      if (relayed) this.#res.addTrailers(relayed);
       this.#res.end();
     }
     this.#finish({ kind: 'done', status: this.#status });
@@ -216,6 +229,17 @@ class ResponseWriter implements Dispatcher.DispatchHandler {
     }
     this.#settle(outcome);
   }
+}
+
+/**
+ * Whether Node will send this response chunked when it has no Content-Length
+ * (its _storeHeader): a body is allowed (not HEAD, 204 or 304) and the client
+ * takes chunked (HTTP/1.1, or an HTTP/1.0 client that said `TE: chunked`).
+ * Trailers (RFC 9112 7.1.2) exist only there; an HTTP/1.1 client need not
+ * send `TE: trailers` to receive them.
+ */
+function chunkedFor(res: ServerResponse, status: number): boolean {
+  return res.useChunkedEncodingByDefault && status !== 204 && status !== 304 && res.req.method !== 'HEAD';
 }
 
 function headTimedOut(writer: ResponseWriter): void {
@@ -254,7 +278,9 @@ export function startAttempt(res: ServerResponse, exchange: Exchange, request: A
         // Our own timers (see the top of this file); the head timer covers queueing and connecting too.
         headersTimeout: 0,
         bodyTimeout: 0,
-      },
+        // The endpoint's TLS name, not one undici would take from the Host header (registry.ts).
+        servername: endpoint.serverName,
+      } as Dispatcher.DispatchOptions,
       writer,
     );
   } catch (err) {

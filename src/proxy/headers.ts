@@ -8,7 +8,11 @@ import { randomBytes, randomFillSync } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { HeaderRules } from '../config/compile.ts';
 
-/** Headers that describe one connection, not the message (RFC 9110 7.6.1, RFC 9112). */
+/**
+ * Headers that describe one connection, not the message (RFC 9110 7.6.1, RFC
+ * 9112). Not `Trailer`: it announces end-to-end fields, relayed with the
+ * upstream's trailers (forward.ts).
+ */
 const HOP_BY_HOP = new Set([
   'connection',
   'keep-alive',
@@ -16,11 +20,13 @@ const HOP_BY_HOP = new Set([
   'proxy-authenticate',
   'proxy-authorization',
   'te',
-  'trailer',
   'transfer-encoding',
   'upgrade',
   'http2-settings',
 ]);
+
+/** Fields never relayed as trailers: framing, routing and hop-by-hop fields (RFC 9110 6.5.1). */
+const NOT_TRAILERS = new Set([...HOP_BY_HOP, 'trailer', 'content-length', 'content-type', 'content-encoding', 'content-range', 'host', 'set-cookie']);
 
 /** Headers the sidecar sets itself, so what the client sent is not copied. */
 const REBUILT = new Set(['host', 'x-request-id', 'via', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'traceparent', 'expect']);
@@ -56,6 +62,12 @@ export interface ForwardedInfo {
   readonly host: string;
   /** The client's address (appended to X-Forwarded-For). */
   readonly clientAddress: string | undefined;
+  /**
+   * The client is one of the listener's `trustedProxies`: its X-Forwarded-*
+   * describe the real client and are kept. From anyone else they are
+   * replaced, or anybody could claim `https` or any address.
+   */
+  readonly trusted: boolean;
   /** Scheme the client used to reach us. */
   readonly proto: 'http' | 'https';
   /** The Host the client asked for (X-Forwarded-Host). */
@@ -154,19 +166,20 @@ export function upstreamRequestHeaders(
   const out: string[] = ['host', info.host];
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const name = rawHeaders[i].toLowerCase();
-    if (HOP_BY_HOP.has(name) || REBUILT.has(name)) continue;
+    // No Trailer upstream: the body is streamed to undici, which sends no request trailers.
+    if (HOP_BY_HOP.has(name) || REBUILT.has(name) || name === 'trailer') continue;
     if (dropped?.has(name)) continue;
     if (rules?.remove.has(name)) continue;
     out.push(name, rawHeaders[i + 1]);
   }
   if (info.keepUpgrade && headers.upgrade) out.push('connection', 'upgrade', 'upgrade', String(headers.upgrade));
 
-  const forwardedFor = headers['x-forwarded-for'];
+  const trusted = info.trusted;
+  const forwardedFor = trusted ? headers['x-forwarded-for'] : undefined;
   const client = info.clientAddress ?? 'unknown';
   out.push('x-forwarded-for', forwardedFor ? `${joinValue(forwardedFor)}, ${client}` : client);
-  // A front proxy's X-Forwarded-Proto/Host describe the real client: keep them.
-  out.push('x-forwarded-proto', joinValue(headers['x-forwarded-proto']) || info.proto);
-  const forwardedHost = joinValue(headers['x-forwarded-host']) || info.originalHost;
+  out.push('x-forwarded-proto', (trusted && joinValue(headers['x-forwarded-proto'])) || info.proto);
+  const forwardedHost = (trusted && joinValue(headers['x-forwarded-host'])) || info.originalHost;
   if (forwardedHost) out.push('x-forwarded-host', forwardedHost);
   const via = headers.via;
   out.push('via', via ? `${joinValue(via)}, ${VIA_TOKEN}` : VIA_TOKEN);
@@ -196,6 +209,20 @@ export function clientResponseHeaders(
     out[name] = value;
   }
   if (rules) for (const [name, value] of rules.add) out[name] = value;
+  return out;
+}
+
+/** The upstream's trailers that go on to the client (the route's `remove` applies); undefined when none do. */
+export function clientTrailers(
+  upstream: Record<string, string | string[] | undefined>,
+  rules: HeaderRules | undefined,
+): Record<string, string | string[]> | undefined {
+  let out: Record<string, string | string[]> | undefined;
+  for (const name in upstream) {
+    const value = upstream[name];
+    if (value === undefined || NOT_TRAILERS.has(name) || rules?.remove.has(name)) continue;
+    (out ??= {})[name] = value;
+  }
   return out;
 }
 

@@ -18,6 +18,7 @@ import { ProxyError, refuse } from './errors.ts';
 import { startAttempt, type Attempt, type AttemptOutcome, type HeadJudge } from './forward.ts';
 import type { BreakerTrial } from '../upstream/breaker.ts';
 import { upstreamRequestHeaders } from './headers.ts';
+import { isTrustedPeer } from '../net/trusted-proxies.ts';
 import { IDEMPOTENT_METHODS, RetryPlan, conditionOf, type Verdict } from './retry.ts';
 
 /** Where and how the request goes. */
@@ -139,6 +140,7 @@ class Flight implements ClientWatcher, BreakerTrial<AttemptOutcome>, HeadJudge {
       {
         host: target.host ?? endpoint.authority,
         clientAddress: req.socket.remoteAddress,
+        trusted: isTrustedPeer(route.trustedProxies, req.socket.remoteAddress),
         proto: 'http',
         originalHost: target.originalHost,
         requestId: exchange.reqId,

@@ -66,6 +66,29 @@ export function splitHost(value: string | undefined, defaultPort: number): HostA
   return split;
 }
 
+/**
+ * An absolute-form target (`http://host[:port]/path?query`) as origin-form,
+ * when its authority names the same host and port as the Host header (case,
+ * a trailing dot and a default port aside); undefined otherwise. RFC 9112
+ * 3.2.2 makes the target win over Host, but the upstream gets the Host: a
+ * request whose two names disagree is confused or smuggled, and refused.
+ */
+export function absoluteToOrigin(target: string, hostHeader: string): string | undefined {
+  const match = /^(https?):\/\/([^/?#]+)([^#]*)$/i.exec(target);
+  if (!match) return undefined;
+  const defaultPort = match[1].length === 5 ? 443 : 80;
+  const asked = splitHost(match[2], defaultPort);
+  const host = splitHost(hostHeader, defaultPort);
+  if (!asked || !host || asked.port !== host.port || withoutTrailingDot(asked.host) !== withoutTrailingDot(host.host)) return undefined;
+  const rest = match[3];
+  return rest.startsWith('/') ? rest : `/${rest}`;
+}
+
+/** `example.com.` -> `example.com`: a fully qualified name and its usual spelling are one host. */
+export function withoutTrailingDot(host: string): string {
+  return host.endsWith('.') ? host.slice(0, -1) : host;
+}
+
 /** The path without its query string. */
 export function pathOf(url: string): string {
   const q = url.indexOf('?');

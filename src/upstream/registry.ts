@@ -8,7 +8,8 @@
  * started afresh.
  */
 import { readFileSync } from 'node:fs';
-import { Pool } from 'undici';
+import { isIP } from 'node:net';
+import { Pool, buildConnector } from 'undici';
 import type { UpstreamConfig } from '../config/schema.ts';
 import { Secrets } from '../config/secrets.ts';
 import { log } from '../observe/log.ts';
@@ -30,6 +31,15 @@ export class EndpointState {
   shownAuthority: string;
   readonly pool: Pool;
   readonly poolKey: string;
+  /**
+   * For an https endpoint, the TLS server name every request to it names
+   * (undici's `servername` dispatch option): `tls.serverName`, else the
+   * endpoint's host. Without it undici takes the name from each request's
+   * Host header, which is the client's on ingress: a bogus Host made the
+   * certificate check fail (and opened the breaker for everybody), and each
+   * new Host re-opened the connection. undefined for http.
+   */
+  readonly serverName: string | undefined;
   inFlight = 0;
   /** Verdict of the active health check; true without one. */
   healthy = true;
@@ -41,7 +51,7 @@ export class EndpointState {
   lastError: string | undefined = undefined;
   lastErrorAt = 0;
 
-  constructor(url: string, pool: Pool, poolKey: string) {
+  constructor(url: string, pool: Pool, poolKey: string, serverName?: string) {
     const parsed = new URL(url);
     this.url = url;
     this.origin = parsed.origin;
@@ -50,6 +60,7 @@ export class EndpointState {
     this.shownAuthority = parsed.host;
     this.pool = pool;
     this.poolKey = poolKey;
+    this.serverName = serverName;
   }
 
   /** Sets how the URL is shown; the authority is read from it as text, since [redacted] is no host a URL parser takes. */
@@ -201,16 +212,31 @@ function sameSettings(a: object | undefined, b: object | undefined): boolean {
   return JSON.stringify(a) === JSON.stringify(b);
 }
 
-/** Options of the pool of one endpoint; a change of any of them means a new pool. */
-function poolOptions(config: UpstreamConfig, url: string): { key: string; options: Pool.Options } {
+/**
+ * Options of the pool of one endpoint; a change of any of them means a new
+ * pool. For https, `serverName` is what requests name (EndpointState), and
+ * the connector always uses the configured name or the endpoint's host
+ * (none for an IP address, whose certificate is checked against the IP),
+ * whatever name a request brings: the client's Host never picks the TLS
+ * server name or the certificate check.
+ */
+function poolOptions(config: UpstreamConfig, url: string): { key: string; options: Pool.Options; serverName: string | undefined } {
   const tls = config.tls;
   const https = url.startsWith('https:');
-  const connect = {
+  const host = new URL(url).hostname.replace(/^\[|\]$/g, '');
+  const configured = https ? (tls?.serverName ?? (isIP(host) === 0 ? host : undefined)) : undefined;
+  const connectOptions = {
     timeout: config.connectTimeout,
-    ...(https && tls?.serverName ? { servername: tls.serverName } : {}),
+    ...(configured ? { servername: configured } : {}),
     ...(https && tls?.ca ? { ca: readFileSync(tls.ca) } : {}),
     ...(https && tls?.insecureSkipVerify ? { rejectUnauthorized: false } : {}),
   };
+  let connect: Pool.Options['connect'] = connectOptions;
+  if (https) {
+    // What undici's Pool builds from an options object, with the request's server name replaced by ours.
+    const connector = buildConnector(connectOptions);
+    connect = (request, callback) => connector({ ...request, servername: configured }, callback);
+  }
   const options: Pool.Options = {
     connections: config.connections,
     // Below the endpoint's own keep-alive timeout, so we never reuse a socket it is closing.
@@ -223,7 +249,7 @@ function poolOptions(config: UpstreamConfig, url: string): { key: string; option
     bodyTimeout: 0,
   };
   const key = JSON.stringify([config.connections, config.idleTimeout, config.connectTimeout, https ? tls ?? null : null]);
-  return { key, options };
+  return { key, options, serverName: https ? (configured ?? host) : undefined };
 }
 
 /** How a registry runs the policies that keep state; the defaults suit a single process. */
@@ -292,7 +318,7 @@ export class UpstreamRegistry {
    * Throws only when a TLS file cannot be read, before anything changed.
    */
   reconcile(upstreams: Readonly<Record<string, UpstreamConfig>>, secrets: Secrets = Secrets.NONE): void {
-    const planned = new Map<string, { config: UpstreamConfig; endpoints: Array<{ url: string; key: string; options: Pool.Options }> }>();
+    const planned = new Map<string, { config: UpstreamConfig; endpoints: Array<{ url: string } & ReturnType<typeof poolOptions>> }>();
     for (const [name, config] of Object.entries(upstreams)) {
       planned.set(name, { config, endpoints: config.endpoints.map((url) => ({ url, ...poolOptions(config, url) })) });
     }
@@ -301,13 +327,13 @@ export class UpstreamRegistry {
     for (const [name, plan] of planned) {
       const existing = this.#upstreams.get(name);
       const previous = new Map(existing?.endpoints.map((endpoint) => [endpoint.url, endpoint]));
-      const endpoints = plan.endpoints.map(({ url, key, options }) => {
+      const endpoints = plan.endpoints.map(({ url, key, options, serverName }) => {
         const kept = previous.get(url);
         if (kept && kept.poolKey === key) {
           previous.delete(url);
           return kept;
         }
-        const fresh = new EndpointState(url, new Pool(new URL(url).origin, options), key);
+        const fresh = new EndpointState(url, new Pool(new URL(url).origin, options), key, serverName);
         if (kept) fresh.inherit(kept);
         return fresh;
       });

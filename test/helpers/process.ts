@@ -36,9 +36,26 @@ export function writeConfig(yaml: string, name = 'sidecar.yaml'): string {
   return file;
 }
 
+export interface SpawnOptions {
+  waitListening?: boolean;
+  env?: NodeJS.ProcessEnv;
+  /**
+   * Another way to start the sidecar than `node src/cli.ts` (`['npx', 'sidecar']`), run in `cwd`
+   * as a process group of its own: `stop` signals the whole group (npm, a shell, the sidecar).
+   */
+  command?: { file: string; args: string[]; cwd: string };
+  /** Where `node src/cli.ts` runs (default: the repository). */
+  cwd?: string;
+  /** The sidecar leads a process group of its own, as a shell's foreground job does. */
+  detached?: boolean;
+}
+
 /** Runs the CLI with `args`; waits for "sidecar listening" unless `waitListening` is false. */
-export async function spawnSidecar(args: string[], options: { waitListening?: boolean; env?: NodeJS.ProcessEnv } = {}): Promise<SidecarProcess> {
-  const child = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+export async function spawnSidecar(args: string[], options: SpawnOptions = {}): Promise<SidecarProcess> {
+  const { file, args: before, cwd } = options.command ?? { file: process.execPath, args: [CLI], cwd: options.cwd ?? ROOT };
+  const group = options.command !== undefined || options.detached === true;
+  const env = { ...process.env, ...options.env };
+  const child = spawn(file, [...before, ...args], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'], detached: group });
   const lines: Array<Record<string, unknown>> = [];
   let stderr = '';
   let pending = '';
@@ -63,7 +80,10 @@ export async function spawnSidecar(args: string[], options: { waitListening?: bo
     stderr: () => stderr,
     exited,
     stop: async (signal = 'SIGTERM') => {
-      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      if (child.exitCode === null && child.signalCode === null) {
+        if (group) killGroup(child, signal);
+        else child.kill(signal);
+      }
       return exited;
     },
   };
@@ -71,7 +91,8 @@ export async function spawnSidecar(args: string[], options: { waitListening?: bo
   const until = Date.now() + 15_000;
   while (Date.now() < until && child.exitCode === null) {
     // The process's own line: with `workers` a worker logs one too, before its siblings listen.
-    const listening = lines.find((line) => line.msg === 'sidecar listening' && line.pid === child.pid);
+    // (Started through another command, the sidecar is a grandchild, and the only sidecar.)
+    const listening = lines.find((line) => line.msg === 'sidecar listening' && (options.command !== undefined || line.pid === child.pid));
     if (listening) {
       proc.ingressPort = listening.ingressPort as number | undefined;
       proc.adminPort = listening.adminPort as number | undefined;
@@ -80,8 +101,17 @@ export async function spawnSidecar(args: string[], options: { waitListening?: bo
     }
     await new Promise((r) => setTimeout(r, 50));
   }
-  child.kill('SIGKILL');
+  if (group) killGroup(child, 'SIGKILL');
+  else child.kill('SIGKILL');
   throw new Error(`sidecar did not start: ${stderr}\n${JSON.stringify(lines)}`);
+}
+
+function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-child.pid!, signal);
+  } catch {
+    // The group is gone already.
+  }
 }
 
 /** Peak resident memory (VmHWM) of a process, in bytes, from /proc. */

@@ -56,3 +56,47 @@ export async function startTcpServer(onConnection: (socket: Socket) => void): Pr
       }),
   };
 }
+
+/** A raw HTTP/1.1 response taken apart: status, head (lower-cased names), body (de-chunked) and any trailers. */
+export interface RawResponse {
+  readonly status: number;
+  readonly head: string;
+  readonly headers: Record<string, string>;
+  readonly body: string;
+  readonly trailers: Record<string, string>;
+}
+
+/** Parses the first response in `text` (what rawExchange returned); a chunked body is decoded. */
+export function parseRawResponse(text: string): RawResponse {
+  const split = text.indexOf('\r\n\r\n');
+  const head = split === -1 ? text : text.slice(0, split);
+  const headerLines = (block: string) => {
+    const fields: Record<string, string> = {};
+    for (const line of block.split('\r\n')) {
+      const colon = line.indexOf(':');
+      if (colon > 0) fields[line.slice(0, colon).trim().toLowerCase()] = line.slice(colon + 1).trim();
+    }
+    return fields;
+  };
+  const headers = headerLines(head.slice(head.indexOf('\r\n') + 2));
+  let rest = split === -1 ? '' : text.slice(split + 4);
+  let body = '';
+  let trailers: Record<string, string> = {};
+  if (/chunked/i.test(headers['transfer-encoding'] ?? '')) {
+    for (let guard = 0; guard < 100_000; guard++) {
+      const lineEnd = rest.indexOf('\r\n');
+      if (lineEnd === -1) break;
+      const size = parseInt(rest.slice(0, lineEnd), 16);
+      if (!(size > 0)) {
+        const end = rest.indexOf('\r\n\r\n', lineEnd);
+        trailers = headerLines(rest.slice(lineEnd + 2, end === -1 ? undefined : end));
+        break;
+      }
+      body += rest.slice(lineEnd + 2, lineEnd + 2 + size);
+      rest = rest.slice(lineEnd + 2 + size + 2);
+    }
+  } else {
+    body = rest;
+  }
+  return { status: Number(/^HTTP\/1\.[01] (\d{3})/.exec(text)?.[1] ?? 0), head, headers, body, trailers };
+}
