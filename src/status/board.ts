@@ -8,7 +8,7 @@
  * once. Label values and texts that could hold a secret go through the
  * snapshot's `secrets.text()`, as every admin answer does.
  */
-import { readFileSync } from 'node:fs';
+import { VERSION } from '../version.ts';
 import type { ConfigStore } from '../config/store.ts';
 import type { Snapshot } from '../config/compile.ts';
 import type { MetricsJson } from '../cluster/merge.ts';
@@ -21,7 +21,6 @@ import { ratesBetween, readSample, routeKey, type Counts, type Rates, type Sampl
 export const INTERVAL_MS = 2_000;
 export const HISTORY_SAMPLES = 300;
 
-const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
 /** The outcome of the last reload (a start is no reload). */
 export interface LastReload {

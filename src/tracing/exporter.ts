@@ -10,14 +10,13 @@
  * One exporter per process (like the metrics registry), configured from each
  * new config snapshot; with workers, each worker exports its own spans.
  */
-import { readFileSync } from 'node:fs';
+import { VERSION } from '../version.ts';
 import { Agent, request } from 'undici';
 import { log } from '../observe/log.ts';
 import { tracingDropped, tracingExported } from '../observe/metrics.ts';
 import { exportRequest, spanCount, type Resource, type TracedRequest } from './otlp.ts';
 import type { TracingSettings } from './settings.ts';
 
-const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
 export class SpanExporter {
   #settings: TracingSettings | undefined;
