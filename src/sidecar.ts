@@ -181,6 +181,7 @@ export class Sidecar {
         recentErrors: cluster ? () => cluster.recentErrors() : async () => recentErrors(),
         lastReload: () => this.#lastReload,
         hasApp: () => this.#app !== undefined,
+        boundPort: (listener) => (listener === 'ingress' ? this.ingressPort : this.egressPort),
         intervalMs: this.#options.statusIntervalMs,
       });
       this.#admin = createAdminListener({

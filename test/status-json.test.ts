@@ -70,6 +70,7 @@ ingress:
     expect(route('broken')).toMatchObject({ target: 'dead', total: { requests: 3, '5xx': 3 } });
     expect(route('')).toMatchObject({ total: { requests: 1, '4xx': 1 } }); // no route matched
     expect(body.workers).toBe(1);
+    expect((body.listeners[0] as unknown as { listen: string }).listen).toBe(`127.0.0.1:${sidecar.sidecar.ingressPort}`); // port 0 shown as bound
     expect(body.version).toMatch(/^\d+\.\d+\.\d+/);
   });
 

@@ -94,7 +94,7 @@ ingress:
     expect(page.headers['cache-control']).toBe('no-store');
     const scripts = [...page.text.matchAll(/<script\b([^>]*)>([\s\S]*?)<\/script>/g)];
     expect(scripts).toHaveLength(1);
-    expect(scripts[0][1]).toContain('src="/status.js"');
+    expect(scripts[0][1]).toContain('src="status.js"'); // relative: the page works under a path prefix too
     expect(scripts[0][2]).toBe(''); // no inline code
     expect(page.text).not.toMatch(/<style\b/);
     expect(page.text).not.toMatch(/\sstyle=/);

@@ -41,6 +41,8 @@ export interface BoardDeps {
   readonly lastReload: () => LastReload | undefined;
   /** Whether a supervised app runs beside the sidecar. */
   readonly hasApp: () => boolean;
+  /** The port a listener is bound to in this process (shown for a configured port 0); undefined when unknown. */
+  readonly boundPort?: (listener: 'ingress' | 'egress') => number | undefined;
   readonly intervalMs?: number;
 }
 
@@ -224,7 +226,7 @@ export class StatusBoard {
       }
       out.push({
         name,
-        listen: String(snapshot.secrets.shown([name, 'listen'], listener.settings.listen)),
+        listen: shownListen(String(snapshot.secrets.shown([name, 'listen'], listener.settings.listen)), this.#deps.boundPort?.(name)),
         inFlight: now.inFlight.get(name) ?? 0,
         total: countsJson(now.listeners.get(name)),
         rate: ratesJson(ratesBetween(base?.listeners.get(name), now.listeners.get(name), seconds, now.bounds)),
@@ -285,6 +287,11 @@ function upstreamJson(name: string, view: UpstreamView, retries: number): Upstre
       lastErrorAt: endpoint.lastErrorAt ?? null,
     })),
   };
+}
+
+/** `host:0` as the port it was bound to, when known. */
+function shownListen(listen: string, bound: number | undefined): string {
+  return bound !== undefined && listen.endsWith(':0') ? `${listen.slice(0, -1)}${bound}` : listen;
 }
 
 function countsJson(counts: Counts | undefined): CountsJson {

@@ -1,7 +1,9 @@
 /**
  * The status page (admin `GET /`): StatusJson rendered on the server as
  * tables and inline SVG charts, readable as it is with JavaScript off;
- * status.js only fetches it again every 2 s. Every value is escaped.
+ * status.js only fetches it again every 2 s. Every value is escaped. Links
+ * are relative, so the page also works behind a path prefix (`kubectl proxy`,
+ * a reverse proxy's sub-path).
  */
 import type { EndpointJson, ListenerJson, RatesJson, StatusJson, UpstreamJson } from './board.ts';
 import { escapeHtml as h, formatNumber, lineChart } from './chart.ts';
@@ -15,8 +17,8 @@ export function renderStatusPage(status: StatusJson): string {
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>sidecar status</title>
-<link rel="stylesheet" href="/status.css">
-<script src="/status.js" defer></script>
+<link rel="stylesheet" href="status.css">
+<script src="status.js" defer></script>
 </head>
 <body>
 <main>
@@ -26,7 +28,7 @@ ${facts(status)}
 <section><h2>Routes</h2>${routesTable(status)}</section>
 <section><h2>Upstreams</h2>${upstreamsTable(status.upstreams)}</section>
 <section><h2>Recent errors</h2>${errorsTable(status)}</section>
-<footer>Numbers are those of <a href="/metrics">/metrics</a>${status.workers > 1 ? `, summed over ${status.workers} workers` : ''}; rates per second over the last ${status.intervalSeconds} s or so; data as JSON at <a href="/status.json">/status.json</a>. With JavaScript on, this page refreshes every ${status.intervalSeconds} s.</footer>
+<footer>Numbers are those of <a href="metrics">/metrics</a>${status.workers > 1 ? `, summed over ${status.workers} workers` : ''}; rates per second over the last ${status.intervalSeconds} s or so; data as JSON at <a href="status.json">/status.json</a>. With JavaScript on, this page refreshes every ${status.intervalSeconds} s.</footer>
 </main>
 </body>
 </html>
