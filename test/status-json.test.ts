@@ -52,6 +52,19 @@ ingress:
     expect(response.headers['content-type']).toContain('application/json');
     return (await response.body.json()) as Status;
   };
+  /**
+   * The status once `ready` holds (bounded): a request counts when the server
+   * side of its response closes, which may come a moment after the client
+   * has read the whole answer.
+   */
+  const statusWhen = async (ready: (body: Status) => boolean): Promise<Status> => {
+    let body = await status();
+    for (let round = 0; round < 100 && !ready(body); round++) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      body = await status();
+    }
+    return body;
+  };
   const send = async (path: string, reqId?: string) => {
     const response = await request(sidecar.url(path), { headers: reqId ? { 'x-request-id': reqId } : {} });
     await response.body.dump();
@@ -62,7 +75,7 @@ ingress:
     for (let i = 0; i < 7; i++) expect(await send(`/ok/${i}`)).toBe(200);
     for (let i = 0; i < 3; i++) expect(await send('/broken')).toBe(502);
     expect(await send('/nowhere')).toBe(404);
-    const body = await status();
+    const body = await statusWhen((each) => each.listeners[0]?.total.requests >= 11);
     const ingress = body.listeners.find((listener) => listener.name === 'ingress')!;
     expect(ingress.total).toEqual({ requests: 11, '2xx': 7, '4xx': 1, '5xx': 3 });
     const route = (name: string) => body.routes.find((each) => each.name === name);
@@ -77,7 +90,7 @@ ingress:
   it('shows endpoint failures with the last error, and the error answers with their request ids', async () => {
     const reqId = `status-test-${Date.now()}`;
     expect(await send('/broken/x?secret=1', reqId)).toBe(502);
-    const body = await status();
+    const body = await statusWhen((each) => each.recentErrors[0]?.reqId === reqId);
     const dead = body.upstreams.find((upstream) => upstream.name === 'dead')!;
     expect(dead.breaker).toBe('none');
     expect(dead.endpoints[0]).toMatchObject({ state: 'healthy', failures: 4, lastError: 'upstream_connect_failed' });
@@ -89,7 +102,7 @@ ingress:
 
   it('keeps the last 50 errors, newest first', async () => {
     for (let i = 0; i < 60; i++) await send(`/nowhere/${i}`, `many-${i}`);
-    const errors = (await status()).recentErrors;
+    const errors = (await statusWhen((each) => each.recentErrors[0]?.reqId === 'many-59')).recentErrors;
     expect(errors).toHaveLength(50);
     expect(errors[0].reqId).toBe('many-59');
     expect(errors[49].reqId).toBe('many-10');

@@ -106,7 +106,12 @@ ingress:
     const answer = await request(sidecar.url('/secret/x'), { headers: { 'x-request-id': 'page-error-1' } });
     await answer.body.dump();
     expect(answer.statusCode).toBe(502);
-    const page = (await get('/', bearer)).text;
+    // Recorded once the server side of the response closed, a moment after the client read it: wait (bounded).
+    let page = (await get('/', bearer)).text;
+    for (let round = 0; round < 100 && !page.includes('page-error-1'); round++) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      page = (await get('/', bearer)).text;
+    }
     for (const text of ['Listeners', 'Routes', 'Upstreams', 'Recent errors', 'ingress', 'app', 'upstream_connect_failed', 'page-error-1', 'breaker', 'healthy']) {
       expect(page, text).toContain(text);
     }

@@ -39,12 +39,19 @@ ingress:
   it('sums the workers: N requests sent, N counted; every worker\'s errors listed', async () => {
     const sent = 40;
     for (let i = 0; i < sent; i++) expect((await freshRequest(ingressPort, i % 4 === 0 ? `/missing/${i}` : `/app/${i}`)).status).toBe(i % 4 === 0 ? 404 : 200);
-    const status = (await (await request(`http://127.0.0.1:${adminPort}/status.json`)).body.json()) as {
+    type Status = {
       workers: number;
       listeners: Array<{ name: string; total: Record<string, number> }>;
       routes: Array<{ name: string; total: Record<string, number> }>;
       recentErrors: Array<{ code: string; path: string }>;
     };
+    const read = async () => (await (await request(`http://127.0.0.1:${adminPort}/status.json`)).body.json()) as Status;
+    // A request counts once the server side of its response closed, a moment after the client read it: wait (bounded).
+    let status = await read();
+    for (let round = 0; round < 100 && (status.listeners[0]?.total.requests ?? 0) < sent; round++) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      status = await read();
+    }
     expect(status.workers).toBe(2);
     expect(status.listeners[0]).toMatchObject({ name: 'ingress', total: { requests: sent, '2xx': 30, '4xx': 10 } });
     expect(status.routes.find((route) => route.name === 'app')!.total.requests).toBe(30);

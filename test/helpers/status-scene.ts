@@ -80,7 +80,7 @@ ingress:
 
 /**
  * True in the page once it shows what the browser test asserts: an unhealthy
- * endpoint, an open breaker, an ingress rate above zero, and a refresh by its
+ * endpoint, an open breaker and an answer it caused, an ingress rate above zero, and a refresh by its
  * script since it loaded (the time stamp changed).
  */
 export const READY_EXPRESSION = `(() => {
@@ -88,7 +88,7 @@ export const READY_EXPRESSION = `(() => {
   const rate = Number(document.querySelector('tr[data-listener="ingress"] td')?.textContent);
   const now = document.querySelector('header time')?.getAttribute('datetime');
   window.__firstNow ??= now;
-  return text.includes('unhealthy') && /payments\\s+open\\s/.test(text) && rate > 0 && now !== window.__firstNow && document.documentElement.dataset.live === 'on';
+  return text.includes('unhealthy') && /payments\\s+open\\s/.test(text) && text.includes('circuit_open') && rate > 0 && now !== window.__firstNow && document.documentElement.dataset.live === 'on';
 })()`;
 
 /**
