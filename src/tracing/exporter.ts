@@ -19,6 +19,11 @@ import type { TracingSettings } from './settings.ts';
 
 
 export class SpanExporter {
+  /**
+   * Where and how spans go: the last settings tracing was on with. A reload
+   * that turns tracing off stops new traces (the snapshot has none) but still
+   * sends what is queued, and what requests begun before it still finish.
+   */
   #settings: TracingSettings | undefined;
   #resource: Resource = { serviceName: 'sidecar', serviceVersion: VERSION };
   #queue: TracedRequest[] = [];
@@ -30,21 +35,23 @@ export class SpanExporter {
   /** Whether the last export failed: a change is logged once, not every batch. */
   #failing = false;
 
-  /** Applies the settings of a new snapshot (undefined: tracing off; spans still queued are sent). */
+  /** Applies the settings of a new snapshot (undefined: tracing off; spans still queued are sent where they were going). */
   configure(settings: TracingSettings | undefined): void {
     if (settings && settings.exportTimeout !== this.#settings?.exportTimeout) {
       void this.#agent?.close();
       this.#agent = new Agent({ connections: 2, connect: { timeout: settings.exportTimeout }, headersTimeout: settings.exportTimeout, bodyTimeout: settings.exportTimeout });
     }
+    if (!settings) return;
     this.#settings = settings;
-    if (settings) this.#resource = { serviceName: settings.serviceName, serviceVersion: VERSION };
+    this.#resource = { serviceName: settings.serviceName, serviceVersion: VERSION };
   }
 
   /** Queues a finished sampled request; drops (and counts) its spans when the queue is full. */
   add(traced: TracedRequest): void {
     const settings = this.#settings;
+    if (!settings) return; // never configured: no request can have been sampled
     const spans = spanCount(traced);
-    if (!settings || this.#queuedSpans + spans > settings.maxQueue) {
+    if (this.#queuedSpans + spans > settings.maxQueue) {
       tracingDropped.queueFull.inc(spans);
       return;
     }
