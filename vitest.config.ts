@@ -7,6 +7,9 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 30_000,
     pool: 'forks',
+    // Tests run the sidecar in their worker too: the flag it runs with everywhere (package.json
+    // `start`), for http-proxy's util._extend on every WebSocket (DEP0060). That code only.
+    execArgv: ['--disable-warning=DEP0060'],
     // Two cores: more workers only add contention to tests that measure real traffic.
     maxWorkers: 2,
   },

@@ -12,6 +12,13 @@
 // It runs the TypeScript sources in a checkout (Node strips the types) and the
 // JavaScript built into dist/ by `npm pack` in an installed copy: Node refuses
 // to strip types from files under node_modules.
+//
+// The sidecar runs with --disable-warning=DEP0060, as `npm start` and the
+// Dockerfile run it: http-proxy 1.18.1 (WebSocket relaying) calls util._extend
+// on every WebSocket, and that deprecation warning, only that one, is not
+// printed. The flag is not in the shebang, which an old Node would refuse
+// before this file could say anything: a Node 24 that runs this file without
+// it replaces itself with one that has it (process.execve, same process).
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -19,6 +26,7 @@ import { dirname, join, sep } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const MIN_MAJOR = 24;
+const QUIET = '--disable-warning=DEP0060';
 const self = fileURLToPath(import.meta.url); // Node resolved the bin link to the real file
 const root = dirname(dirname(self));
 
@@ -42,8 +50,13 @@ function bundledNode() {
   }
 }
 
+/** Node's own flags for the sidecar: this process's, and QUIET. */
+function nodeFlags() {
+  return process.execArgv.includes(QUIET) ? process.execArgv : [...process.execArgv, QUIET];
+}
+
 function runChild(binary) {
-  const child = spawn(binary, [...process.execArgv, self, ...process.argv.slice(2)], { stdio: 'inherit' });
+  const child = spawn(binary, [...nodeFlags(), self, ...process.argv.slice(2)], { stdio: 'inherit' });
   // The child is the sidecar: it gets every signal meant for us (a supervisor's SIGTERM, SIGHUP to reload).
   const signals = ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'];
   const forward = (signal) => child.kill(signal);
@@ -61,6 +74,11 @@ function runChild(binary) {
 
 const major = Number(process.versions.node.split('.')[0]);
 if (major >= MIN_MAJOR) {
+  const quiet = process.execArgv.includes(QUIET) || (process.env.NODE_OPTIONS ?? '').split(/\s+/).includes(QUIET);
+  // Where execve is missing (Windows), the sidecar runs as it is: DEP0060 is printed once, harmless.
+  if (!quiet && typeof process.execve === 'function') {
+    process.execve(process.execPath, [process.execPath, ...nodeFlags(), self, ...process.argv.slice(2)], process.env);
+  }
   await import(pathToFileURL(entry()).href);
 } else {
   const binary = bundledNode();

@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --disable-warning=DEP0060
 /**
  * Command line (SPEC.md "Command line"):
  *   sidecar [--config PATH] [-- CMD ARGS...]   run (default config/sidecar.yaml, or $SIDECAR_CONFIG)
@@ -9,6 +9,11 @@
  * supervised app and `restart: never`, the app's own exit code (127 / 126
  * when its command is not found / not executable, 1 when it did not become
  * ready in time); 128 + N after a second signal N cut the drain short.
+ *
+ * Started by `npm start`, the Dockerfile and the `sidecar` command
+ * (bin/sidecar.js) with --disable-warning=DEP0060, as by this shebang: one
+ * warning off, which http-proxy 1.18.1 (WebSocket relaying) triggers by
+ * calling util._extend on every WebSocket. Every other warning is printed.
  */
 import { compile } from './config/compile.ts';
 import { formatConfigError, loadConfigFile } from './config/load.ts';

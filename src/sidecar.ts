@@ -14,7 +14,7 @@ import { IngressServer } from './ingress/server.ts';
 import { EgressServer } from './egress/server.ts';
 import type { OwnAddress } from './egress/policy.ts';
 import type { Listener } from './net/listener.ts';
-import { UpstreamRegistry, type Unhealthy } from './upstream/registry.ts';
+import { UpstreamRegistry, type DiscoveredSets, type Unhealthy } from './upstream/registry.ts';
 import { exposureWarnings } from './admin/exposure.ts';
 import { configLastReloadSuccess, configReloadsTotal } from './observe/metrics.ts';
 import { log, setLogLevel } from './observe/log.ts';
@@ -52,6 +52,8 @@ export interface ClusterHooks {
   shareOwnAddresses(own: readonly OwnAddress[]): Promise<void>;
   /** Passes the verdicts of the active health checks (run in the primary only) on to every worker. */
   shareHealth(unhealthy: readonly Unhealthy[]): void;
+  /** Passes the endpoints DNS discovery found (it runs in the primary only) on to every worker. */
+  shareDiscovered(sets: DiscoveredSets): void;
   /** Drains and ends every worker. */
   stop(deadlineMs: number): Promise<void>;
 }
@@ -72,6 +74,8 @@ export interface SidecarOptions {
   readonly appReady?: () => boolean;
   /** For a worker: the endpoints its primary's health checks hold unhealthy when it was forked. */
   readonly unhealthy?: readonly Unhealthy[];
+  /** For a worker: the endpoints its primary's DNS discovery had found when it was forked. */
+  readonly discovered?: DiscoveredSets;
   /** How often the status page reads the counters (default status/board.ts INTERVAL_MS; tests go faster). */
   readonly statusIntervalMs?: number;
 }
@@ -106,8 +110,12 @@ export class Sidecar {
       breakers: role !== 'primary',
       health: role === 'worker' ? 'follow' : 'probe',
       onHealthChange: cluster ? () => cluster.shareHealth(this.registry.unhealthy()) : undefined,
+      // Likewise the primary resolves discovered upstreams once for all, and the workers route to what it found.
+      discovery: role === 'worker' ? 'follow' : 'resolve',
+      onDiscoveryChange: cluster ? () => cluster.shareDiscovered(this.registry.discovered()) : undefined,
     });
     if (options.unhealthy) this.registry.follow(options.unhealthy);
+    if (options.discovered) this.registry.followDiscovered(options.discovered);
   }
 
   /** Readiness: listeners bound, the app (if any) ready, not draining (and, for a primary, every worker up). */

@@ -97,7 +97,8 @@ async function main(): Promise<number> {
   const file = join(dir, 'sidecar.yaml');
   writeFileSync(file, configYaml(upstreams.httpPort, dead, upstreams.echoPort, '10s'));
 
-  const child = spawn(process.execPath, ['--max-semi-space-size=8', join(ROOT, 'src/cli.ts'), '--config', file], {
+  // The flags of `npm start` (package.json): DEP0060 is http-proxy's util._extend, on every WebSocket.
+  const child = spawn(process.execPath, ['--max-semi-space-size=8', '--disable-warning=DEP0060', join(ROOT, 'src/cli.ts'), '--config', file], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'inherit'],
   });

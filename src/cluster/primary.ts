@@ -14,8 +14,8 @@ import type { ClusterHooks } from '../sidecar.ts';
 import type { OwnAddress } from '../egress/policy.ts';
 import { registry } from '../observe/metrics.ts';
 import { log } from '../observe/log.ts';
-import type { Unhealthy } from '../upstream/registry.ts';
-import { isMessage, UNHEALTHY_ENV, type ToPrimary, type ToWorker, type WorkerQuestion } from './messages.ts';
+import type { DiscoveredSets, Unhealthy } from '../upstream/registry.ts';
+import { DISCOVERED_ENV, isMessage, UNHEALTHY_ENV, type ToPrimary, type ToWorker, type WorkerQuestion } from './messages.ts';
 import { mergeUpstreamViews, oneCircuitState, type MetricsJson } from './merge.ts';
 import { mergeRecentErrors, recentErrors, type RecentError } from '../status/recent-errors.ts';
 
@@ -47,6 +47,8 @@ export class WorkerPool implements ClusterHooks {
   #appReady = false;
   /** The last verdicts of the primary's health checks, for workers forked or listening later. */
   #unhealthy: readonly Unhealthy[] = [];
+  /** The last endpoints the primary's DNS discovery found, for workers forked or listening later. */
+  #discovered: DiscoveredSets = {};
   #restartDelay = RESTART_MIN_MS;
 
   constructor(count: number) {
@@ -82,7 +84,11 @@ export class WorkerPool implements ClusterHooks {
 
   #fork(): Worker {
     // The app's readiness and the endpoints' health as of now; later changes follow by message.
-    const worker = cluster.fork({ SIDECAR_APP_READY: this.#appReady ? '1' : '0', [UNHEALTHY_ENV]: JSON.stringify(this.#unhealthy) });
+    const worker = cluster.fork({
+      SIDECAR_APP_READY: this.#appReady ? '1' : '0',
+      [UNHEALTHY_ENV]: JSON.stringify(this.#unhealthy),
+      [DISCOVERED_ENV]: JSON.stringify(this.#discovered),
+    });
     this.#alive.add(worker);
     worker.on('message', (message: unknown) => {
       if (!isMessage<ToPrimary>(message)) return;
@@ -90,6 +96,7 @@ export class WorkerPool implements ClusterHooks {
         this.#listening.add(worker);
         this.#send(worker, { type: 'app-ready', ready: this.#appReady });
         this.#send(worker, { type: 'health', unhealthy: this.#unhealthy });
+        this.#send(worker, { type: 'discovered', sets: this.#discovered });
         log.info({ workerPid: worker.process.pid, listening: this.#listening.size, of: this.#count }, 'worker listening');
         this.#workerAddresses.set(worker, message.addresses);
         void this.#shareAddresses();
@@ -131,6 +138,12 @@ export class WorkerPool implements ClusterHooks {
     if (ready === this.#appReady) return;
     this.#appReady = ready;
     for (const worker of this.#listening) this.#send(worker, { type: 'app-ready', ready });
+  }
+
+  /** Passes the endpoints the primary's DNS discovery found on; workers route to them instead of resolving themselves. */
+  shareDiscovered(sets: DiscoveredSets): void {
+    this.#discovered = sets;
+    for (const worker of this.#alive) this.#send(worker, { type: 'discovered', sets });
   }
 
   /** Passes the verdicts of the primary's health checks on; workers route by them instead of probing themselves. */

@@ -12,8 +12,8 @@ import { Sidecar } from '../sidecar.ts';
 import { registry } from '../observe/metrics.ts';
 import { flushLogs, log } from '../observe/log.ts';
 import { recentErrors } from '../status/recent-errors.ts';
-import type { Unhealthy } from '../upstream/registry.ts';
-import { isMessage, UNHEALTHY_ENV, type ToPrimary, type ToWorker } from './messages.ts';
+import type { DiscoveredSets, Unhealthy } from '../upstream/registry.ts';
+import { DISCOVERED_ENV, isMessage, UNHEALTHY_ENV, type ToPrimary, type ToWorker } from './messages.ts';
 
 function send(message: ToPrimary): void {
   process.send?.(message);
@@ -31,6 +31,7 @@ export async function runWorker(configPath: string): Promise<number | undefined>
     role: 'worker',
     appReady: () => appReady,
     unhealthy: JSON.parse(process.env[UNHEALTHY_ENV] ?? '[]') as Unhealthy[],
+    discovered: JSON.parse(process.env[DISCOVERED_ENV] ?? '{}') as DiscoveredSets,
   });
 
   const answer = async (message: Extract<ToWorker, { type: 'ask' }>): Promise<unknown> => {
@@ -60,6 +61,10 @@ export async function runWorker(configPath: string): Promise<number | undefined>
     }
     if (message.type === 'health') {
       sidecar.registry.follow(message.unhealthy);
+      return;
+    }
+    if (message.type === 'discovered') {
+      sidecar.registry.followDiscovered(message.sets);
       return;
     }
     answer(message).then(

@@ -86,12 +86,12 @@ function checkUpstreams(config: Config): Problem[] {
   const problems: Problem[] = [];
   for (const [name, upstream] of Object.entries(config.upstreams)) {
     const schemeOf = (url: string) => new URL(url).protocol;
-    const first = schemeOf(upstream.endpoints[0]);
-    const odd = upstream.endpoints.findIndex((url) => schemeOf(url) !== first);
+    const endpoints = upstream.endpoints ?? []; // discovered endpoints all have the one scheme of discovery.dns
+    const odd = endpoints.findIndex((url) => schemeOf(url) !== schemeOf(endpoints[0]));
     if (odd !== -1) {
       problems.push({
         path: ['upstreams', name, 'endpoints', odd],
-        message: `mixes ${first}// and ${schemeOf(upstream.endpoints[odd])}// endpoints (one upstream speaks one protocol; split it in two)`,
+        message: `mixes ${schemeOf(endpoints[0])}// and ${schemeOf(endpoints[odd])}// endpoints (one upstream speaks one protocol; split it in two)`,
       });
     }
     const ca = upstream.tls?.ca;

@@ -24,13 +24,16 @@ import { log } from '../observe/log.ts';
 import { ProxyError } from '../proxy/errors.ts';
 import { carriesOwnVia, requestIdOf } from '../proxy/headers.ts';
 import { clientErrorHandler, writeRawError } from '../net/raw-answer.ts';
-import { admitHead, type HeadRecord } from '../net/request-head.ts';
+import { admitHead, upgradeWanted, type HeadRecord } from '../net/request-head.ts';
 import { PROXY_AUTHENTICATE, proxyAuthorized } from './auth.ts';
 import { LOOP_MESSAGE, type EgressDeps, type EgressDispatcher } from './dispatch.ts';
 import { DEFAULT_CONNECT_TIMEOUT_MS } from './destinations.ts';
 import { admitConnect, firstAllowing, pinnedLookup, resolveChecked, rulesFor } from './policy.ts';
 import { absolutePath, parseAuthority } from './target.ts';
-import { openTunnel, type TunnelTarget } from './tunnel.ts';
+import { openTunnel, type TunnelConnect, type TunnelTarget } from './tunnel.ts';
+import type { EgressUpgrades } from './websocket.ts';
+import { refusalOf, UpstreamHold } from '../upstream/held.ts';
+import type { EndpointState } from '../upstream/registry.ts';
 
 /**
  * How long to wait for the client's first bytes after 200. Clients of
@@ -106,6 +109,18 @@ function innerLimits(snapshot: Snapshot): ReturnType<typeof serverLimits> {
   return serverLimits(snapshot.config.egress);
 }
 
+/** Where a tunnel to a configured endpoint connects (its scheme's port when the URL has none). */
+function endpointTarget(endpoint: EndpointState, connectTimeout: number): TunnelTarget {
+  const url = new URL(endpoint.url);
+  const port = Number(url.port) || (url.protocol === 'https:' ? 443 : 80);
+  return { host: url.hostname.replace(/^\[|\]$/g, ''), port, connectTimeout };
+}
+
+/** The path of a request inside a tunnel: its destination is the CONNECT's host:port, whatever the request line or Host say. */
+function innerPath(url: string): string {
+  return url.startsWith('/') ? url : absolutePath(url);
+}
+
 /** What an HTTP request inside a tunnel needs to know about its CONNECT. */
 interface TunnelContext {
   readonly host: string;
@@ -116,16 +131,18 @@ export class ConnectHandler {
   readonly #deps: EgressDeps;
   readonly #listener: Listener;
   readonly #dispatcher: EgressDispatcher;
+  readonly #upgrades: EgressUpgrades;
   /** Serves HTTP carried inside CONNECT tunnels; it never listens, sockets are handed to it. */
   readonly #inner: ObservedServer;
   readonly #contexts = new WeakMap<Socket, TunnelContext>();
   readonly #headRecord: HeadRecord;
   #draining = false;
 
-  constructor(deps: EgressDeps, listener: Listener, dispatcher: EgressDispatcher) {
+  constructor(deps: EgressDeps, listener: Listener, dispatcher: EgressDispatcher, upgrades: EgressUpgrades) {
     this.#deps = deps;
     this.#listener = listener;
     this.#dispatcher = dispatcher;
+    this.#upgrades = upgrades;
     this.#inner = createServer<typeof IncomingMessage, typeof ObservedResponse>(
       {
         ...innerLimits(deps.store.current()),
@@ -133,6 +150,8 @@ export class ConnectHandler {
         requireHostHeader: false,
         insecureHTTPParser: false,
         ServerResponse: ObservedResponse,
+        // As on the listeners (net/listener.ts): an `Upgrade: h2c` offer is served as a plain request.
+        shouldUpgradeCallback: upgradeWanted,
       },
       (req, res) => {
         res.on('close', tellObserver);
@@ -142,6 +161,7 @@ export class ConnectHandler {
     // A reload's new limits apply to the HTTP inside tunnels too (as Listener.setLimits does for the listener).
     deps.store.onSwap((next) => Object.assign(this.#inner, innerLimits(next)));
     this.#inner.on('clientError', clientErrorHandler('egress', () => deps.store.current().config.log.access));
+    this.#inner.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.#onInnerUpgrade(req, socket, head));
     this.#headRecord = { listener: 'egress', accessLog: () => deps.store.current().config.log.access };
     // Node tracks a server's connections (timeouts, closeIdleConnections) from 'listening' on;
     // this server is never bound, so start the tracking by hand.
@@ -193,7 +213,13 @@ export class ConnectHandler {
       established();
       return;
     }
-    if (egress.routes[first].upstream !== undefined) {
+    const route = egress.routes[first];
+    if (route.upstream !== undefined) {
+      // A logical name whose upstream would refuse a tunnel (breaker open, maxConcurrent reached, no endpoint)
+      // refuses the CONNECT now, while the client can still read why (upstream/held.ts).
+      const upstream = this.#deps.registry.get(route.upstream);
+      const refusal = upstream ? refusalOf(upstream) : new ProxyError('no_healthy_endpoint', `upstream "${route.upstream}" is gone`);
+      if (refusal) return refuse(refusal, route.name);
       established();
       return;
     }
@@ -216,13 +242,18 @@ export class ConnectHandler {
   #onInnerRequest(req: IncomingMessage, res: ObservedResponse): void {
     if (!admitHead(req, res, false, this.#headRecord)) return;
     const context = this.#contexts.get(req.socket);
-    const url = req.url ?? '/';
-    // The destination is the CONNECT's host:port, whatever the request line or Host say.
-    const path = url.startsWith('/') ? url : absolutePath(url);
+    const path = innerPath(req.url ?? '/');
     this.#dispatcher.handle(req, res, context && { scheme: 'http', host: context.host, port: context.port, path }, {
       authenticated: true,
       closeAfter: this.#draining,
     });
+  }
+
+  /** A WebSocket inside the tunnel: relayed to the CONNECT's host:port like an absolute-form one (the tunnel is tracked already). */
+  #onInnerUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const context = this.#contexts.get(req.socket);
+    const path = innerPath(req.url ?? '/');
+    this.#upgrades.handle(req, socket, head, context && { scheme: 'http', host: context.host, port: context.port, path }, { authenticated: true, requireHost: false });
   }
 
   /** A blind tunnel on the first route that allows this host:port without looking at a request (policy.firstAllowing). */
@@ -249,20 +280,31 @@ export class ConnectHandler {
         exchange.finish();
         return;
       }
-      // A logical name: the tunnel goes to one of the upstream's endpoints.
+      // A logical name: the tunnel goes to one of the upstream's endpoints, and counts with the upstream
+      // (breaker, maxConcurrent, connections, in-flight, ejection) like any request to it.
       exchange.setUpstream(upstream);
-      const picked = upstream.pick();
-      if (!picked) {
-        exchange.error = 'no_healthy_endpoint';
-        exchange.status = 503;
-        socket.destroy();
+      const hold = new UpstreamHold();
+      const done = () => {
+        hold.end();
         exchange.finish();
-        return;
-      }
-      const endpoint = new URL(picked.url);
-      const port = Number(endpoint.port) || (endpoint.protocol === 'https:' ? 443 : 80);
-      const tunnelTarget: TunnelTarget = { host: endpoint.hostname.replace(/^\[|\]$/g, ''), port, connectTimeout: route.connectTimeout ?? upstream.config.connectTimeout };
-      openTunnel(socket, tunnelTarget, first, idleTimeout, exchange, () => exchange.finish());
+      };
+      const connectTimeout = route.connectTimeout ?? upstream.config.connectTimeout;
+      hold
+        .open(upstream, {
+          start: (endpoint) =>
+            new Promise<TunnelConnect>((connected) => openTunnel(socket, endpointTarget(endpoint, connectTimeout), first, idleTimeout, exchange, done, connected)),
+          verdict: (outcome) => (outcome === 'failed' ? 'failed' : outcome === 'gone' ? 'nothing' : 'fine'),
+          opened: (outcome) => outcome === 'connected',
+        })
+        .catch((err: unknown) => {
+          // Refused before any connect (circuit_open, overloaded, no_healthy_endpoint): after the 200, all the client sees is the close.
+          if (!(err instanceof ProxyError)) log.error({ err, reqId: exchange.reqId }, 'CONNECT tunnel failed unexpectedly');
+          const error = err instanceof ProxyError ? err : new ProxyError('internal_error');
+          exchange.error = error.code;
+          exchange.status = error.status;
+          socket.destroy();
+          done();
+        });
       return;
     }
     // A pass-through: check the addresses for this route, then connect to exactly those (no second lookup to rebind).

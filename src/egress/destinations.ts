@@ -162,14 +162,16 @@ function closePools(state: UpstreamState): void {
  * One destination as an upstream of one endpoint. Its name is `host:port`,
  * which the access log shows as `upstream`; the metrics label it with its
  * route's name instead (one series per route, however many destinations a `*`
- * route reaches, and the route still told apart from the others). The pool
- * connects through `checkedLookup`, so every new connection is checked
- * against the route's address rules on the address it really uses.
+ * route reaches, and the route still told apart from the others). The pool,
+ * and the endpoint's agent (its WebSockets), connect through `checkedLookup`,
+ * so every new connection is checked against the route's address rules on
+ * the address it really uses.
  */
 function createState(key: DestinationKey, own: DestinationRules['own']): UpstreamState {
   const url = `${key.scheme}://${authorityOf(key.scheme, key.host, key.port)}`;
   // Written as in a config file (a duration needs its unit), so the upstream defaults come from the one schema.
   const config = upstreamSchema.parse({ endpoints: [url], connectTimeout: `${key.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT_MS}ms` });
+  const lookup = checkedLookup(key.port, { ...key.reach, own });
   const pool = new Pool(new URL(url).origin, {
     connections: config.connections,
     keepAliveTimeout: config.idleTimeout,
@@ -179,8 +181,8 @@ function createState(key: DestinationKey, own: DestinationRules['own']): Upstrea
     bodyTimeout: 0,
     connect: {
       timeout: config.connectTimeout,
-      lookup: checkedLookup(key.port, { ...key.reach, own }),
+      lookup,
     },
   });
-  return new UpstreamState(hostPort(key.host, key.port), config, [new EndpointState(url, pool, `egress:${url}`)], key.route);
+  return new UpstreamState(hostPort(key.host, key.port), config, [new EndpointState(url, pool, `egress:${url}`, { lookup })], key.route);
 }

@@ -36,9 +36,17 @@ export interface TunnelTarget {
 }
 
 /**
+ * How the connect to the destination ended: `gone` when the client left
+ * before it was made (nobody's failure), `failed` for a connect failure or
+ * timeout (the upstream's, for the breaker and outlier ejection).
+ */
+export type TunnelConnect = 'connected' | 'failed' | 'gone';
+
+/**
  * Connects `client` (already answered `200 Connection Established`) to
  * `target`, sends `first` (the bytes peeked to tell TLS from HTTP), and
- * pipes. `done` is called once, when both sockets are closed.
+ * pipes. `connected` is told once how the connect ended; `done` is called
+ * once, when both sockets are closed.
  */
 export function openTunnel(
   client: Socket,
@@ -47,6 +55,7 @@ export function openTunnel(
   idleTimeout: number,
   exchange: Exchange,
   done: () => void,
+  connected: (outcome: TunnelConnect) => void = () => undefined,
 ): void {
   let downstream: ((chunk: Buffer) => boolean) | undefined;
   const readBuffer = Buffer.allocUnsafe(READ_BUFFER);
@@ -59,7 +68,12 @@ export function openTunnel(
     onread: { buffer: readBuffer, callback: (length) => downstream?.(readBuffer.subarray(0, length)) ?? false },
   });
   exchange.endpoint = hostPort(target.host, target.port);
-  let connected = false;
+  let settled: TunnelConnect | undefined;
+  const settle = (outcome: TunnelConnect) => {
+    if (settled !== undefined) return;
+    settled = outcome;
+    connected(outcome);
+  };
   let closed = 0;
   const onClosed = () => {
     if (++closed < 2) return;
@@ -75,10 +89,11 @@ export function openTunnel(
 
   upstream.once('error', (err) => {
     clearTimeout(connectTimer);
-    if (!connected) {
+    if (settled === undefined) {
       const error = fromUpstreamError(err);
       exchange.error = error.code;
       exchange.status = error.status;
+      settle('failed');
     } else if (exchange.error === undefined) {
       exchange.aborted = true;
     }
@@ -90,16 +105,20 @@ export function openTunnel(
   });
   // The client left before the destination answered the connect.
   client.once('close', () => {
-    if (!connected) upstream.destroy();
+    if (settled !== undefined) return;
+    clearTimeout(connectTimer);
+    settle('gone');
+    upstream.destroy();
   });
 
   upstream.once('connect', () => {
     clearTimeout(connectTimer);
-    connected = true;
     if (client.destroyed) {
+      settle('gone');
       upstream.destroy();
       return;
     }
+    settle('connected');
     exchange.status = 200;
     if (first && first.length > 0) {
       exchange.bytesIn += first.length;

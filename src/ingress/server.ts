@@ -1,8 +1,8 @@
 /**
  * The ingress listener: the sidecar in front of the app. A request takes one
  * snapshot at entry, finds its route (first match), and is served by a static
- * route or proxied to the route's upstream. WebSocket upgrades go through
- * http-proxy on routes that allow them.
+ * route or proxied to the route's upstream. WebSocket upgrades are relayed
+ * (websocket.ts) on routes that allow them.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -15,11 +15,13 @@ import { requestIdOf } from '../proxy/headers.ts';
 import { proxyRequest, rewritePath } from '../proxy/proxy.ts';
 import { absoluteToOrigin, findRoute, pathOf, splitHost, type RouteInput } from '../proxy/route.ts';
 import { normalizeTarget } from '../net/normalize-path.ts';
+import { headProblem } from '../net/request-head.ts';
 import { Listener } from '../net/listener.ts';
 import { clientErrorHandler } from '../net/raw-answer.ts';
 import type { ObservedResponse } from '../net/observed-response.ts';
 import { StaticHandlers } from './static-routes.ts';
-import { WebSocketForwarder } from './websocket.ts';
+import { forwardWebSocket } from './websocket.ts';
+import { isWebSocketUpgrade, refuseUpgrade } from '../upgrade/relay.ts';
 import { log } from '../observe/log.ts';
 import { traceContextOf } from '../tracing/context.ts';
 
@@ -43,11 +45,9 @@ export class IngressServer {
   readonly listener: Listener;
   readonly #deps: IngressDeps;
   readonly #statics = new StaticHandlers();
-  readonly #websockets: WebSocketForwarder;
 
   constructor(deps: IngressDeps, settings: ListenerSnapshot['settings']) {
     this.#deps = deps;
-    this.#websockets = new WebSocketForwarder();
     this.listener = new Listener('ingress', settings, {
       request: (req, res) => this.#onRequest(req, res),
       upgrade: (req, socket, head) => this.#onUpgrade(req, socket, head),
@@ -121,28 +121,41 @@ export class IngressServer {
     return 'served';
   }
 
+  /**
+   * A WebSocket upgrade is routed like a request: its head checked
+   * (net/request-head.ts), its path normalised, then matched, rewritten and
+   * forwarded as normalised.
+   */
   #onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const snapshot = this.#deps.store.current();
     const ingress = snapshot.ingress;
-    const hostInfo = splitHost(req.headers.host, ingress?.port ?? 80);
-    const url = req.url ?? '/';
-    const input: RouteInput | undefined = hostInfo && {
-      method: req.method ?? 'GET',
-      host: hostInfo.host,
-      port: hostInfo.port,
-      path: pathOf(url),
-      headers: req.headers,
-    };
-    const index = ingress && input ? findRoute(ingress.routes, input) : -1;
-    const route = index === -1 ? undefined : ingress!.routes[index];
+    const raw = req.url ?? '/';
+    const hostHeader = req.headers.host;
+    const hostInfo = splitHost(hostHeader, ingress?.port ?? 80);
+    const target = ingress && hostInfo ? requestTarget(raw, hostHeader!, ingress) : undefined;
+    const exchange = new Exchange('ingress', requestIdOf(req.headers), req.method ?? 'GET', hostInfo?.host ?? '', pathOf(typeof target === 'string' ? target : raw), snapshot.config.log.access);
+    exchange.noteClient(req);
+    const problem = headProblem(req, true);
+    if (problem) return refuseUpgrade(socket, exchange, problem);
+    if (!ingress || !hostInfo) return refuseUpgrade(socket, exchange, new ProxyError(ingress ? 'bad_request' : 'no_route'));
+    if (typeof target !== 'string') return refuseUpgrade(socket, exchange, target ?? new ProxyError('bad_request'));
+    // The rewrite and http-proxy read req.url: they see what was routed.
+    if (target !== raw) req.url = target;
+    const input: RouteInput = { method: exchange.method, host: hostInfo.host, port: hostInfo.port, path: exchange.path, headers: req.headers };
+    const index = findRoute(ingress.routes, input);
+    const route = index === -1 ? undefined : ingress.routes[index];
     const upstream = route?.upstream === undefined ? undefined : this.#deps.registry.get(route.upstream);
     if (!route || !route.websocket || !upstream) {
-      const error = new ProxyError('no_route', route ? `route "${route.name}" does not allow WebSocket upgrades` : undefined);
-      this.#websockets.refuse(req, socket, error, snapshot.config.log.access);
+      refuseUpgrade(socket, exchange, new ProxyError('no_route', route ? `route "${route.name}" does not allow WebSocket upgrades` : undefined));
+      return;
+    }
+    if (!isWebSocketUpgrade(req)) {
+      exchange.route = route.name;
+      refuseUpgrade(socket, exchange, new ProxyError('bad_request', `only WebSocket upgrades are relayed (GET with Upgrade: websocket), not ${JSON.stringify(req.headers.upgrade ?? '')}`));
       return;
     }
     this.listener.track(socket);
-    this.#websockets.forward(req, socket, head, route, upstream, snapshot.config.log.access);
+    forwardWebSocket(req, socket, head, route, upstream, exchange);
   }
 
   close(deadlineMs: number): Promise<void> {

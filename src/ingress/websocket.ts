@@ -1,116 +1,21 @@
 /**
- * WebSocket upgrades, handed to http-proxy once the route allows them. The
- * request head gets the same treatment as a proxied request (request id, Via,
- * X-Forwarded-*, the route's header rules); one access-log line is written
- * when the upgraded connection closes.
+ * WebSocket upgrades on ingress: a route with `websocket: true` and an
+ * upstream relays them (upgrade/relay.ts: http-proxy, with the upstream's
+ * `tls` settings, its breaker, maxConcurrent and in-flight count, as for a
+ * request); the path is rewritten and the Host passed on as for a proxied
+ * request.
  */
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import httpProxy from 'http-proxy';
 import type { CompiledRoute } from '../config/compile.ts';
-import type { UpstreamState } from '../upstream/registry.ts';
-import { Exchange } from '../observe/exchange.ts';
-import { ProxyError, fromUpstreamError } from '../proxy/errors.ts';
-import { VIA_TOKEN, requestIdOf } from '../proxy/headers.ts';
+import type { Exchange } from '../observe/exchange.ts';
 import { rewritePath } from '../proxy/proxy.ts';
-import { pathOf } from '../proxy/route.ts';
-import { writeRawError } from '../net/raw-answer.ts';
+import type { UpstreamState } from '../upstream/registry.ts';
+import { proxyUpgrade } from '../upgrade/relay.ts';
 
-export class WebSocketForwarder {
-  readonly #proxy = httpProxy.createProxyServer({ ws: true, xfwd: true, changeOrigin: false });
-  readonly #exchanges = new WeakMap<IncomingMessage, Exchange>();
-  /** Upgraded upstream sockets, until http-proxy has piped them ('open'). */
-  readonly #upgraded = new WeakMap<Duplex, { readonly exchange: Exchange; readonly client: Duplex }>();
-
-  constructor() {
-    this.#proxy.on('proxyReqWs', (proxyReq, req, client) => {
-      const exchange = this.#exchanges.get(req);
-      if (!exchange) return;
-      const started = performance.now();
-      proxyReq.once('upgrade', (_res: IncomingMessage, upstreamSocket: Duplex) => {
-        exchange.status = 101;
-        exchange.upstreamHeaderMs = performance.now() - started;
-        this.#upgraded.set(upstreamSocket, { exchange, client });
-      });
-      // The upstream refused the upgrade with a plain answer ('response' instead of 'upgrade'): http-proxy passes it on.
-      proxyReq.once('response', (res: IncomingMessage) => {
-        exchange.status = res.statusCode ?? 0;
-        exchange.upstreamHeaderMs = performance.now() - started;
-        res.on('data', (chunk: Buffer) => {
-          exchange.bytesOut += chunk.length;
-        });
-      });
-    });
-    // Frame bytes both ways, counted once http-proxy has piped the sockets: a 'data' listener
-    // added on 'upgrade' would start the upstream socket flowing, and the first frames (which
-    // http-proxy puts back with unshift() after that event) would go to the counter alone.
-    this.#proxy.on('open', (upstreamSocket: Duplex) => {
-      const upgraded = this.#upgraded.get(upstreamSocket);
-      if (!upgraded) return;
-      const { exchange, client } = upgraded;
-      client.on('data', (chunk: Buffer) => {
-        exchange.bytesIn += chunk.length;
-      });
-      upstreamSocket.on('data', (chunk: Buffer) => {
-        exchange.bytesOut += chunk.length;
-      });
-    });
-  }
-
-  /** Answers an upgrade that no route allows, with its access line. */
-  refuse(req: IncomingMessage, socket: Duplex, error: ProxyError, accessLogOn: boolean): void {
-    const exchange = this.#exchangeOf(req, accessLogOn);
-    exchange.answeredRaw(error, writeRawError(socket, error, { 'x-request-id': exchange.reqId }));
-    exchange.finish();
-  }
-
-  #exchangeOf(req: IncomingMessage, accessLogOn: boolean): Exchange {
-    const exchange = new Exchange('ingress', requestIdOf(req.headers), req.method ?? 'GET', req.headers.host ?? '', pathOf(req.url ?? '/'), accessLogOn);
-    exchange.noteClient(req);
-    return exchange;
-  }
-
-  forward(req: IncomingMessage, socket: Duplex, head: Buffer, route: CompiledRoute, upstream: UpstreamState, accessLogOn: boolean): void {
-    const exchange = this.#exchangeOf(req, accessLogOn);
-    exchange.route = route.name;
-    exchange.setUpstream(upstream);
-    exchange.attempts = 1;
-    const endpoint = upstream.pick();
-    this.#exchanges.set(req, exchange);
-    socket.once('close', () => {
-      if (exchange.status === 0) exchange.status = 499;
-      exchange.finish();
-    });
-    if (!endpoint) {
-      const error = new ProxyError('no_healthy_endpoint');
-      exchange.answeredRaw(error, writeRawError(socket, error, { 'x-request-id': exchange.reqId }));
-      return;
-    }
-    exchange.endpoint = endpoint.shownAuthority;
-
-    const headers = req.headers;
-    for (const name of route.requestHeaders?.remove ?? []) delete headers[name];
-    for (const [name, value] of route.requestHeaders?.add ?? []) headers[name] = value;
-    headers['x-request-id'] = exchange.reqId;
-    headers.via = headers.via ? `${headers.via}, ${VIA_TOKEN}` : VIA_TOKEN;
-    req.url = rewritePath(req.url ?? '/', route);
-
-    const tls = upstream.config.tls;
-    endpoint.inFlight++;
-    socket.once('close', () => endpoint.inFlight--);
-    this.#proxy.ws(
-      req,
-      socket,
-      head,
-      {
-        target: endpoint.origin,
-        secure: !tls?.insecureSkipVerify,
-      },
-      (err: Error) => {
-        // Called before http-proxy ends the socket: the client still gets our answer.
-        const error = fromUpstreamError(err);
-        if (exchange.status === 0) exchange.answeredRaw(error, writeRawError(socket, error, { 'x-request-id': exchange.reqId }));
-      },
-    );
-  }
+/** Relays the upgrade `req` on `route` to `upstream`. */
+export function forwardWebSocket(req: IncomingMessage, socket: Duplex, head: Buffer, route: CompiledRoute, upstream: UpstreamState, exchange: Exchange): void {
+  exchange.route = route.name;
+  const target = { upstream, path: rewritePath(req.url ?? '/', route), host: req.headers.host, originalHost: req.headers.host };
+  proxyUpgrade(req, socket, head, route, target, exchange);
 }

@@ -191,6 +191,22 @@ export const circuitState = new Gauge({
   registers: [registry],
 });
 
+export const upstreamEndpoints = new Gauge({
+  name: 'sidecar_upstream_endpoints',
+  help: 'Endpoints of each upstream: its fixed endpoints, or those its DNS discovery found last.',
+  labelNames: ['upstream'] as const,
+  // With workers, every process holds the same set (the primary resolves, workers follow).
+  aggregator: 'max',
+  registers: [registry],
+});
+
+export const discoveryErrorsTotal = new Counter({
+  name: 'sidecar_discovery_errors_total',
+  help: 'DNS resolutions of an upstream that failed (the last endpoints were kept).',
+  labelNames: ['upstream'] as const,
+  registers: [registry],
+});
+
 /** Requests in flight, counted in plain numbers by exchange.ts and read at scrape time. */
 export const requestsInFlight = { ingress: 0, egress: 0 };
 

@@ -43,6 +43,34 @@ export function rewritePath(url: string, route: CompiledRoute): string {
   return rest.startsWith('/') ? rest : `/${rest}`;
 }
 
+/**
+ * The headers of one try on `endpoint` (headers.ts) with `route`'s request
+ * rules and trusted proxies, for a proxied request and a WebSocket upgrade
+ * (upgrade/relay.ts, `keepUpgrade`) alike; `traceparent` is what tracing sends (tracing/context.ts).
+ */
+export function tryHeaders(
+  req: IncomingMessage,
+  target: ProxyTarget,
+  endpoint: EndpointState,
+  requestId: string,
+  route: CompiledRoute,
+  keepUpgrade: boolean,
+  traceparent?: string,
+): string[] {
+  const clientAddress = req.socket.remoteAddress;
+  const info = {
+    host: target.host ?? endpoint.authority,
+    clientAddress,
+    trusted: isTrustedPeer(route.trustedProxies, clientAddress),
+    proto: 'http',
+    originalHost: target.originalHost,
+    requestId,
+    keepUpgrade,
+    traceparent,
+  } as const;
+  return upstreamRequestHeaders(req.rawHeaders, req.headers, info, route.requestHeaders);
+}
+
 /** How much of the body to keep for a retry; 0 when this request can never be retried. */
 function keepLimit(route: CompiledRoute, method: string): number {
   if (route.retry && RetryPlan.replayableMethod(route.retry, method)) return route.retry.bufferBody;
@@ -134,20 +162,7 @@ class Flight implements ClientWatcher, BreakerTrial<AttemptOutcome>, HeadJudge {
     const endpoint = this.endpoint!;
     exchange.attempts++;
     exchange.endpoint = endpoint.shownAuthority;
-    const headers = upstreamRequestHeaders(
-      req.rawHeaders,
-      req.headers,
-      {
-        host: target.host ?? endpoint.authority,
-        clientAddress: req.socket.remoteAddress,
-        trusted: isTrustedPeer(route.trustedProxies, req.socket.remoteAddress),
-        proto: 'http',
-        originalHost: target.originalHost,
-        requestId: exchange.reqId,
-        traceparent: exchange.trace?.upstreamTraceparent(endpoint, target.path),
-      },
-      route.requestHeaders,
-    );
+    const headers = tryHeaders(req, target, endpoint, exchange.reqId, route, false, exchange.trace?.upstreamTraceparent(endpoint, target.path));
     const attempt = startAttempt(
       this.res,
       exchange,

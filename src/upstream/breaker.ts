@@ -124,6 +124,24 @@ export class UpstreamBreaker {
     return this.#circuit.fire(trial as BreakerTrial<unknown>).then(this.#settled, this.#refused) as Promise<T>;
   }
 
+  /**
+   * Keeps one place in maxConcurrent until the returned function is called
+   * (idempotent). For an exchange that outlives its try, a CONNECT tunnel or a
+   * WebSocket (upstream/held.ts): the try takes it when it succeeds, before
+   * run() gives the try's own place back, so the place is never free in
+   * between. A breaker replaced by a reload meanwhile is only given back a
+   * count it no longer uses.
+   */
+  hold(): () => void {
+    this.#inFlight++;
+    let held = true;
+    return () => {
+      if (!held) return;
+      held = false;
+      this.#inFlight--;
+    };
+  }
+
   /** Stops timers and drops the exported state (upstream removed or breaker reconfigured). */
   shutdown(): void {
     this.#circuit.shutdown();

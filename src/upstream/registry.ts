@@ -7,17 +7,31 @@
  * pool for this reason); a breaker or health check whose settings changed is
  * started afresh.
  */
-import { readFileSync } from 'node:fs';
-import { isIP } from 'node:net';
+import type { Agent } from 'node:http';
+import type { LookupFunction } from 'node:net';
 import { Pool, buildConnector } from 'undici';
 import type { UpstreamConfig } from '../config/schema.ts';
 import { Secrets } from '../config/secrets.ts';
 import { log } from '../observe/log.ts';
+import { endpointAgent } from './agent.ts';
 import { chooseIndex, untried, type Cursor } from './balance.ts';
 import { UpstreamBreaker } from './breaker.ts';
 import { RetryBudget } from './budget.ts';
+import { DnsDiscovery } from './discovery.ts';
 import { HealthChecker, HealthCount } from './health.ts';
 import { OutlierState, recordResult } from './outlier.ts';
+import { upstreamTlsOptions, type UpstreamTlsOptions } from './tls-options.ts';
+import { upstreamEndpoints } from '../observe/metrics.ts';
+
+/** How the sidecar connects to an endpoint, beyond its URL and pool. */
+export interface EndpointConnection {
+  /** TLS options of an https endpoint; default: those of an upstream without `tls` config. */
+  readonly tls?: UpstreamTlsOptions;
+  /** The TLS server name its requests name (EndpointState.serverName). */
+  readonly serverName?: string;
+  /** Resolves and checks an egress pass-through destination's host, as its pool does (egress/policy.ts checkedLookup). */
+  readonly lookup?: LookupFunction;
+}
 
 export class EndpointState {
   readonly url: string;
@@ -31,6 +45,8 @@ export class EndpointState {
   shownAuthority: string;
   readonly pool: Pool;
   readonly poolKey: string;
+  /** TLS options of an https:// endpoint (the pool's, and those of the sidecar's own connections to it). */
+  readonly tls: UpstreamTlsOptions | undefined;
   /**
    * For an https endpoint, the TLS server name every request to it names
    * (undici's `servername` dispatch option): `tls.serverName`, else the
@@ -40,7 +56,15 @@ export class EndpointState {
    * new Host re-opened the connection. undefined for http.
    */
   readonly serverName: string | undefined;
+  /** Connections outside the pool (WebSocket upgrades): the same TLS options, and lookup (agent.ts). */
+  readonly agent: Agent;
+  /** Requests, tunnels and WebSockets under way on it (GET /upstreams, least-request). */
   inFlight = 0;
+  /**
+   * Tunnels and WebSockets open on it: each holds a connection of its own,
+   * outside the pool, counted against `connections` (upstream/held.ts).
+   */
+  held = 0;
   /** Verdict of the active health check; true without one. */
   healthy = true;
   health = new HealthCount();
@@ -51,7 +75,7 @@ export class EndpointState {
   lastError: string | undefined = undefined;
   lastErrorAt = 0;
 
-  constructor(url: string, pool: Pool, poolKey: string, serverName?: string) {
+  constructor(url: string, pool: Pool, poolKey: string, connection: EndpointConnection = {}) {
     const parsed = new URL(url);
     this.url = url;
     this.origin = parsed.origin;
@@ -60,7 +84,9 @@ export class EndpointState {
     this.shownAuthority = parsed.host;
     this.pool = pool;
     this.poolKey = poolKey;
-    this.serverName = serverName;
+    this.tls = connection.tls ?? upstreamTlsOptions(undefined, url);
+    this.serverName = connection.serverName;
+    this.agent = endpointAgent(this.tls, connection.lookup);
   }
 
   /** Sets how the URL is shown; the authority is read from it as text, since [redacted] is no host a URL parser takes. */
@@ -122,6 +148,8 @@ export class UpstreamState {
   health: HealthChecker | undefined;
   /** The health check settings in force (also where another process runs the checks). */
   #healthSettings: UpstreamConfig['healthCheck'];
+  /** Resolves `discovery.dns` (not where another process resolves for this one). */
+  discovery: DnsDiscovery | undefined;
 
   constructor(name: string, config: UpstreamConfig, endpoints: EndpointState[], metricLabel: string = name) {
     this.name = name;
@@ -169,9 +197,19 @@ export class UpstreamState {
     };
   }
 
-  /** Starts, keeps, restarts or stops the breaker and health checker to match `config` (and the registry's options). */
-  syncPolicies(options: RegistryOptions = {}): void {
+  /**
+   * Starts, keeps, restarts or stops the breaker, the health checker and the
+   * DNS discovery (which tells `onDiscovered` each new set of endpoint URLs)
+   * to match `config` (and the registry's options).
+   */
+  syncPolicies(options: RegistryOptions = {}, onDiscovered?: (urls: readonly string[]) => void): void {
     const { healthCheck } = this.config;
+    const dns = options.discovery === 'follow' ? undefined : this.config.discovery?.dns;
+    if (!sameSettings(this.discovery?.config, dns)) {
+      this.discovery?.stop();
+      this.discovery = dns && onDiscovered && new DnsDiscovery(this.name, dns, onDiscovered);
+      this.discovery?.start();
+    }
     const breaker = options.breakers === false ? undefined : this.config.breaker;
     if (!sameSettings(this.breaker?.config, breaker)) {
       this.breaker?.shutdown();
@@ -198,8 +236,10 @@ export class UpstreamState {
     }
   }
 
-  /** Stops the timers of the breaker and the health checker. */
+  /** Stops the timers of the breaker, the health checker and the discovery. */
   stopPolicies(): void {
+    this.discovery?.stop();
+    this.discovery = undefined;
     this.breaker?.shutdown();
     this.breaker = undefined;
     this.health?.stop();
@@ -214,28 +254,23 @@ function sameSettings(a: object | undefined, b: object | undefined): boolean {
 
 /**
  * Options of the pool of one endpoint; a change of any of them means a new
- * pool. For https, `serverName` is what requests name (EndpointState), and
- * the connector always uses the configured name or the endpoint's host
- * (none for an IP address, whose certificate is checked against the IP),
- * whatever name a request brings: the client's Host never picks the TLS
- * server name or the certificate check.
+ * pool. For https, the TLS options come from tls-options.ts; `serverName` is
+ * what requests name (EndpointState), and the connector always uses the
+ * configured name or the endpoint's host (none for an IP address, whose
+ * certificate is checked against the IP), whatever name a request brings:
+ * the client's Host never picks the TLS server name or the certificate check.
  */
-function poolOptions(config: UpstreamConfig, url: string): { key: string; options: Pool.Options; serverName: string | undefined } {
-  const tls = config.tls;
-  const https = url.startsWith('https:');
-  const host = new URL(url).hostname.replace(/^\[|\]$/g, '');
-  const configured = https ? (tls?.serverName ?? (isIP(host) === 0 ? host : undefined)) : undefined;
-  const connectOptions = {
-    timeout: config.connectTimeout,
-    ...(configured ? { servername: configured } : {}),
-    ...(https && tls?.ca ? { ca: readFileSync(tls.ca) } : {}),
-    ...(https && tls?.insecureSkipVerify ? { rejectUnauthorized: false } : {}),
-  };
+function poolOptions(
+  config: UpstreamConfig,
+  url: string,
+): { key: string; options: Pool.Options; tls: UpstreamTlsOptions | undefined; serverName: string | undefined } {
+  const tls = upstreamTlsOptions(config, url);
+  const connectOptions = { timeout: config.connectTimeout, ...tls };
   let connect: Pool.Options['connect'] = connectOptions;
-  if (https) {
+  if (tls) {
     // What undici's Pool builds from an options object, with the request's server name replaced by ours.
     const connector = buildConnector(connectOptions);
-    connect = (request, callback) => connector({ ...request, servername: configured }, callback);
+    connect = (request, callback) => connector({ ...request, servername: tls.servername }, callback);
   }
   const options: Pool.Options = {
     connections: config.connections,
@@ -248,8 +283,9 @@ function poolOptions(config: UpstreamConfig, url: string): { key: string; option
     headersTimeout: 0,
     bodyTimeout: 0,
   };
-  const key = JSON.stringify([config.connections, config.idleTimeout, config.connectTimeout, https ? tls ?? null : null]);
-  return { key, options, serverName: https ? (configured ?? host) : undefined };
+  const key = JSON.stringify([config.connections, config.idleTimeout, config.connectTimeout, tls ? [config.tls ?? null, tls.servername ?? null] : null]);
+  const host = new URL(url).hostname.replace(/^\[|\]$/g, '');
+  return { key, options, tls, serverName: tls ? (tls.servername ?? host) : undefined };
 }
 
 /** How a registry runs the policies that keep state; the defaults suit a single process. */
@@ -264,7 +300,22 @@ export interface RegistryOptions {
   readonly health?: 'probe' | 'follow';
   /** Called when an active health check changes an endpoint's verdict. */
   readonly onHealthChange?: () => void;
+  /**
+   * 'resolve' (default): run `discovery.dns` here. 'follow': take the
+   * discovered endpoints from `followDiscovered()`, as a cluster worker does
+   * from its primary: one resolver per sidecar, and every process routes to
+   * the same set.
+   */
+  readonly discovery?: 'resolve' | 'follow';
+  /** Called when the DNS discovery of an upstream found a new set of endpoints. */
+  readonly onDiscoveryChange?: () => void;
 }
+
+/** The endpoint URLs each discovered upstream has now, by upstream name. */
+export type DiscoveredSets = Readonly<Record<string, readonly string[]>>;
+
+/** An endpoint to be: its URL and the options of its pool. */
+type PlannedEndpoint = { url: string } & ReturnType<typeof poolOptions>;
 
 /** An endpoint an active health check found unhealthy: [upstream, endpoint URL]. */
 export type Unhealthy = readonly [upstream: string, url: string];
@@ -274,6 +325,9 @@ export class UpstreamRegistry {
   readonly #options: RegistryOptions;
   /** In 'follow' mode, the last verdicts received: `${upstream} ${url}` of each unhealthy endpoint. */
   #followed = new Set<string>();
+  /** The last endpoint URLs DNS discovery found for each upstream that has `discovery` (kept across reloads). */
+  readonly #discovered = new Map<string, readonly string[]>();
+  #secrets: Secrets = Secrets.NONE;
 
   constructor(options: RegistryOptions = {}) {
     this.#options = options;
@@ -318,40 +372,33 @@ export class UpstreamRegistry {
    * Throws only when a TLS file cannot be read, before anything changed.
    */
   reconcile(upstreams: Readonly<Record<string, UpstreamConfig>>, secrets: Secrets = Secrets.NONE): void {
-    const planned = new Map<string, { config: UpstreamConfig; endpoints: Array<{ url: string } & ReturnType<typeof poolOptions>> }>();
+    this.#secrets = secrets;
+    const planned = new Map<string, { config: UpstreamConfig; endpoints: PlannedEndpoint[] }>();
     for (const [name, config] of Object.entries(upstreams)) {
-      planned.set(name, { config, endpoints: config.endpoints.map((url) => ({ url, ...poolOptions(config, url) })) });
+      // A changed discovery keeps routing to what the old one found until the new one first
+      // answers (Envoy warms a changed cluster the same way); fixed endpoints forget it.
+      if (!config.discovery) this.#discovered.delete(name);
+      const urls = config.endpoints ?? this.#discovered.get(name) ?? [];
+      planned.set(name, { config, endpoints: urls.map((url) => ({ url, ...poolOptions(config, url) })) });
     }
 
     const retired: EndpointState[] = [];
     for (const [name, plan] of planned) {
       const existing = this.#upstreams.get(name);
-      const previous = new Map(existing?.endpoints.map((endpoint) => [endpoint.url, endpoint]));
-      const endpoints = plan.endpoints.map(({ url, key, options, serverName }) => {
-        const kept = previous.get(url);
-        if (kept && kept.poolKey === key) {
-          previous.delete(url);
-          return kept;
-        }
-        const fresh = new EndpointState(url, new Pool(new URL(url).origin, options), key, serverName);
-        if (kept) fresh.inherit(kept);
-        return fresh;
-      });
-      retired.push(...previous.values());
-      endpoints.forEach((endpoint, index) => endpoint.show(String(secrets.shown(['upstreams', name, 'endpoints', index], endpoint.url))));
       let state = existing;
-      if (state) {
-        state.config = plan.config;
-        state.endpoints = endpoints;
-      } else {
-        state = new UpstreamState(name, plan.config, endpoints);
+      if (state) state.config = plan.config;
+      else {
+        state = new UpstreamState(name, plan.config, []);
         this.#upstreams.set(name, state);
       }
-      state.syncPolicies(this.#options);
+      retired.push(...this.#place(state, plan.endpoints));
+      state.syncPolicies(this.#options, (urls) => this.#discover(name, urls));
     }
     for (const [name, state] of this.#upstreams) {
       if (planned.has(name)) continue;
       this.#upstreams.delete(name);
+      this.#discovered.delete(name);
+      upstreamEndpoints.remove({ upstream: name });
       state.stopPolicies();
       retired.push(...state.endpoints);
     }
@@ -359,6 +406,54 @@ export class UpstreamRegistry {
     this.#applyFollowed();
     // A check that was reset, added or removed changes verdicts too.
     this.#options.onHealthChange?.();
+  }
+
+  /**
+   * Gives `state` the endpoints of `planned`: one kept with its pool and state
+   * when its URL and pool settings stay, a fresh one (inheriting health and
+   * ejection when only the pool settings changed) otherwise. Returns the
+   * endpoints that left, for the caller to drain.
+   */
+  #place(state: UpstreamState, planned: readonly PlannedEndpoint[]): EndpointState[] {
+    const previous = new Map(state.endpoints.map((endpoint) => [endpoint.url, endpoint]));
+    const endpoints = planned.map(({ url, key, options, tls, serverName }) => {
+      const kept = previous.get(url);
+      if (kept && kept.poolKey === key) {
+        previous.delete(url);
+        return kept;
+      }
+      const fresh = new EndpointState(url, new Pool(new URL(url).origin, options), key, { tls, serverName });
+      if (kept) fresh.inherit(kept);
+      return fresh;
+    });
+    // A discovered URL came from DNS, not from the config: nothing in it is secret.
+    const configured = state.config.endpoints !== undefined;
+    endpoints.forEach((endpoint, index) => endpoint.show(configured ? String(this.#secrets.shown(['upstreams', state.name, 'endpoints', index], endpoint.url)) : endpoint.url));
+    state.endpoints = endpoints;
+    upstreamEndpoints.set({ upstream: state.metricLabel }, endpoints.length);
+    return [...previous.values()];
+  }
+
+  /** A new set of endpoints from DNS for `name`: new addresses are added, vanished ones drained and removed. */
+  #discover(name: string, urls: readonly string[]): void {
+    this.#discovered.set(name, urls);
+    const state = this.#upstreams.get(name);
+    if (!state || state.config.endpoints !== undefined) return;
+    for (const endpoint of this.#place(state, urls.map((url) => ({ url, ...poolOptions(state.config, url) })))) drain(endpoint);
+    this.#applyFollowed();
+    this.#options.onDiscoveryChange?.();
+  }
+
+  /** The endpoint URLs of every discovered upstream now (what a cluster primary passes on to its workers). */
+  discovered(): Record<string, readonly string[]> {
+    return Object.fromEntries(this.#discovered);
+  }
+
+  /** 'follow' mode: applies the sets the resolving process found; an upstream not named keeps its set. */
+  followDiscovered(sets: DiscoveredSets): void {
+    for (const [name, urls] of Object.entries(sets)) {
+      if (this.#discovered.get(name)?.join(' ') !== urls.join(' ')) this.#discover(name, urls);
+    }
   }
 
   /** Closes every pool, letting in-flight requests finish. */

@@ -110,6 +110,28 @@ export function readAll(socket: Socket, timeoutMs = 5_000): Promise<string> {
   });
 }
 
+/** Writes `word` on `socket` (a tunnel to an echo server) and resolves with what came back: `word`, or less when the tunnel closed first (at most 5 s). */
+export function echoThrough(socket: Socket, word: string): Promise<string> {
+  return new Promise((resolve) => {
+    let got = '';
+    const finish = () => {
+      clearTimeout(timer);
+      socket.off('data', onData);
+      socket.off('close', finish);
+      resolve(got);
+    };
+    const onData = (chunk: Buffer) => {
+      got += chunk.toString('latin1');
+      if (got.length >= word.length) finish();
+    };
+    const timer = setTimeout(finish, 5_000);
+    socket.on('data', onData);
+    socket.once('close', finish);
+    socket.resume();
+    socket.write(word);
+  });
+}
+
 /** True when the other side closes `socket` within `ms` (false when it is still open then); reads and drops what comes. */
 export function closedWithin(socket: Socket, ms: number): Promise<boolean> {
   if (socket.destroyed) return Promise.resolve(true);

@@ -10,6 +10,12 @@ import { Readable } from 'node:stream';
 
 export const ROOT = resolve(import.meta.dirname, '../..');
 export const CLI = join(ROOT, 'src/cli.ts');
+/**
+ * The Node flags the sidecar runs with, as `npm start`, the Dockerfile and the
+ * `sidecar` command start it: http-proxy 1.18.1 calls util._extend on every
+ * WebSocket, and that one deprecation warning (DEP0060) is not printed.
+ */
+export const NODE_FLAGS: readonly string[] = ['--disable-warning=DEP0060'];
 
 export interface SidecarProcess {
   readonly child: ChildProcess;
@@ -48,11 +54,13 @@ export interface SpawnOptions {
   cwd?: string;
   /** The sidecar leads a process group of its own, as a shell's foreground job does. */
   detached?: boolean;
+  /** Flags for Node itself, before the CLI (the image's ENTRYPOINT flags). */
+  nodeArgs?: readonly string[];
 }
 
 /** Runs the CLI with `args`; waits for "sidecar listening" unless `waitListening` is false. */
 export async function spawnSidecar(args: string[], options: SpawnOptions = {}): Promise<SidecarProcess> {
-  const { file, args: before, cwd } = options.command ?? { file: process.execPath, args: [CLI], cwd: options.cwd ?? ROOT };
+  const { file, args: before, cwd } = options.command ?? { file: process.execPath, args: [...new Set([...NODE_FLAGS, ...(options.nodeArgs ?? [])]), CLI], cwd: options.cwd ?? ROOT };
   const group = options.command !== undefined || options.detached === true;
   const env = { ...process.env, ...options.env };
   const child = spawn(file, [...before, ...args], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'], detached: group });
