@@ -21,6 +21,11 @@ import { configLastReloadSuccess, configReloadsTotal } from './observe/metrics.t
 import { log, setLogLevel } from './observe/log.ts';
 import { parseListen } from './config/units.ts';
 import type { Secrets } from './config/secrets.ts';
+import { registry as metricsRegistry } from './observe/metrics.ts';
+import type { MetricsJson } from './cluster/merge.ts';
+import { StatusBoard, type LastReload } from './status/board.ts';
+import { recentErrors, type RecentError } from './status/recent-errors.ts';
+import { spanExporter } from './tracing/exporter.ts';
 
 /**
  * `single`: one process does everything. With `workers` > 1 (node:cluster) the
@@ -36,7 +41,11 @@ export interface ClusterHooks {
   /** Makes every worker reload the file; called after the primary validated it, before it swaps. */
   reloadWorkers(): Promise<ReloadResult>;
   metricsText(): Promise<string>;
+  /** Every process's metrics merged, as prom-client's JSON (the status page). */
+  metricsJson(): Promise<MetricsJson>;
   upstreamsView(): Promise<unknown>;
+  /** Every process's recent error answers, newest first (the status page). */
+  recentErrors(): Promise<RecentError[]>;
   /**
    * Tells every worker this process's own listeners (the admin port) and every
    * worker's: addresses egress must refuse as loops. Resolves once each has them.
@@ -68,6 +77,8 @@ export interface SidecarOptions {
   readonly unhealthy?: readonly Unhealthy[];
   /** For a worker: the endpoints its primary's DNS discovery had found when it was forked. */
   readonly discovered?: DiscoveredSets;
+  /** How often the status page reads the counters (default status/board.ts INTERVAL_MS; tests go faster). */
+  readonly statusIntervalMs?: number;
 }
 
 export class Sidecar {
@@ -85,6 +96,9 @@ export class Sidecar {
   #peers: readonly OwnAddress[] = [];
   #draining = false;
   #watcher: ConfigWatcher | undefined;
+  #status: StatusBoard | undefined;
+  /** The outcome of the last reload, for the status page. */
+  #lastReload: LastReload | undefined;
   /** Reloads run one after the other (watcher, SIGHUP and POST /reload may coincide). */
   #reloads: Promise<unknown> = Promise.resolve();
   readonly #options: SidecarOptions;
@@ -141,6 +155,8 @@ export class Sidecar {
     this.registry.reconcile(snapshot.upstreams, snapshot.secrets);
     this.store.onSwap((next) => this.registry.reconcile(next.upstreams, next.secrets));
     this.store.onSwap((next) => this.policies.retain(next));
+    spanExporter.configure(snapshot.tracing);
+    this.store.onSwap((next) => spanExporter.configure(next.tracing));
 
     const appConfig = snapshot.config.app;
     const appCommand = this.#role === 'worker' ? undefined : (this.#options.appCommand ?? appConfig?.command);
@@ -169,17 +185,30 @@ export class Sidecar {
     }
     if (this.#role !== 'worker') {
       const cluster = this.#options.cluster;
+      const upstreamsView = cluster ? () => cluster.upstreamsView() : async () => this.upstreamsView();
+      this.#status = new StatusBoard({
+        store: this.store,
+        metrics: cluster ? () => cluster.metricsJson() : () => metricsRegistry.getMetricsAsJSON(),
+        upstreams: upstreamsView,
+        recentErrors: cluster ? () => cluster.recentErrors() : async () => recentErrors(),
+        lastReload: () => this.#lastReload,
+        hasApp: () => this.#app !== undefined,
+        boundPort: (listener) => (listener === 'ingress' ? this.ingressPort : this.egressPort),
+        intervalMs: this.#options.statusIntervalMs,
+      });
       this.#admin = createAdminListener({
         store: this.store,
         registry: this.registry,
         ready: () => this.ready(),
         reload: () => this.reload(),
-        upstreamsView: cluster ? () => cluster.upstreamsView() : () => this.upstreamsView(),
+        upstreamsView,
         metricsText: cluster ? () => cluster.metricsText() : undefined,
+        status: this.#status,
       });
       await bind(this.#admin, snapshot.config.admin.listen, snapshot.secrets);
     }
     this.#listening = true;
+    this.#status?.start();
     // Before 'sidecar listening': once that is logged, every worker refuses the admin port as a loop.
     await this.#options.cluster?.shareOwnAddresses(this.localAddresses());
     configReloadsTotal.inc({ result: 'success' }, 0);
@@ -263,7 +292,10 @@ export class Sidecar {
    * every changed `listen` address could be bound. One reload at a time.
    */
   reload(): Promise<ReloadResult> {
-    const run = this.#reloads.then(() => this.#reload());
+    const run = this.#reloads.then(() => this.#reload()).then((result) => {
+      this.#lastReload = { ok: result.ok, at: new Date(), hash: result.hash, errors: result.errors };
+      return result;
+    });
     this.#reloads = run.catch(() => undefined);
     return run;
   }
@@ -332,10 +364,13 @@ export class Sidecar {
     this.#draining = true;
     log.info({ deadlineMs }, 'draining');
     this.#watcher?.close();
+    this.#status?.stop();
     // The app stops only once nothing is in flight towards it.
     await Promise.all([this.#ingress?.close(deadlineMs), this.#egress?.close(deadlineMs), this.#options.cluster?.stop(deadlineMs)]);
     await this.#app?.stop();
     await this.#admin?.close(1_000);
+    // The spans of the drained requests still go out, within a second.
+    await spanExporter.shutdown(1_000);
     await Promise.race([this.registry.close(), new Promise((resolve) => setTimeout(resolve, 1_000))]);
     await this.registry.destroy();
     this.policies.close();

@@ -23,6 +23,8 @@ export interface Env {
   /** CPU list for the proxy under test. */
   cpu?: string;
   readyMs: number;
+  /** The OTLP sink (servers/otlp-sink.ts) that sidecars with tracing export to. */
+  otlpPort?: number;
 }
 
 /** A running peer and the ports of the roles it offers. */
@@ -147,7 +149,7 @@ export const squid: PeerSpec = {
  * `workers` > 1 and `pinned: false` are for the scaling scenario: a sidecar
  * given both CPUs (which the upstream and the load generator use too).
  */
-function sidecarPeer(name: string, access: boolean, workers = 1, pinned = true, about?: string): PeerSpec {
+function sidecarPeer(name: string, access: boolean, workers = 1, pinned = true, about?: string, tracing?: number): PeerSpec {
   return {
     name,
     about: about ?? (workers > 1
@@ -157,7 +159,7 @@ function sidecarPeer(name: string, access: boolean, workers = 1, pinned = true, 
         : access
           ? 'the sidecar (src/cli.ts) with the realistic config: access log on (to a file), metrics, retry, breaker'
           : 'the same sidecar config with log.access: false'),
-    start: (env) => launchSidecar(env, name, { access, workers, pinned }),
+    start: (env) => launchSidecar(env, name, { access, workers, pinned, tracing }),
   };
 }
 
@@ -168,6 +170,8 @@ export interface SidecarLaunch {
   policies?: SidecarPolicies;
   /** The checkout whose src/cli.ts runs (default: this one); bench/ab.ts passes git worktrees. */
   root?: string;
+  /** Tracing on with this sampleRatio, exporting to env.otlpPort. */
+  tracing?: number;
 }
 
 /** Starts a sidecar from `root` with the realistic config on fresh ports and waits for /readyz. */
@@ -185,7 +189,9 @@ export async function launchSidecar(env: Env, name: string, launch: SidecarLaunc
   const dir = join(env.tmp, name);
   mkdirSync(dir, { recursive: true });
   const config = join(dir, 'sidecar.yaml');
-  writeFileSync(config, sidecarYaml(ports, join(env.www, 'static'), launch.access, launch.workers ?? 1, launch.policies));
+  if (launch.tracing !== undefined && env.otlpPort === undefined) throw new Error('tracing needs the OTLP sink (env.otlpPort)');
+  const tracing = launch.tracing === undefined ? undefined : { sampleRatio: launch.tracing, endpoint: `http://127.0.0.1:${env.otlpPort}/v1/traces` };
+  writeFileSync(config, sidecarYaml(ports, join(env.www, 'static'), launch.access, launch.workers ?? 1, launch.policies, tracing));
   // JSON log lines (access log included) go to a file, so the terminal stays readable.
   const stdout = join(dir, 'sidecar-stdout.log');
   const stderr = join(dir, 'sidecar-stderr.log');
@@ -194,7 +200,12 @@ export async function launchSidecar(env: Env, name: string, launch: SidecarLaunc
   // compile (type stripping included) holds about 20 MB more RSS for its whole life,
   // which made the first sidecar of a run after a code change look heavier than the rest.
   const sidecarEnv = { ...process.env, NODE_COMPILE_CACHE: join(root, 'node_modules/.cache/sidecar-compile') };
-  execFileSync(NODE, [cli, 'check', '--config', config], { cwd: root, env: sidecarEnv, stdio: 'ignore', timeout: 30_000 });
+  try {
+    execFileSync(NODE, [cli, 'check', '--config', config], { cwd: root, env: sidecarEnv, stdio: ['ignore', 'pipe', 'pipe'], timeout: 30_000 });
+  } catch (err) {
+    const { stdout: out, stderr: errText, signal } = err as { stdout?: Buffer; stderr?: Buffer; signal?: string };
+    throw new Error(`${cli} check failed${signal ? ` (${signal}: over 30 s?)` : ''}:\n${String(out ?? '')}${String(errText ?? '')}`.trim());
+  }
   const proc = start(name, NODE, ['--max-semi-space-size=8', cli, '--config', config], stderr, {
     cpu: launch.pinned === false ? undefined : env.cpu,
     cwd: root,
@@ -223,6 +234,10 @@ export const sidecarLog = sidecarPeer('sidecar-log', true, 1, true, 'the realist
 export const sidecarCompress = policyPeer('sidecar-compress', 'the realistic sidecar config with compress on the app route (gzip 5, br 4)', { compress: true });
 export const sidecarUnlimited = policyPeer('sidecar-unlimited', 'the realistic sidecar config, a process used only to compare with sidecar-ratelimit', {});
 export const sidecarRateLimit = policyPeer('sidecar-ratelimit', 'the realistic sidecar config with a rateLimit (key client-ip) on the app route that never trips', { rateLimit: true });
+/** The tracing comparison: three fresh processes of the realistic config, tracing off, on at 1% and on at 100%. */
+export const sidecarTraceOff = sidecarPeer('sidecar-trace-off', true, 1, true, 'the realistic sidecar config, tracing off (a process used only for the tracing comparison)');
+export const sidecarTrace1 = sidecarPeer('sidecar-trace-1pct', true, 1, true, 'the same with tracing on, sampleRatio 0.01, exporting to a local OTLP sink', 0.01);
+export const sidecarTrace100 = sidecarPeer('sidecar-trace-100pct', true, 1, true, 'the same with tracing on, sampleRatio 1 (every request a span)', 1);
 export const sidecarUnpinned = sidecarPeer('sidecar-1w', true, 1, false);
 export const sidecarTwoWorkers = sidecarPeer('sidecar-2w', true, 2, false);
 
@@ -242,6 +257,9 @@ export const ALL_PEERS: readonly PeerSpec[] = [
   sidecarCompress,
   sidecarUnlimited,
   sidecarRateLimit,
+  sidecarTraceOff,
+  sidecarTrace1,
+  sidecarTrace100,
   sidecarUnpinned,
   sidecarTwoWorkers,
 ];

@@ -42,6 +42,8 @@ export const SCENARIOS: readonly Scenario[] = [
   { name: 'static-1m-c10', title: 'static file, 1 MiB, 10 connections', kind: 'static', path: '/static/1m.bin', connections: 10, expectBytes: 1024 * KiB, unit: 'req/s', peers: ['nginx', 'send', 'sidecar'], subject: 'sidecar' },
   // Scaling: one process against two workers, both free to use either CPU, which the upstream and wrk share.
   { name: 'workers-c50', title: 'sidecar workers: 2 vs 1, both unpinned (load shares the 2 CPUs), "hello", 50 connections', kind: 'ingress', path: '/', connections: 50, expectBytes: 5, unit: 'req/s', peers: ['sidecar-1w', 'sidecar-2w'], subject: 'sidecar-2w' },
+  // Tracing's cost: the closing note gives 1% and 100% sampled against off, from this one run (targets.ts tracingNote).
+  { name: 'tracing-c50', title: 'sidecar tracing off vs sampled 1% vs 100% (OTLP/HTTP to a local sink), "hello", 50 connections', kind: 'ingress', path: '/', connections: 50, expectBytes: 5, unit: 'req/s', peers: ['sidecar-trace-off', 'sidecar-trace-1pct', 'sidecar-trace-100pct'], subject: 'sidecar-trace-off' },
   { name: 'accesslog-c50', title: 'sidecar access log on vs off, "hello", 50 connections', kind: 'ingress', path: '/', connections: 50, expectBytes: 5, unit: 'req/s', peers: ['sidecar-nolog', 'sidecar-log'], subject: 'sidecar-log' },
   // Issue 19: compression of a proxied 64 KiB JSON answer at the same level as NGINX's (gzip 5, brotli 4).
   { name: 'compress-gzip-64k', title: 'compression, 64 KiB JSON proxied, gzip level 5, 10 connections', kind: 'compress', path: '/json64k', connections: 10, expectBytes: 64 * KiB, headers: { 'accept-encoding': 'gzip' }, encoding: 'gzip', unit: 'req/s', peers: ['nginx', 'sidecar-compress'], subject: 'sidecar-compress' },

@@ -20,6 +20,7 @@ import type { PathOptions } from '../net/normalize-path.ts';
 import { compileTrustedProxies } from '../net/trusted-proxies.ts';
 import { withoutTrailingDot } from '../proxy/route.ts';
 import { compilePolicies, type PolicyChain } from '../policy/chain.ts';
+import { tracingSettings, type TracingSettings } from '../tracing/settings.ts';
 
 /** Until the response head arrives, all tries together (Envoy's route timeout is 15s; ours is a little kinder). */
 export const DEFAULT_ROUTE_TIMEOUT_MS = 30_000;
@@ -101,6 +102,8 @@ export interface Snapshot {
   readonly upstreams: Readonly<Record<string, UpstreamConfig>>;
   readonly ingress?: ListenerSnapshot;
   readonly egress?: ListenerSnapshot;
+  /** Tracing as the config and the OTEL_* variables (read when the config is compiled) set it; undefined = off. */
+  readonly tracing?: TracingSettings;
 }
 
 /** A loaded config with where and when it came from (load.ts's successful LoadResult). */
@@ -124,6 +127,7 @@ export function compile({ config, hash, source, loadedAt, secrets = Secrets.NONE
     upstreams: config.upstreams,
     ingress: config.ingress && compileListener('ingress', config.ingress, config.workers),
     egress: config.egress && compileListener('egress', config.egress, config.workers),
+    tracing: tracingSettings(config.tracing, process.env),
   };
   return Object.freeze(snapshot);
 }

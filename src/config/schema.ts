@@ -378,6 +378,33 @@ export const appSchema = z.strictObject({
   stopTimeout: duration.default(10_000),
 });
 
+/**
+ * OpenTelemetry traces; off unless this block is present or the standard
+ * OTEL_EXPORTER_OTLP_ENDPOINT / OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is set
+ * (tracing/settings.ts). A key given here wins over its OTEL_* variable.
+ */
+export const tracingSchema = z.strictObject({
+  enabled: z.boolean().default(true).meta({ description: 'false turns tracing off even when OTEL_* variables are set.' }),
+  endpoint: z
+    .string()
+    .url()
+    .optional()
+    .meta({ description: 'OTLP/HTTP traces URL (default: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, OTEL_EXPORTER_OTLP_ENDPOINT + /v1/traces, or http://localhost:4318/v1/traces).' }),
+  serviceName: z.string().min(1).optional().meta({ description: 'service.name of the spans (default: OTEL_SERVICE_NAME, or sidecar).' }),
+  sampleRatio: z
+    .number()
+    .min(0)
+    .max(1)
+    .optional()
+    .meta({ description: 'Share of new traces sampled; a request with a traceparent follows its sampled flag (default: OTEL_TRACES_SAMPLER_ARG, or 1).' }),
+  upstreamSpans: z.boolean().default(false).meta({ description: 'A CLIENT span per upstream try, so retries show as tries.' }),
+  headers: z.record(headerName, z.string()).optional().meta({ description: 'Headers sent to the collector (default: OTEL_EXPORTER_OTLP_HEADERS); values are secret.' }),
+  maxQueue: z.number().int().min(1).max(1_000_000).default(2048).meta({ description: 'Spans waiting for export; beyond this new spans are dropped and counted.' }),
+  maxBatch: z.number().int().min(1).max(100_000).default(512).meta({ description: 'Spans per export request.' }),
+  flushInterval: duration.default(1_000).meta({ description: 'Longest wait before a partial batch is sent.' }),
+  exportTimeout: duration.default(10_000).meta({ description: 'An export request taking longer is abandoned (its spans count as dropped).' }),
+});
+
 export const configSchema = z
   .strictObject({
     admin: z
@@ -414,6 +441,7 @@ export const configSchema = z
     upstreams: z.record(z.string().regex(/^[A-Za-z0-9_.-]+$/, { message: 'upstream names use letters, digits, _ . -' }), upstreamSchema).default({}),
     ingress: ingressSchema.optional(),
     egress: egressSchema.optional(),
+    tracing: tracingSchema.optional(),
   })
   .meta({ title: 'sidecar configuration', description: 'See docs/configuration.md.' });
 
@@ -429,6 +457,7 @@ export type StaticConfig = z.output<typeof staticSchema>;
 export type CompressConfig = z.output<typeof compressSchema>;
 export type RateLimitConfig = z.output<typeof rateLimitSchema>;
 export type AppConfig = z.output<typeof appSchema>;
+export type TracingConfig = z.output<typeof tracingSchema>;
 export type ListenerConfig = z.output<typeof ingressSchema> | z.output<typeof egressSchema>;
 
 /** JSON Schema (draft 2020-12) of what may be written in the YAML file. */

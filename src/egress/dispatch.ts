@@ -14,6 +14,7 @@ import type { ConfigStore } from '../config/store.ts';
 import type { UpstreamRegistry } from '../upstream/registry.ts';
 import { Exchange } from '../observe/exchange.ts';
 import { log } from '../observe/log.ts';
+import { traceContextOf } from '../tracing/context.ts';
 import { ProxyError, refuse } from '../proxy/errors.ts';
 import { carriesOwnVia, requestIdOf } from '../proxy/headers.ts';
 import { proxyRequest, rewritePath, type ProxyTarget } from '../proxy/proxy.ts';
@@ -108,6 +109,7 @@ export class EgressDispatcher {
     const { exchange } = started;
     if (options.closeAfter) res.setHeader('connection', 'close');
     res.observer = exchange;
+    if (snapshot.tracing) exchange.trace = traceContextOf(req.headers.traceparent, snapshot.tracing);
 
     const admitted = this.admit(snapshot, req, dest, started, options.authenticated);
     if (admitted instanceof ProxyError) return refuse(res, exchange, admitted, refusalHeaders(admitted));

@@ -25,6 +25,7 @@ import { isWebSocketUpgrade, refuseUpgrade } from '../upgrade/relay.ts';
 import { log } from '../observe/log.ts';
 import { answerRefusal, type Admission } from '../policy/chain.ts';
 import type { PolicyState } from '../policy/state.ts';
+import { traceContextOf } from '../tracing/context.ts';
 
 /** Longest request-target we accept (NGINX's large_client_header_buffers default is 8k). */
 const MAX_URI_LENGTH = 8 * 1024;
@@ -71,6 +72,7 @@ export class IngressServer {
     const path = pathOf(typeof target === 'string' ? target : raw);
     const exchange = new Exchange('ingress', requestIdOf(req.headers), req.method ?? 'GET', hostInfo?.host ?? '', path, snapshot.config.log.access);
     res.observer = exchange;
+    if (snapshot.tracing) exchange.trace = traceContextOf(req.headers.traceparent, snapshot.tracing);
 
     if (!ingress || !hostInfo) return refuse(res, exchange, new ProxyError(ingress ? 'bad_request' : 'no_route'));
     if (typeof target !== 'string') return refuse(res, exchange, target!);

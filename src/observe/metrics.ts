@@ -323,3 +323,26 @@ export const rateLimitKeys = new Gauge({
     for (const store of rateLimitKeyStores) this.inc({ listener: store.listener, route: store.route }, store.size);
   },
 });
+
+const tracingDroppedTotal = new HotCounter({
+  name: 'sidecar_tracing_spans_dropped_total',
+  help: 'Spans not delivered: queue_full (the export queue was full) or export_failed (the collector failed, refused or timed out).',
+  labelNames: ['reason'] as const,
+  registers: [registry],
+});
+
+// Both series exist from the start at 0, so a scrape shows that nothing was dropped yet.
+tracingDroppedTotal.counter.inc({ reason: 'queue_full' }, 0);
+tracingDroppedTotal.counter.inc({ reason: 'export_failed' }, 0);
+
+/** The two reasons a span is dropped, each series looked up once. */
+export const tracingDropped = {
+  queueFull: tracingDroppedTotal.series({ reason: 'queue_full' }),
+  exportFailed: tracingDroppedTotal.series({ reason: 'export_failed' }),
+};
+
+export const tracingExported = new Counter({
+  name: 'sidecar_tracing_spans_exported_total',
+  help: 'Spans the collector accepted.',
+  registers: [registry],
+});

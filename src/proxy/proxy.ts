@@ -47,9 +47,17 @@ export function rewritePath(url: string, route: CompiledRoute): string {
 /**
  * The headers of one try on `endpoint` (headers.ts) with `route`'s request
  * rules and trusted proxies, for a proxied request and a WebSocket upgrade
- * (upgrade/relay.ts, `keepUpgrade`) alike.
+ * (upgrade/relay.ts, `keepUpgrade`) alike; `traceparent` is what tracing sends (tracing/context.ts).
  */
-export function tryHeaders(req: IncomingMessage, target: ProxyTarget, endpoint: EndpointState, requestId: string, route: CompiledRoute, keepUpgrade: boolean): string[] {
+export function tryHeaders(
+  req: IncomingMessage,
+  target: ProxyTarget,
+  endpoint: EndpointState,
+  requestId: string,
+  route: CompiledRoute,
+  keepUpgrade: boolean,
+  traceparent?: string,
+): string[] {
   const clientAddress = req.socket.remoteAddress;
   const info = {
     host: target.host ?? endpoint.authority,
@@ -59,6 +67,7 @@ export function tryHeaders(req: IncomingMessage, target: ProxyTarget, endpoint: 
     originalHost: target.originalHost,
     requestId,
     keepUpgrade,
+    traceparent,
   } as const;
   return upstreamRequestHeaders(req.rawHeaders, req.headers, info, route.requestHeaders);
 }
@@ -71,13 +80,18 @@ function keepLimit(route: CompiledRoute, method: string): number {
 
 /** What the breaker and outlier ejection count as the upstream's failure (SPEC "Breaker failures"). */
 function upstreamFailed(outcome: AttemptOutcome): boolean {
+  return failureOf(outcome) !== undefined;
+}
+
+/** Why a try counts as the upstream's failure (an error code, or `HTTP 5xx`); undefined when it does not. */
+function failureOf(outcome: AttemptOutcome): string | undefined {
   switch (outcome.kind) {
     case 'failed':
-      return outcome.error.code !== 'payload_too_large';
+      return outcome.error.code === 'payload_too_large' ? undefined : outcome.error.code;
     case 'broken':
-      return true; // cut mid-response by the upstream (a client that left is filtered out by the caller)
+      return 'upstream_reset'; // cut mid-response by the upstream (a client that left is filtered out by the caller)
     default:
-      return outcome.status >= 500;
+      return outcome.status >= 500 ? `HTTP ${outcome.status}` : undefined;
   }
 }
 
@@ -152,7 +166,7 @@ class Flight implements ClientWatcher, BreakerTrial<AttemptOutcome>, HeadJudge {
     const endpoint = this.endpoint!;
     exchange.attempts++;
     exchange.endpoint = endpoint.shownAuthority;
-    const headers = tryHeaders(req, target, endpoint, exchange.reqId, route, false);
+    const headers = tryHeaders(req, target, endpoint, exchange.reqId, route, false, exchange.trace?.upstreamTraceparent(endpoint, target.path));
     const attempt = startAttempt(
       this.res,
       exchange,
@@ -259,8 +273,12 @@ async function run(flight: Flight): Promise<void> {
     } finally {
       flight.running = undefined;
     }
+    if (outcome.kind === 'failed') flight.exchange.trace?.endTry(0, outcome.error.code);
+    else flight.exchange.trace?.endTry(outcome.status, outcome.kind === 'broken' ? 'response_cut' : undefined);
     if (flight.gone) return; // the client left: nothing to answer, nothing to blame the endpoint for
-    upstream.report(endpoint, upstreamFailed(outcome));
+    const why = failureOf(outcome);
+    if (why !== undefined) endpoint.noteFailure(why);
+    upstream.report(endpoint, why !== undefined);
 
     let verdict = flight.headVerdict;
     if (outcome.kind === 'done' || outcome.kind === 'broken') return noteStop(flight, verdict);
