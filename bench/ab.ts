@@ -16,7 +16,10 @@
  * revision, checked out into a temporary worktree that shares this
  * checkout's node_modules; `.` (the default for B) is the working tree.
  * A side may also be a Node peer of the bench (`--a peer:undici-floor`), to
- * compare programs rather than revisions.
+ * compare programs rather than revisions. `--a-tracing R` / `--b-tracing R`
+ * turn tracing on for that side with sampleRatio R, exporting to a local
+ * OTLP sink (`--a-tracing 1` with the same revision on both sides: what
+ * tracing every request costs).
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
@@ -36,17 +39,24 @@ const log = (line: string) => process.stderr.write(`${line}\n`);
 
 interface Side {
   label: 'A' | 'B';
+  /** Tracing's sampleRatio on this side (undefined: the config has no tracing block). */
+  tracing?: number;
   /** The checkout of a sidecar side (a git revision, or `.`). */
   root?: string;
   /** A bench peer instead of a sidecar (`peer:undici-floor`, say), to compare programs. */
   peer?: PeerSpec;
 }
 
-/** Peers that can stand on one side: the Node reverse proxies of the bench. */
-const COMPARABLE = ['undici-floor', 'undici-ceiling', 'fastify-http-proxy', 'http-proxy'];
+/**
+ * Peers that can stand on one side: the Node reverse proxies of the bench, and
+ * the sidecar with and without a rate limit on its app route (what a limit costs).
+ */
+const COMPARABLE = ['undici-floor', 'undici-ceiling', 'fastify-http-proxy', 'http-proxy', 'sidecar-unlimited', 'sidecar-ratelimit'];
 
-function side(label: 'A' | 'B', spec: string, tmp: string): Side {
-  if (!spec.startsWith('peer:')) return { label, root: checkout(spec, label, tmp) };
+function side(label: 'A' | 'B', spec: string, tmp: string, tracing: string | undefined): Side {
+  const ratio = tracing === undefined ? undefined : Number(tracing);
+  if (ratio !== undefined && !(ratio >= 0 && ratio <= 1)) throw new Error(`--${label.toLowerCase()}-tracing ${tracing}: a sampleRatio from 0 to 1`);
+  if (!spec.startsWith('peer:')) return { label, root: checkout(spec, label, tmp), tracing: ratio };
   const name = spec.slice('peer:'.length);
   const peer = ALL_PEERS.find((p) => p.name === name);
   if (!peer || !COMPARABLE.includes(name)) throw new Error(`--${label.toLowerCase()} ${spec}: known peers are ${COMPARABLE.map((n) => `peer:${n}`).join(', ')}`);
@@ -79,7 +89,7 @@ async function round(index: number, sides: readonly Side[], env: Env, load: Load
   const peers: Peer[] = [];
   try {
     for (const side of order) {
-      peers.push(side.peer ? await side.peer.start(env) : await launchSidecar(env, `sidecar-${side.label}-${index}`, { access: true, root: side.root }));
+      peers.push(side.peer ? await side.peer.start(env) : await launchSidecar(env, `sidecar-${side.label}-${index}`, { access: true, root: side.root, tracing: side.tracing }));
     }
     const runAll = (seconds: number) =>
       Promise.all(peers.map((peer) => runHttp({ port: peer.ingress as number, target: options.path, connections: options.connections, seconds }, load, peer.proc?.pid)));
@@ -104,6 +114,8 @@ async function main(): Promise<number> {
       seconds: { type: 'string', default: '6' },
       connections: { type: 'string', default: '50' },
       path: { type: 'string', default: '/' },
+      'a-tracing': { type: 'string' },
+      'b-tracing': { type: 'string' },
     },
   });
   const rounds = Number(values.rounds);
@@ -122,16 +134,24 @@ async function main(): Promise<number> {
   const tmp = mkdtempSync(join(os.tmpdir(), 'sidecar-ab-'));
   onExit(() => removeTemp(tmp));
   try {
-    const sides: Side[] = [side('A', values.a, tmp), side('B', values.b, tmp)];
+    const sides: Side[] = [side('A', values.a, tmp, values['a-tracing']), side('B', values.b, tmp, values['b-tracing'])];
     const upstreamPort = await freePort();
     const upstream = start('upstream', NODE, [join(ROOT, 'bench/servers/upstream.ts'), String(upstreamPort)], join(tmp, 'upstream.log'), { cpu: '1' });
     const down = await waitHttp(upstreamPort, '/', upstream, 10_000, 200);
     if (down) throw new Error(`the upstream did not start: ${down}`);
     // The egress route of the generated config names a TCP source; nothing here uses it.
-    const env: Env = { tmp, www: makeDocumentRoot(tmp), upstreamPort, tcpSourcePort: await freePort(), tools, cpu: '0', readyMs: 20_000 };
+    let otlpPort: number | undefined;
+    if (sides.some((each) => each.tracing !== undefined)) {
+      otlpPort = await freePort();
+      const sink = start('otlp-sink', NODE, [join(ROOT, 'bench/servers/otlp-sink.ts'), String(otlpPort)], join(tmp, 'otlp-sink.log'), { cpu: '1' });
+      const sinkDown = await waitHttp(otlpPort, '/', sink, 10_000, 200);
+      if (sinkDown) throw new Error(`the OTLP sink did not start: ${sinkDown}`);
+    }
+    const env: Env = { tmp, www: makeDocumentRoot(tmp), upstreamPort, tcpSourcePort: await freePort(), tools, cpu: '0', readyMs: 20_000, otlpPort };
     const load: LoadContext = { loader: 'wrk', wrkPath: tools.wrk.path, tmpDir: tmp, cpu: '1' };
 
-    log(`bench:ab: A = ${values.a}, B = ${values.b === '.' ? 'the working tree' : values.b}; ${rounds} round(s) of ${seconds}s, GET ${values.path}, ${connections} connections each`);
+    const traced = (ratio: string | undefined) => (ratio === undefined ? '' : ` (tracing, sampleRatio ${ratio})`);
+    log(`bench:ab: A = ${values.a}${traced(values['a-tracing'])}, B = ${values.b === '.' ? 'the working tree' : values.b}${traced(values['b-tracing'])}; ${rounds} round(s) of ${seconds}s, GET ${values.path}, ${connections} connections each`);
     process.stdout.write('round   A cpu/req   B cpu/req    B/A   A req/s   B req/s\n');
     const ratios: number[] = [];
     for (let i = 0; i < rounds; i++) {

@@ -18,7 +18,7 @@ import { hasTaskset, installCleanup, NODE, onExit, runMain, start, stopAll } fro
 import { summarize, table } from './lib/report.ts';
 import { SCENARIOS, selectScenarios } from './lib/scenarios.ts';
 import { chart } from './lib/svg.ts';
-import { checkTargets, targetsTable } from './lib/targets.ts';
+import { checkTargets, targetsTable, tracingNote } from './lib/targets.ts';
 import { ensureTools } from './lib/tools.ts';
 import { makeDocumentRoot } from './lib/www.ts';
 import { makeCertificate } from './lib/cert.ts';
@@ -60,8 +60,16 @@ async function main(): Promise<number> {
     const upstreamDown = (await waitHttp(upstreamPort, '/', upstream, 10_000, 200)) ?? (await waitTcp(tcpSourcePort, source, 10_000));
     if (upstreamDown) throw new Error(`the upstream did not start: ${upstreamDown}`);
 
-    const env: Env = { tmp, www, upstreamPort, tcpSourcePort, tools, cpu: cpuProxy, readyMs: 20_000, tls: makeCertificate(tmp) };
     const wanted = new Set(scenarios.flatMap((s) => s.peers));
+    // The stand-in collector, only when a tracing peer runs; on the load CPU like the upstream.
+    let otlpPort: number | undefined;
+    if ([...wanted].some((name) => name.startsWith('sidecar-trace-'))) {
+      otlpPort = await freePort();
+      const sink = start('otlp-sink', NODE, [join(BENCH, 'servers/otlp-sink.ts'), String(otlpPort)], join(tmp, 'otlp-sink.log'), { cpu: cpuLoad });
+      const sinkDown = await waitTcp(otlpPort, sink, 10_000);
+      if (sinkDown) throw new Error(`the OTLP sink did not start: ${sinkDown}`);
+    }
+    const env: Env = { tmp, www, upstreamPort, tcpSourcePort, tools, cpu: cpuProxy, readyMs: 20_000, otlpPort, tls: makeCertificate(tmp) };
     const peers = new Map<string, Peer>();
     const skipped = new Map<string, string>();
     const about = new Map<string, string>();
@@ -93,7 +101,7 @@ async function main(): Promise<number> {
     const subtitle = `${new Date().toISOString().slice(0, 16)}Z, ${loader}, ${options.rounds} round(s) x ${options.seconds}s, medians, ` +
       `${pinned ? 'proxy on CPU 0, upstream + load on CPU 1' : 'unpinned'}, Node ${process.versions.node}, ${cpus} CPUs`;
     process.stdout.write(`\nsidecar benchmark: ${subtitle}\n`);
-    process.stdout.write(`${table(results)}\n${targetsTable(targets)}\n`);
+    process.stdout.write(`${table(results)}\n${targetsTable(targets)}\n${tracingNote(results) ?? ''}\n`);
     if (skipped.size > 0) {
       process.stdout.write('\nskipped peers\n');
       for (const [name, why] of skipped) process.stdout.write(`  ${name}: ${why.replace(/\n/g, '\n    ')}\n`);
@@ -109,6 +117,7 @@ async function main(): Promise<number> {
       peers: [...about].map(([name, text]) => ({ name, about: text, status: peers.has(name) ? 'ran' : 'skipped', reason: skipped.get(name) })),
       scenarios: results,
       targets,
+      tracing: tracingNote(results)?.trim(),
       durationSeconds: Math.round((Date.now() - started) / 1000),
     };
     writeFileSync(join(outDir, 'latest.json'), `${JSON.stringify(report, null, 2)}\n`);

@@ -15,6 +15,7 @@ import { EgressServer } from './egress/server.ts';
 import type { OwnAddress } from './egress/policy.ts';
 import type { Listener } from './net/listener.ts';
 import { UpstreamRegistry, type DiscoveredSets, type Unhealthy } from './upstream/registry.ts';
+import { PolicyState } from './policy/state.ts';
 import { exposureWarnings } from './admin/exposure.ts';
 import { configLastReloadSuccess, configReloadsTotal } from './observe/metrics.ts';
 import { log, setLogLevel } from './observe/log.ts';
@@ -22,6 +23,11 @@ import { parseListen } from './config/units.ts';
 import type { Secrets } from './config/secrets.ts';
 import { ListenerTls, type PreparedTls } from './tls/listener-tls.ts';
 import { countTlsReloadFailures } from './tls/check.ts';
+import { registry as metricsRegistry } from './observe/metrics.ts';
+import type { MetricsJson } from './cluster/merge.ts';
+import { StatusBoard, type LastReload } from './status/board.ts';
+import { recentErrors, type RecentError } from './status/recent-errors.ts';
+import { spanExporter } from './tracing/exporter.ts';
 
 /**
  * `single`: one process does everything. With `workers` > 1 (node:cluster) the
@@ -37,8 +43,12 @@ export interface ClusterHooks {
   /** Makes every worker reload the file; called after the primary validated it, before it swaps. */
   reloadWorkers(): Promise<ReloadResult>;
   metricsText(): Promise<string>;
+  /** Every process's metrics merged, as prom-client's JSON (the status page). */
+  metricsJson(): Promise<MetricsJson>;
   upstreamsView(): Promise<unknown>;
   certsView(): Promise<unknown>;
+  /** Every process's recent error answers, newest first (the status page). */
+  recentErrors(): Promise<RecentError[]>;
   /**
    * Tells every worker this process's own listeners (the admin port) and every
    * worker's: addresses egress must refuse as loops. Resolves once each has them.
@@ -70,11 +80,15 @@ export interface SidecarOptions {
   readonly unhealthy?: readonly Unhealthy[];
   /** For a worker: the endpoints its primary's DNS discovery had found when it was forked. */
   readonly discovered?: DiscoveredSets;
+  /** How often the status page reads the counters (default status/board.ts INTERVAL_MS; tests go faster). */
+  readonly statusIntervalMs?: number;
 }
 
 export class Sidecar {
   readonly store: ConfigStore;
   readonly registry: UpstreamRegistry;
+  /** Policy state kept across reloads (rate limit buckets). */
+  readonly policies = new PolicyState();
   #ingress: IngressServer | undefined;
   /** The ingress listener's certificates, with `ingress.tls`. */
   #ingressTls: ListenerTls | undefined;
@@ -87,6 +101,9 @@ export class Sidecar {
   #peers: readonly OwnAddress[] = [];
   #draining = false;
   #watcher: ConfigWatcher | undefined;
+  #status: StatusBoard | undefined;
+  /** The outcome of the last reload, for the status page. */
+  #lastReload: LastReload | undefined;
   /** Reloads run one after the other (watcher, SIGHUP and POST /reload may coincide). */
   #reloads: Promise<unknown> = Promise.resolve();
   readonly #options: SidecarOptions;
@@ -142,6 +159,9 @@ export class Sidecar {
     setLogLevel(snapshot.config.log.level);
     this.registry.reconcile(snapshot.upstreams, snapshot.secrets);
     this.store.onSwap((next) => this.registry.reconcile(next.upstreams, next.secrets));
+    this.store.onSwap((next) => this.policies.retain(next));
+    spanExporter.configure(snapshot.tracing);
+    this.store.onSwap((next) => spanExporter.configure(next.tracing));
 
     const appConfig = snapshot.config.app;
     const appCommand = this.#role === 'worker' ? undefined : (this.#options.appCommand ?? appConfig?.command);
@@ -162,13 +182,13 @@ export class Sidecar {
         this.#ingressTls = new ListenerTls('ingress', { tls, headersTimeout: settings.headersTimeout }, { accessLog });
         await this.#ingressTls.watch();
       }
-      this.#ingress = new IngressServer({ store: this.store, registry: this.registry, appReady: () => this.appReady, tls: this.#ingressTls }, settings);
+      this.#ingress = new IngressServer({ store: this.store, registry: this.registry, appReady: () => this.appReady, tls: this.#ingressTls, policies: this.policies }, settings);
       this.#ingress.listener.reusePort = this.#role === 'worker';
       await bind(this.#ingress.listener, snapshot.ingress.settings.listen, snapshot.secrets);
     }
     if (snapshot.egress && serves) {
       this.#egress = new EgressServer(
-        { store: this.store, registry: this.registry, ownAddresses: () => this.#ownAddresses() },
+        { store: this.store, registry: this.registry, ownAddresses: () => this.#ownAddresses(), policies: this.policies },
         snapshot.egress.settings,
       );
       this.#egress.listener.reusePort = this.#role === 'worker';
@@ -176,18 +196,31 @@ export class Sidecar {
     }
     if (this.#role !== 'worker') {
       const cluster = this.#options.cluster;
+      const upstreamsView = cluster ? () => cluster.upstreamsView() : async () => this.upstreamsView();
+      this.#status = new StatusBoard({
+        store: this.store,
+        metrics: cluster ? () => cluster.metricsJson() : () => metricsRegistry.getMetricsAsJSON(),
+        upstreams: upstreamsView,
+        recentErrors: cluster ? () => cluster.recentErrors() : async () => recentErrors(),
+        lastReload: () => this.#lastReload,
+        hasApp: () => this.#app !== undefined,
+        boundPort: (listener) => (listener === 'ingress' ? this.ingressPort : this.egressPort),
+        intervalMs: this.#options.statusIntervalMs,
+      });
       this.#admin = createAdminListener({
         store: this.store,
         registry: this.registry,
         ready: () => this.ready(),
         reload: () => this.reload(),
-        upstreamsView: cluster ? () => cluster.upstreamsView() : () => this.upstreamsView(),
+        upstreamsView,
         certsView: cluster ? () => cluster.certsView() : () => this.certificatesView(),
         metricsText: cluster ? () => cluster.metricsText() : undefined,
+        status: this.#status,
       });
       await bind(this.#admin, snapshot.config.admin.listen, snapshot.secrets);
     }
     this.#listening = true;
+    this.#status?.start();
     // Before 'sidecar listening': once that is logged, every worker refuses the admin port as a loop.
     await this.#options.cluster?.shareOwnAddresses(this.localAddresses());
     configReloadsTotal.inc({ result: 'success' }, 0);
@@ -271,7 +304,10 @@ export class Sidecar {
    * every changed `listen` address could be bound. One reload at a time.
    */
   reload(): Promise<ReloadResult> {
-    const run = this.#reloads.then(() => this.#reload());
+    const run = this.#reloads.then(() => this.#reload()).then((result) => {
+      this.#lastReload = { ok: result.ok, at: new Date(), hash: result.hash, errors: result.errors };
+      return result;
+    });
     this.#reloads = run.catch(() => undefined);
     return run;
   }
@@ -373,13 +409,17 @@ export class Sidecar {
     this.#draining = true;
     log.info({ deadlineMs }, 'draining');
     this.#watcher?.close();
+    this.#status?.stop();
     // The app stops only once nothing is in flight towards it.
     await Promise.all([this.#ingress?.close(deadlineMs), this.#egress?.close(deadlineMs), this.#options.cluster?.stop(deadlineMs)]);
     this.#ingressTls?.close();
     await this.#app?.stop();
     await this.#admin?.close(1_000);
+    // The spans of the drained requests still go out, within a second.
+    await spanExporter.shutdown(1_000);
     await Promise.race([this.registry.close(), new Promise((resolve) => setTimeout(resolve, 1_000))]);
     await this.registry.destroy();
+    this.policies.close();
     log.info('stopped');
   }
 }

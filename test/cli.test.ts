@@ -51,7 +51,7 @@ describe('command line', () => {
     expect(result.status).toBe(0);
     const schema = JSON.parse(result.stdout) as { $schema: string; properties: Record<string, unknown>; additionalProperties: boolean };
     expect(schema.$schema).toContain('json-schema.org');
-    expect(Object.keys(schema.properties)).toEqual(['admin', 'log', 'workers', 'drainTimeout', 'app', 'upstreams', 'ingress', 'egress']);
+    expect(Object.keys(schema.properties)).toEqual(['admin', 'log', 'workers', 'drainTimeout', 'app', 'upstreams', 'ingress', 'egress', 'tracing']);
     expect(schema.additionalProperties).toBe(false);
   });
 

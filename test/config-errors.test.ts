@@ -110,7 +110,7 @@ describe('all errors at once', () => {
       `${FILE}:10:22 ingress.routes[0].match.path: must start with /`,
       `${FILE}:11:16 ingress.routes[0].timeout: expected a string or a number, got true`,
       `${FILE}:12:41 ingress.routes[0].retry.on[1]: must be >= 500`,
-      `${FILE}:13:7 ingress.routes[0].colour: unknown key "colour" (allowed: match, name, upstream, rewrite, headers, timeout, idleTimeout, retry, maxBody, static, websocket)`,
+      `${FILE}:13:7 ingress.routes[0].colour: unknown key "colour" (allowed: match, name, upstream, rewrite, headers, timeout, idleTimeout, retry, maxBody, compress, rateLimit, static, websocket)`,
     ]);
   });
 });

@@ -13,6 +13,7 @@ interface Options {
   /** Request target; an absolute URL for forward-proxy runs. */
   path?: string;
   host?: string;
+  headers?: Record<string, string>;
 }
 
 interface AutocannonResult {
@@ -34,7 +35,7 @@ const result = await autocannon({
   connections: options.connections,
   duration: options.seconds,
   requests: [{ method: 'GET', path: options.path ?? new URL(options.url).pathname }],
-  headers: options.host ? { host: options.host } : {},
+  headers: { ...options.headers, ...(options.host ? { host: options.host } : {}) },
 });
 process.stdout.write(`${JSON.stringify({
   rps: result.requests.total / Math.max(result.duration, 0.001),

@@ -34,6 +34,8 @@ export interface HttpLoad {
   https?: boolean;
   /** Each request on a new connection (`Connection: close`). */
   newConnections?: boolean;
+  /** Headers of every request (Accept-Encoding for the compression scenarios). */
+  headers?: Readonly<Record<string, string>>;
 }
 
 export interface LoadContext {
@@ -118,6 +120,7 @@ function loadArgs(load: HttpLoad, ctx: LoadContext, id: number): [string, string
     const args = ['-t1', `-c${load.connections}`, `-d${load.seconds}s`, '--latency', '--timeout', '5s'];
     // wrk opens a new connection when the answer closes it: a TCP and TLS handshake per request.
     if (load.newConnections) args.push('-H', 'Connection: close');
+    for (const [name, value] of Object.entries(load.headers ?? {})) args.push('-H', `${name}: ${value}`);
     if (absolute) {
       // wrk builds the request once from these fields: an absolute-form target and the origin's Host.
       const script = join(ctx.tmpDir, `absolute-${id}.lua`);
@@ -133,6 +136,7 @@ function loadArgs(load: HttpLoad, ctx: LoadContext, id: number): [string, string
     seconds: load.seconds,
     path: load.target,
     host: absolute ? new URL(load.target).host : undefined,
+    headers: load.headers,
   };
   return [NODE, [join(BENCH, 'clients/autocannon.ts'), JSON.stringify(options)]];
 }

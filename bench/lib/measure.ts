@@ -29,7 +29,7 @@ export interface Plan {
   load: LoadContext;
 }
 
-type Target = { http: { port: number; target: string; https?: boolean; newConnections?: boolean } } | { connect: { proxyPort?: number } } | { missing: string };
+type Target = { http: { port: number; target: string; https?: boolean; newConnections?: boolean; headers?: Readonly<Record<string, string>> } } | { connect: { proxyPort?: number } } | { missing: string };
 
 function targetOf(scenario: Scenario, peer: Peer, plan: Plan): Target {
   const isDirect = peer.name === 'direct';
@@ -41,6 +41,10 @@ function targetOf(scenario: Scenario, peer: Peer, plan: Plan): Target {
     case 'https':
       if (plan.load.loader !== 'wrk') return { missing: 'the HTTPS scenarios need wrk' };
       return peer.https ? { http: { port: peer.https, target: scenario.path, https: true, newConnections: scenario.newConnections } } : { missing: 'no HTTPS port' };
+    case 'compress':
+      if (!peer.compress) return { missing: 'no compressing port' };
+      if (scenario.encoding && !peer.encodings?.includes(scenario.encoding)) return { missing: `cannot produce ${scenario.encoding} here` };
+      return { http: { port: peer.compress, target: scenario.path, headers: scenario.headers } };
     case 'forward':
       if (isDirect) return { http: { port: plan.upstreamPort, target: scenario.path } };
       return peer.forward
@@ -56,8 +60,13 @@ function targetOf(scenario: Scenario, peer: Peer, plan: Plan): Target {
 async function smoke(scenario: Scenario, target: Target, plan: Plan): Promise<string | undefined> {
   try {
     if ('http' in target) {
-      const res = await probe(target.http.port, target.http.target, 5000, target.http.https ? 'https' : 'http');
-      if (res.status !== 200 || res.bytes !== scenario.expectBytes) {
+      const res = await probe(target.http.port, target.http.target, 5000, target.http.headers, target.http.https ? 'https' : 'http');
+      if (scenario.encoding !== undefined) {
+        const encoding = res.headers['content-encoding'];
+        if (res.status !== 200 || encoding !== scenario.encoding || res.bytes >= scenario.expectBytes) {
+          return `GET ${target.http.target} answered ${res.status}, content-encoding ${String(encoding)}, ${res.bytes} bytes (want 200, ${scenario.encoding}, fewer than ${scenario.expectBytes})`;
+        }
+      } else if (res.status !== 200 || res.bytes !== scenario.expectBytes) {
         return `GET ${target.http.target} answered ${res.status} with ${res.bytes} bytes (want 200 with ${scenario.expectBytes}): ${res.text.slice(0, 160)}`;
       }
     } else if ('connect' in target && target.connect.proxyPort !== undefined) {

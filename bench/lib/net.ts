@@ -36,9 +36,15 @@ export interface Probe {
  * One HTTP request with a hard deadline. `absolute` sends an absolute-form
  * request (forward proxy) to host:port.
  */
-export function probe(port: number, path: string, timeoutMs = 2000, scheme: 'http' | 'https' = 'http'): Promise<Probe> {
+export function probe(
+  port: number,
+  path: string,
+  timeoutMs = 2000,
+  extra?: Readonly<Record<string, string>>,
+  scheme: 'http' | 'https' = 'http',
+): Promise<Probe> {
   // An absolute-form path carries its own Host, as a forward-proxy client sends it.
-  const headers = path.startsWith('http://') ? { host: new URL(path).host } : undefined;
+  const headers = { ...(path.startsWith('http://') ? { host: new URL(path).host } : {}), ...extra };
   // The bench's certificate is self-signed: what is checked here is the answer, not the certificate.
   const send = scheme === 'https' ? (options: https.RequestOptions, cb: (res: http.IncomingMessage) => void) => https.request({ ...options, rejectUnauthorized: false }, cb) : http.request;
   return new Promise((resolve, reject) => {

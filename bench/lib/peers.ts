@@ -7,7 +7,7 @@
 import { execFileSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { nginxConf, sidecarYaml, squidConf, type BenchCertificate } from './configs.ts';
+import { nginxConf, sidecarYaml, squidConf, type BenchCertificate, type SidecarPolicies } from './configs.ts';
 import { freePort, probe, waitHttp, waitUntil } from './net.ts';
 import { NODE, start, tail, type Proc } from './procs.ts';
 import type { ToolStatus } from './tools.ts';
@@ -25,6 +25,8 @@ export interface Env {
   readyMs: number;
   /** The certificate of the HTTPS peers, or why there is none (absent: none was made, as in bench:ab). */
   tls?: BenchCertificate | string;
+  /** The OTLP sink (servers/otlp-sink.ts) that sidecars with tracing export to. */
+  otlpPort?: number;
 }
 
 /** A running peer and the ports of the roles it offers. */
@@ -40,6 +42,9 @@ export interface Peer {
   forward?: number;
   /** HTTPS reverse proxy port (TLS offload of the same upstream). */
   https?: number;
+  /** Reverse proxy port that compresses answers, and the codings it can produce. */
+  compress?: number;
+  encodings?: readonly string[];
   /** Extra files of interest, truncated between runs (the sidecar's access log). */
   truncate?: string[];
 }
@@ -111,15 +116,24 @@ export const nginx: PeerSpec = {
     const dir = join(env.tmp, 'nginx');
     mkdirSync(dir, { recursive: true });
     const tls = typeof env.tls === 'object' ? env.tls : undefined;
-    const ports = { proxy: await freePort(), static: await freePort(), upstream: env.upstreamPort, https: tls ? await freePort() : undefined };
+    const ports = { proxy: await freePort(), static: await freePort(), upstream: env.upstreamPort, compress: await freePort(), https: tls ? await freePort() : undefined };
     const conf = join(dir, 'nginx.conf');
-    writeFileSync(conf, nginxConf(dir, env.www, ports, tls));
+    const brotli = env.tools.nginx.brotliModule;
+    writeFileSync(conf, nginxConf(dir, env.www, ports, brotli, tls));
     const log = join(dir, 'nginx.out');
     const proc = start('nginx', bin, ['-p', dir, '-e', join(dir, 'nginx-error.log'), '-c', conf], log, { cpu: env.cpu });
     const logs = [log, join(dir, 'nginx-error.log')];
     check(await waitHttp(ports.proxy, '/', proc, env.readyMs, 200), logs);
     check(await waitHttp(ports.static, '/static/1k.bin', proc, env.readyMs, 200), logs);
-    return { name: 'nginx', proc, ingress: ports.proxy, static: ports.static, https: ports.https };
+    return {
+      name: 'nginx',
+      proc,
+      ingress: ports.proxy,
+      static: ports.static,
+      https: ports.https,
+      compress: ports.compress,
+      encodings: brotli ? ['gzip', 'br'] : ['gzip'],
+    };
   },
 };
 
@@ -148,7 +162,7 @@ export const squid: PeerSpec = {
  * `workers` > 1 and `pinned: false` are for the scaling scenario: a sidecar
  * given both CPUs (which the upstream and the load generator use too).
  */
-function sidecarPeer(name: string, access: boolean, workers = 1, pinned = true, about?: string): PeerSpec {
+function sidecarPeer(name: string, access: boolean, workers = 1, pinned = true, about?: string, tracing?: number): PeerSpec {
   return {
     name,
     about: about ?? (workers > 1
@@ -158,7 +172,7 @@ function sidecarPeer(name: string, access: boolean, workers = 1, pinned = true, 
         : access
           ? 'the sidecar (src/cli.ts) with the realistic config: access log on (to a file), metrics, retry, breaker'
           : 'the same sidecar config with log.access: false'),
-    start: (env) => launchSidecar(env, name, { access, workers, pinned }),
+    start: (env) => launchSidecar(env, name, { access, workers, pinned, tracing }),
   };
 }
 
@@ -166,10 +180,13 @@ export interface SidecarLaunch {
   access: boolean;
   workers?: number;
   pinned?: boolean;
+  policies?: SidecarPolicies;
   /** The checkout whose src/cli.ts runs (default: this one); bench/ab.ts passes git worktrees. */
   root?: string;
   /** HTTPS on ingress with the bench certificate: the listener then speaks TLS only. */
   tls?: BenchCertificate;
+  /** Tracing on with this sampleRatio, exporting to env.otlpPort. */
+  tracing?: number;
 }
 
 /** Starts a sidecar from `root` with the realistic config on fresh ports and waits for /readyz. */
@@ -187,7 +204,9 @@ export async function launchSidecar(env: Env, name: string, launch: SidecarLaunc
   const dir = join(env.tmp, name);
   mkdirSync(dir, { recursive: true });
   const config = join(dir, 'sidecar.yaml');
-  writeFileSync(config, sidecarYaml(ports, join(env.www, 'static'), launch.access, launch.workers ?? 1, launch.tls));
+  if (launch.tracing !== undefined && env.otlpPort === undefined) throw new Error('tracing needs the OTLP sink (env.otlpPort)');
+  const tracing = launch.tracing === undefined ? undefined : { sampleRatio: launch.tracing, endpoint: `http://127.0.0.1:${env.otlpPort}/v1/traces` };
+  writeFileSync(config, sidecarYaml(ports, join(env.www, 'static'), launch.access, launch.workers ?? 1, launch.policies, tracing, launch.tls));
   // JSON log lines (access log included) go to a file, so the terminal stays readable.
   const stdout = join(dir, 'sidecar-stdout.log');
   const stderr = join(dir, 'sidecar-stderr.log');
@@ -196,7 +215,12 @@ export async function launchSidecar(env: Env, name: string, launch: SidecarLaunc
   // compile (type stripping included) holds about 20 MB more RSS for its whole life,
   // which made the first sidecar of a run after a code change look heavier than the rest.
   const sidecarEnv = { ...process.env, NODE_COMPILE_CACHE: join(root, 'node_modules/.cache/sidecar-compile') };
-  execFileSync(NODE, [cli, 'check', '--config', config], { cwd: root, env: sidecarEnv, stdio: 'ignore', timeout: 30_000 });
+  try {
+    execFileSync(NODE, [cli, 'check', '--config', config], { cwd: root, env: sidecarEnv, stdio: ['ignore', 'pipe', 'pipe'], timeout: 30_000 });
+  } catch (err) {
+    const { stdout: out, stderr: errText, signal } = err as { stdout?: Buffer; stderr?: Buffer; signal?: string };
+    throw new Error(`${cli} check failed${signal ? ` (${signal}: over 30 s?)` : ''}:\n${String(out ?? '')}${String(errText ?? '')}`.trim());
+  }
   const proc = start(name, NODE, ['--max-semi-space-size=8', cli, '--config', config], stderr, {
     cpu: launch.pinned === false ? undefined : env.cpu,
     cwd: root,
@@ -205,7 +229,13 @@ export async function launchSidecar(env: Env, name: string, launch: SidecarLaunc
   });
   check(await waitHttp(ports.admin, '/readyz', proc, env.readyMs, 200), [stderr, stdout]);
   if (launch.tls) return { name, proc, https: ports.ingress, forward: ports.egress, truncate: [stdout] };
-  return { name, proc, ingress: ports.ingress, static: ports.ingress, forward: ports.egress, truncate: [stdout] };
+  const compress = launch.policies?.compress ? { compress: ports.ingress, encodings: ['gzip', 'br'] } : {};
+  return { name, proc, ingress: ports.ingress, static: ports.ingress, forward: ports.egress, truncate: [stdout], ...compress };
+}
+
+/** The realistic config plus a policy on the app route (issue 19), a process used only for its scenario. */
+function policyPeer(name: string, about: string, policies: SidecarPolicies): PeerSpec {
+  return { name, about, start: (env) => launchSidecar(env, name, { access: true, policies }) };
 }
 
 export const sidecar = sidecarPeer('sidecar', true);
@@ -217,6 +247,13 @@ export const sidecarNoLog = sidecarPeer('sidecar-nolog', false);
  * two fresh processes show).
  */
 export const sidecarLog = sidecarPeer('sidecar-log', true, 1, true, 'the realistic sidecar config (access log on), a process used only to compare with sidecar-nolog');
+export const sidecarCompress = policyPeer('sidecar-compress', 'the realistic sidecar config with compress on the app route (gzip 5, br 4)', { compress: true });
+export const sidecarUnlimited = policyPeer('sidecar-unlimited', 'the realistic sidecar config, a process used only to compare with sidecar-ratelimit', {});
+export const sidecarRateLimit = policyPeer('sidecar-ratelimit', 'the realistic sidecar config with a rateLimit (key client-ip) on the app route that never trips', { rateLimit: true });
+/** The tracing comparison: three fresh processes of the realistic config, tracing off, on at 1% and on at 100%. */
+export const sidecarTraceOff = sidecarPeer('sidecar-trace-off', true, 1, true, 'the realistic sidecar config, tracing off (a process used only for the tracing comparison)');
+export const sidecarTrace1 = sidecarPeer('sidecar-trace-1pct', true, 1, true, 'the same with tracing on, sampleRatio 0.01, exporting to a local OTLP sink', 0.01);
+export const sidecarTrace100 = sidecarPeer('sidecar-trace-100pct', true, 1, true, 'the same with tracing on, sampleRatio 1 (every request a span)', 1);
 export const sidecarUnpinned = sidecarPeer('sidecar-1w', true, 1, false);
 
 /** The realistic config with `ingress.tls`: the subject of the HTTPS scenarios. */
@@ -243,6 +280,12 @@ export const ALL_PEERS: readonly PeerSpec[] = [
   sidecar,
   sidecarNoLog,
   sidecarLog,
+  sidecarCompress,
+  sidecarUnlimited,
+  sidecarRateLimit,
+  sidecarTraceOff,
+  sidecarTrace1,
+  sidecarTrace100,
   sidecarUnpinned,
   sidecarTwoWorkers,
   sidecarTls,

@@ -4,7 +4,7 @@
  */
 
 /** What a scenario exercises, and so which port of a peer it uses. */
-export type Kind = 'ingress' | 'forward' | 'connect' | 'static' | 'https';
+export type Kind = 'ingress' | 'forward' | 'connect' | 'static' | 'https' | 'compress';
 
 export interface Scenario {
   name: string;
@@ -14,8 +14,12 @@ export interface Scenario {
   path: string;
   /** Connections (HTTP) or tunnels (CONNECT). */
   connections: number;
-  /** Body bytes every response must carry (checked once per peer before load). */
+  /** Body bytes every response must carry (checked once per peer before load); for a compressed answer, at most this many. */
   expectBytes: number;
+  /** Request headers of every request (wrk -H). */
+  headers?: Readonly<Record<string, string>>;
+  /** The Content-Encoding every answer must have (checked before load). */
+  encoding?: string;
   unit: 'req/s' | 'MB/s';
   /** Peers in table order. */
   peers: string[];
@@ -43,7 +47,14 @@ export const SCENARIOS: readonly Scenario[] = [
   // TLS offload (issue 17): NGINX and the sidecar serve the same certificate (ECDSA P-256) and proxy to the same upstream.
   { name: 'https-keepalive-c50', title: 'HTTPS ingress (TLS offload), keep-alive, "hello", 50 connections', kind: 'https', path: '/', connections: 50, expectBytes: 5, unit: 'req/s', peers: ['nginx', 'sidecar-tls'], subject: 'sidecar-tls' },
   { name: 'https-handshakes-c10', title: 'HTTPS ingress, a new connection and TLS handshake per request (req/s = handshakes/s), 10 connections', kind: 'https', path: '/', connections: 10, expectBytes: 5, unit: 'req/s', peers: ['nginx', 'sidecar-tls'], subject: 'sidecar-tls', newConnections: true },
+  // Tracing's cost: the closing note gives 1% and 100% sampled against off, from this one run (targets.ts tracingNote).
+  { name: 'tracing-c50', title: 'sidecar tracing off vs sampled 1% vs 100% (OTLP/HTTP to a local sink), "hello", 50 connections', kind: 'ingress', path: '/', connections: 50, expectBytes: 5, unit: 'req/s', peers: ['sidecar-trace-off', 'sidecar-trace-1pct', 'sidecar-trace-100pct'], subject: 'sidecar-trace-off' },
   { name: 'accesslog-c50', title: 'sidecar access log on vs off, "hello", 50 connections', kind: 'ingress', path: '/', connections: 50, expectBytes: 5, unit: 'req/s', peers: ['sidecar-nolog', 'sidecar-log'], subject: 'sidecar-log' },
+  // Issue 19: compression of a proxied 64 KiB JSON answer at the same level as NGINX's (gzip 5, brotli 4).
+  { name: 'compress-gzip-64k', title: 'compression, 64 KiB JSON proxied, gzip level 5, 10 connections', kind: 'compress', path: '/json64k', connections: 10, expectBytes: 64 * KiB, headers: { 'accept-encoding': 'gzip' }, encoding: 'gzip', unit: 'req/s', peers: ['nginx', 'sidecar-compress'], subject: 'sidecar-compress' },
+  { name: 'compress-br-64k', title: 'compression, 64 KiB JSON proxied, brotli level 4, 10 connections', kind: 'compress', path: '/json64k', connections: 10, expectBytes: 64 * KiB, headers: { 'accept-encoding': 'br' }, encoding: 'br', unit: 'req/s', peers: ['nginx', 'sidecar-compress'], subject: 'sidecar-compress' },
+  // What a rate limit costs: the same route with a limit that never trips (key client-ip) against none, two fresh processes.
+  { name: 'ratelimit-c50', title: 'rate-limited route (never over) vs the same route unlimited, "hello", 50 connections', kind: 'ingress', path: '/', connections: 50, expectBytes: 5, unit: 'req/s', peers: ['sidecar-unlimited', 'sidecar-ratelimit'], subject: 'sidecar-ratelimit' },
 ];
 
 /** Scenarios whose name contains any of the comma-separated filters. */

@@ -80,6 +80,22 @@ export function checkTargets(results: readonly ScenarioResult[]): TargetCheck[] 
   return checks;
 }
 
+/**
+ * The closing note on tracing: throughput and CPU per request of the sampled
+ * sidecars as a share of the same config with tracing off, in the same run
+ * (the rows' ratios are off / sampled, so this is their inverse).
+ */
+export function tracingNote(results: readonly ScenarioResult[]): string | undefined {
+  const result = results.find((r) => r.name === 'tracing-c50');
+  if (!result) return undefined;
+  const parts = ['sidecar-trace-1pct', 'sidecar-trace-100pct'].map((peer) => {
+    const row = result.rows.find((r) => r.peer === peer);
+    if (!row || row.skipped || !row.ratio || !row.cpuRatio) return `${peer}: n/a${row?.skipped ? ` (${row.skipped.split('\n')[0]})` : ''}`;
+    return `${peer.replace('sidecar-trace-', '')} sampled: throughput ${(1 / row.ratio).toFixed(2)}x, CPU per request ${(1 / row.cpuRatio).toFixed(2)}x`;
+  });
+  return `\ntracing cost (same run, against tracing off): ${parts.join('; ')}`;
+}
+
 export function targetsTable(checks: readonly TargetCheck[]): string {
   const width = Math.max(...checks.map((c) => c.target.length));
   return ['', 'targets (issue 7)', ...checks.map((c) => `  ${c.target.padEnd(width)}  ${c.want.padEnd(7)}  ${(c.got ?? '-').padStart(6)}  ${c.status}${c.note ? ` (${c.note})` : ''}`)].join('\n');

@@ -1,8 +1,9 @@
 /**
  * The external programs the benchmark compares with or drives: wrk (load),
- * NGINX and Squid (peers). Missing ones are installed with apt-get when we
- * are root and the package mirror answers; otherwise their peers are skipped
- * with the reason.
+ * NGINX and Squid (peers), and NGINX's brotli filter module (the brotli
+ * compression scenario). Missing ones are installed with apt-get when we are
+ * root and the package mirror answers; otherwise their peers (or the
+ * scenario) are skipped with the reason.
  */
 import { spawnSync } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
@@ -10,8 +11,24 @@ import { accessSync, constants } from 'node:fs';
 export const TOOLS = ['wrk', 'nginx', 'squid'] as const;
 export type Tool = (typeof TOOLS)[number];
 
-/** Absolute path of each tool found, or why it is missing. */
-export type ToolStatus = Record<Tool, { path?: string; missing?: string }>;
+/** Absolute path of each tool found, or why it is missing; for nginx also its brotli filter module, when there is one. */
+export type ToolStatus = Record<Tool, { path?: string; missing?: string; brotliModule?: string }>;
+
+/** Debian's package of ngx_brotli's filter, and where its module lands. */
+const BROTLI_PACKAGE = 'libnginx-mod-http-brotli-filter';
+const BROTLI_MODULES = ['/usr/lib/nginx/modules/ngx_http_brotli_filter_module.so', '/usr/share/nginx/modules/ngx_http_brotli_filter_module.so'];
+
+function findBrotliModule(): string | undefined {
+  for (const file of BROTLI_MODULES) {
+    try {
+      accessSync(file, constants.R_OK);
+      return file;
+    } catch {
+      // not here
+    }
+  }
+  return undefined;
+}
 
 const SEARCH = ['/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin'];
 
@@ -45,13 +62,14 @@ function run(cmd: string, args: string[], timeoutMs: number): { ok: boolean; out
  */
 export function ensureTools(allowInstall: boolean, log: (line: string) => void): ToolStatus {
   const status = {} as ToolStatus;
-  const missing: Tool[] = [];
+  const missing: string[] = [];
   for (const tool of TOOLS) {
     const path = find(tool);
     status[tool] = path ? { path } : { missing: 'not installed' };
     if (!path) missing.push(tool);
   }
-  if (missing.length === 0) return status;
+  if (!findBrotliModule()) missing.push(BROTLI_PACKAGE);
+  if (missing.length === 0) return withBrotli(status);
 
   let why: string | undefined;
   if (!allowInstall) why = 'not installed (--no-install given)';
@@ -64,9 +82,17 @@ export function ensureTools(allowInstall: boolean, log: (line: string) => void):
     const install = run('apt-get', ['install', '-y', '--no-install-recommends', ...missing], 180_000);
     if (!install.ok) why = `apt-get install failed: ${install.output}`;
   }
-  for (const tool of missing) {
+  for (const tool of TOOLS) {
+    if (!missing.includes(tool)) continue;
     const path = find(tool);
     status[tool] = path ? { path } : { missing: why ?? 'apt-get install ran but the binary is still missing' };
   }
+  if (!findBrotliModule()) log(`setup: no NGINX brotli module (${why ?? `${BROTLI_PACKAGE} did not install it`}): nginx is skipped in compress-br-64k`);
+  return withBrotli(status);
+}
+
+function withBrotli(status: ToolStatus): ToolStatus {
+  const module = findBrotliModule();
+  if (status.nginx.path && module) status.nginx.brotliModule = module;
   return status;
 }

@@ -1,6 +1,7 @@
 /**
- * The upstream every proxy forwards to: node:http, keep-alive, two answers
- * built once. `/1mib` is 1 MiB, anything else is "hello". Usage:
+ * The upstream every proxy forwards to: node:http, keep-alive, answers built
+ * once. `/1mib` is 1 MiB, `/json64k` 64 KiB of JSON (the compression
+ * scenarios), anything else is "hello". Usage:
  * `node bench/servers/upstream.ts PORT`.
  */
 import http from 'node:http';
@@ -8,12 +9,27 @@ import http from 'node:http';
 const port = Number(process.argv[2]);
 const HELLO = Buffer.from('hello');
 const BIG = Buffer.alloc(1024 * 1024, 'x');
+const JSON_64K = jsonBody(64 * 1024);
+
+/** An API-like JSON array of exactly `size` bytes: records of ids, names, numbers and flags, padded with spaces. */
+function jsonBody(size: number): Buffer {
+  const items: string[] = [];
+  let length = 2;
+  for (let i = 0; ; i++) {
+    const item = JSON.stringify({ id: 100_000 + i, name: `customer ${(i * 7919) % 1000}`, plan: ['free', 'team', 'enterprise'][i % 3], balance: ((i * 104_729) % 1_000_000) / 100, active: i % 5 !== 0, tags: [`t${i % 11}`, `r${i % 17}`] });
+    if (length + item.length + 1 > size) break;
+    items.push(item);
+    length += item.length + 1;
+  }
+  return Buffer.from(`[${items.join(',')}]`.padEnd(size, ' '));
+}
 
 const server = http.createServer((req, res) => {
-  const body = req.url === '/1mib' ? BIG : HELLO;
+  const json = req.url === '/json64k';
+  const body = json ? JSON_64K : req.url === '/1mib' ? BIG : HELLO;
   // Drain any request body so the connection stays reusable.
   req.resume();
-  res.writeHead(200, { 'content-type': 'text/plain', 'content-length': body.length });
+  res.writeHead(200, { 'content-type': json ? 'application/json' : 'text/plain', 'content-length': body.length });
   res.end(body);
 });
 // Longer than every proxy's pool idle timeout, so no proxy races a closing socket.

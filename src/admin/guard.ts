@@ -57,15 +57,34 @@ export function writeRefusal(req: IncomingMessage, adminListen: string): Refusal
   return undefined;
 }
 
-/** With `token` set, the request must carry `Authorization: Bearer <token>`; compared in constant time. */
-export function tokenRefusal(req: IncomingMessage, token: string | undefined): Refusal | undefined {
+/**
+ * With `token` set, the request must carry `Authorization: Bearer <token>`;
+ * compared in constant time. A path a browser opens (`browser`: the status
+ * page) also takes HTTP Basic with the token as the password (any user name)
+ * and challenges with Basic: a browser cannot send a bearer token when it
+ * navigates, but it asks for a Basic password and then sends it with the
+ * page's own requests.
+ */
+export function tokenRefusal(req: IncomingMessage, token: string | undefined, browser = false): Refusal | undefined {
   if (token === undefined) return undefined;
   const header = req.headers.authorization;
-  const given = typeof header === 'string' ? /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(header)?.[1] : undefined;
-  if (given === undefined) return unauthorized('this admin path needs Authorization: Bearer <admin.token>');
+  const given = typeof header === 'string' ? (/^Bearer[ \t]+(\S+)[ \t]*$/i.exec(header)?.[1] ?? (browser ? basicPassword(header) : undefined)) : undefined;
+  const scheme = browser ? 'Basic' : 'Bearer';
+  if (given === undefined) {
+    return unauthorized(browser ? 'this admin path needs admin.token (as the password, or as Authorization: Bearer <admin.token>)' : 'this admin path needs Authorization: Bearer <admin.token>', scheme);
+  }
   // Fixed-length digests: neither the length nor the content of the token leaks through timing.
-  if (!timingSafeEqual(digest(given), digest(token))) return unauthorized('the bearer token is not admin.token');
+  if (!timingSafeEqual(digest(given), digest(token))) return unauthorized(browser ? 'the password is not admin.token' : 'the bearer token is not admin.token', scheme);
   return undefined;
+}
+
+/** The password of `Authorization: Basic base64(user:password)`; undefined for anything else. */
+function basicPassword(header: string): string | undefined {
+  const encoded = /^Basic[ \t]+([A-Za-z0-9+/=]+)[ \t]*$/i.exec(header)?.[1];
+  if (encoded === undefined) return undefined;
+  const decoded = Buffer.from(encoded, 'base64').toString('utf8');
+  const colon = decoded.indexOf(':');
+  return colon === -1 ? undefined : decoded.slice(colon + 1);
 }
 
 function digest(value: string): Buffer {
@@ -76,8 +95,9 @@ function forbidden(message: string): Refusal {
   return { status: 403, error: 'forbidden', message };
 }
 
-function unauthorized(message: string): Refusal {
-  return { status: 401, error: 'unauthorized', message, headers: { 'www-authenticate': 'Bearer realm="sidecar admin"' } };
+function unauthorized(message: string, scheme: 'Bearer' | 'Basic' = 'Bearer'): Refusal {
+  const challenge = scheme === 'Basic' ? 'Basic realm="sidecar admin", charset="UTF-8"' : 'Bearer realm="sidecar admin"';
+  return { status: 401, error: 'unauthorized', message, headers: { 'www-authenticate': challenge } };
 }
 
 /** Lower case, without brackets, a trailing dot or the IPv4-mapped prefix, so equal addresses compare equal. */

@@ -1,6 +1,6 @@
 /**
- * The admin port (loopback by default): health, readiness, Prometheus
- * metrics, the live config, upstream state and reload. It reads state; it
+ * The admin port (loopback by default): the status page, health, readiness,
+ * Prometheus metrics, the live config, upstream state and reload. It reads state; it
  * never sits on a proxied request's path. What it shows of the config is
  * redacted (config/secrets.ts); what changes state is guarded (guard.ts).
  */
@@ -11,6 +11,9 @@ import { Listener } from '../net/listener.ts';
 import { registry as metrics } from '../observe/metrics.ts';
 import { log } from '../observe/log.ts';
 import { tokenRefusal, writeRefusal, type Refusal } from './guard.ts';
+import type { StatusBoard } from '../status/board.ts';
+import { renderStatusPage } from '../status/page.ts';
+import { CONTENT_SECURITY_POLICY, STATUS_SCRIPT, STATUS_STYLE } from '../status/assets.ts';
 
 export interface ReloadResult {
   readonly ok: boolean;
@@ -31,6 +34,8 @@ export interface AdminDeps {
   readonly certsView: () => unknown;
   /** Prometheus text; by default this process's registry (a cluster primary adds its workers'). */
   readonly metricsText?: () => Promise<string>;
+  /** The status page's data (GET / and /status.json). */
+  readonly status: StatusBoard;
 }
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void | Promise<void>;
@@ -46,11 +51,27 @@ interface AdminPath {
   readonly write?: boolean;
   /** Shows the config or the upstreams: needs the token when admin.token is set (probes and scrapers stay open). */
   readonly private?: boolean;
+  /** Opened by a browser (the status page): the token may come as a Basic password too. */
+  readonly browser?: boolean;
 }
 
 function sendJson(res: ServerResponse, status: number, body: unknown, headers: Readonly<Record<string, string>> = {}): void {
   const text = JSON.stringify(body, null, 2);
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store', ...headers });
+  res.end(text);
+}
+
+/** The headers of the status page and its assets: a strict CSP, no sniffing, no referrer, never cached. */
+const PAGE_HEADERS = {
+  'content-security-policy': CONTENT_SECURITY_POLICY,
+  'x-content-type-options': 'nosniff',
+  'referrer-policy': 'no-referrer',
+  'x-frame-options': 'DENY',
+  'cache-control': 'no-store',
+} as const;
+
+function sendText(res: ServerResponse, type: string, text: string): void {
+  res.writeHead(200, { 'content-type': type, 'content-length': Buffer.byteLength(text), ...PAGE_HEADERS });
   res.end(text);
 }
 
@@ -64,6 +85,11 @@ function allowed(path: AdminPath): string {
 
 export function createAdminListener(deps: AdminDeps): Listener {
   const paths: Readonly<Record<string, AdminPath>> = {
+    '/': { private: true, browser: true, get: async (_req, res) => sendText(res, 'text/html; charset=utf-8', renderStatusPage(await deps.status.json())) },
+    '/status.json': { private: true, browser: true, get: async (_req, res) => sendJson(res, 200, await deps.status.json()) },
+    // The page's code and style hold no data: open, like the probes.
+    '/status.js': { get: (_req, res) => sendText(res, 'text/javascript; charset=utf-8', STATUS_SCRIPT) },
+    '/status.css': { get: (_req, res) => sendText(res, 'text/css; charset=utf-8', STATUS_STYLE) },
     '/healthz': { get: (_req, res) => sendJson(res, 200, { status: 'ok' }) },
     '/readyz': { get: (_req, res) => (deps.ready() ? sendJson(res, 200, { status: 'ready' }) : sendJson(res, 503, { status: 'not_ready' })) },
     '/metrics': {
@@ -111,7 +137,7 @@ export function createAdminListener(deps: AdminDeps): Listener {
     const token = deps.store.current().config.admin.token;
     const refusal =
       (path.write ? writeRefusal(req, deps.store.current().config.admin.listen) : undefined) ??
-      (path.write || path.private ? tokenRefusal(req, token) : undefined);
+      (path.write || path.private ? tokenRefusal(req, token, path.browser) : undefined);
     if (refusal) return refuse(res, refusal);
     return handler(req, res);
   };

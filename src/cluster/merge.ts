@@ -3,7 +3,8 @@
  * breaker and ejection state (health verdicts come from the primary): in
  * /upstreams a breaker is as open as its most open copy, an endpoint is
  * healthy only when every worker finds it so, ejected when any worker ejected
- * it, and in-flight requests add up; in /metrics each upstream's
+ * it, in-flight requests and failed tries add up, the latest failure is the
+ * last error; in /metrics each upstream's
  * `sidecar_circuit_state` follows the same rule, so it shows one state.
  */
 import type { registry } from '../observe/metrics.ts';
@@ -16,6 +17,9 @@ interface EndpointView {
   healthy: boolean;
   ejected: boolean;
   inFlight: number;
+  failures?: number;
+  lastError?: string | null;
+  lastErrorAt?: string | null;
   [key: string]: unknown;
 }
 
@@ -54,6 +58,12 @@ export function mergeUpstreamViews(views: readonly unknown[]): { upstreams: Reco
         same.healthy &&= endpoint.healthy;
         same.ejected ||= endpoint.ejected;
         same.inFlight += endpoint.inFlight;
+        if (typeof endpoint.failures === 'number') same.failures = (same.failures ?? 0) + endpoint.failures;
+        // The latest failure any worker saw (ISO times compare as text).
+        if (endpoint.lastErrorAt && (!same.lastErrorAt || endpoint.lastErrorAt > same.lastErrorAt)) {
+          same.lastErrorAt = endpoint.lastErrorAt;
+          same.lastError = endpoint.lastError;
+        }
       });
     }
   }

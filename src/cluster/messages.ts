@@ -11,7 +11,7 @@ import type { DiscoveredSets, Unhealthy } from '../upstream/registry.ts';
  * the same id. `own-addresses` carries `addresses`: the primary's admin
  * listener and every worker's listeners, which egress must never reach (a loop).
  */
-export type WorkerQuestion = 'reload' | 'metrics' | 'upstreams' | 'certs' | 'own-addresses';
+export type WorkerQuestion = 'reload' | 'metrics' | 'upstreams' | 'certs' | 'own-addresses' | 'recent-errors';
 
 export type ToWorker =
   | { readonly type: 'ask'; readonly id: number; readonly question: WorkerQuestion; readonly addresses?: readonly OwnAddress[] }
@@ -27,7 +27,10 @@ export type ToPrimary =
   | { readonly type: 'addresses'; readonly addresses: readonly OwnAddress[] }
   | { readonly type: 'reply'; readonly id: number; readonly answer: WorkerAnswer };
 
-/** reload -> ReloadResult; metrics -> prom-client's metrics as JSON; upstreams / certs -> the worker's /upstreams / /certs view; own-addresses -> true. */
+/**
+ * reload -> ReloadResult; metrics -> prom-client's metrics as JSON; upstreams / certs -> the worker's /upstreams / /certs
+ * view; own-addresses -> true; recent-errors -> the worker's RecentError[] (status/recent-errors.ts).
+ */
 export type WorkerAnswer = ReloadResult | unknown;
 
 /** The environment variable that gives a new worker the verdicts as of its fork (JSON of `Unhealthy[]`). */

@@ -17,6 +17,7 @@ import { log } from '../observe/log.ts';
 import type { DiscoveredSets, Unhealthy } from '../upstream/registry.ts';
 import { DISCOVERED_ENV, isMessage, UNHEALTHY_ENV, type ToPrimary, type ToWorker, type WorkerQuestion } from './messages.ts';
 import { mergeCertificateViews, mergeUpstreamViews, oneCircuitState, type MetricsJson } from './merge.ts';
+import { mergeRecentErrors, recentErrors, type RecentError } from '../status/recent-errors.ts';
 
 /** A question unanswered this long counts as a failed answer (a hung worker must not hang the admin port). */
 const ASK_TIMEOUT_MS = 5_000;
@@ -219,8 +220,23 @@ export class WorkerPool implements ClusterHooks {
    * merged first, so each upstream shows one state (merge.ts).
    */
   async metricsText(): Promise<string> {
+    return (await this.#aggregated()).metrics();
+  }
+
+  /** The same merge as metricsText(), as prom-client's JSON (the status page reads it). */
+  async metricsJson(): Promise<MetricsJson> {
+    return (await this.#aggregated()).getMetricsAsJSON();
+  }
+
+  async #aggregated(): Promise<ReturnType<typeof AggregatorRegistry.aggregate>> {
     const fromWorkers = (await this.#ask('metrics')).filter((answer): answer is MetricsJson => Array.isArray(answer));
-    return AggregatorRegistry.aggregate(oneCircuitState([...fromWorkers, await registry.getMetricsAsJSON()])).metrics();
+    return AggregatorRegistry.aggregate(oneCircuitState([...fromWorkers, await registry.getMetricsAsJSON()]));
+  }
+
+  /** The sidecar's own error answers of every worker (and of this process), newest first. */
+  async recentErrors(): Promise<RecentError[]> {
+    const answers = (await this.#ask('recent-errors')) as Array<RecentError[] | undefined>;
+    return mergeRecentErrors([...answers, recentErrors()]);
   }
 
   async upstreamsView(): Promise<unknown> {

@@ -11,6 +11,7 @@ import { formatConfigError, loadConfigFile } from '../config/load.ts';
 import { Sidecar } from '../sidecar.ts';
 import { registry } from '../observe/metrics.ts';
 import { flushLogs, log } from '../observe/log.ts';
+import { recentErrors } from '../status/recent-errors.ts';
 import type { DiscoveredSets, Unhealthy } from '../upstream/registry.ts';
 import { DISCOVERED_ENV, isMessage, UNHEALTHY_ENV, type ToPrimary, type ToWorker } from './messages.ts';
 
@@ -50,6 +51,8 @@ export async function runWorker(configPath: string): Promise<number | undefined>
       case 'own-addresses':
         sidecar.setPeerAddresses(message.addresses ?? []);
         return true;
+      case 'recent-errors':
+        return recentErrors();
     }
   };
   process.on('message', (message: unknown) => {

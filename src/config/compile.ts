@@ -20,6 +20,8 @@ import { Secrets } from './secrets.ts';
 import type { PathOptions } from '../net/normalize-path.ts';
 import { compileTrustedProxies } from '../net/trusted-proxies.ts';
 import { withoutTrailingDot } from '../proxy/route.ts';
+import { compilePolicies, type PolicyChain } from '../policy/chain.ts';
+import { tracingSettings, type TracingSettings } from '../tracing/settings.ts';
 
 /** Until the response head arrives, all tries together (Envoy's route timeout is 15s; ours is a little kinder). */
 export const DEFAULT_ROUTE_TIMEOUT_MS = 30_000;
@@ -70,6 +72,8 @@ export interface CompiledRoute {
   readonly trustedProxies: BlockList | undefined;
   /** The listener's `tls.forwardClientCert`, lower case: set from the client certificate, never taken from the client. */
   readonly clientCertHeader: string | undefined;
+  /** Rate limit and compression (policy/chain.ts); undefined when the route has neither. */
+  readonly policies: PolicyChain | undefined;
 }
 
 /** What an egress route lets a pass-through destination be, besides the addresses every route may reach. */
@@ -103,6 +107,8 @@ export interface Snapshot {
   readonly upstreams: Readonly<Record<string, UpstreamConfig>>;
   readonly ingress?: ListenerSnapshot;
   readonly egress?: ListenerSnapshot;
+  /** Tracing as the config and the OTEL_* variables (read when the config is compiled) set it; undefined = off. */
+  readonly tracing?: TracingSettings;
 }
 
 /** A loaded config with where and when it came from (load.ts's successful LoadResult). */
@@ -124,8 +130,9 @@ export function compile({ config, hash, source, loadedAt, secrets = Secrets.NONE
     config,
     secrets,
     upstreams: config.upstreams,
-    ingress: config.ingress && compileListener('ingress', config.ingress),
-    egress: config.egress && compileListener('egress', config.egress),
+    ingress: config.ingress && compileListener('ingress', config.ingress, config.workers),
+    egress: config.egress && compileListener('egress', config.egress, config.workers),
+    tracing: tracingSettings(config.tracing, process.env),
   };
   return Object.freeze(snapshot);
 }
@@ -133,6 +140,7 @@ export function compile({ config, hash, source, loadedAt, secrets = Secrets.NONE
 function compileListener(
   listener: ListenerName,
   settings: NonNullable<Config['ingress'] | Config['egress']>,
+  workers: number,
 ): ListenerSnapshot {
   const address = parseListen(settings.listen);
   if (!address) throw new Error(`unparseable listen address ${settings.listen}`); // the schema already refused it
@@ -140,7 +148,7 @@ function compileListener(
   const tls = 'tls' in settings ? settings.tls : undefined;
   const clientCertHeader = tls?.forwardClientCert?.toLowerCase();
   const routes = (settings.routes as ReadonlyArray<IngressRouteConfig | EgressRouteConfig>).map((route, index) =>
-    compileRoute(listener, route, index, settings.maxBody, trustedProxies, clientCertHeader),
+    compileRoute(listener, route, index, settings, trustedProxies, workers, clientCertHeader),
   );
   return Object.freeze({ host: address.host, port: address.port, routes: Object.freeze(routes), settings, paths: settings.paths, tls });
 }
@@ -149,17 +157,20 @@ function compileRoute(
   listener: ListenerName,
   route: IngressRouteConfig | EgressRouteConfig,
   index: number,
-  listenerMaxBody: number,
+  settings: NonNullable<Config['ingress'] | Config['egress']>,
   trustedProxies: BlockList | undefined,
+  workers: number,
   clientCertHeader: string | undefined,
 ): CompiledRoute {
   const timeout = route.timeout ?? DEFAULT_ROUTE_TIMEOUT_MS;
+  const name = route.name ?? `${listener}-${index}`;
+  const isStatic = 'static' in route && route.static !== undefined;
   const retry = route.retry && {
     ...route.retry,
     perTryTimeout: Math.min(route.retry.perTryTimeout ?? timeout, timeout),
   };
   return Object.freeze({
-    name: route.name ?? `${listener}-${index}`,
+    name,
     listener,
     match: compileMatch(route.match),
     upstream: route.upstream,
@@ -170,12 +181,13 @@ function compileRoute(
     timeout,
     idleTimeout: route.idleTimeout ?? DEFAULT_BODY_IDLE_MS,
     retry: retry && Object.freeze(retry),
-    maxBody: route.maxBody ?? listenerMaxBody,
+    maxBody: route.maxBody ?? settings.maxBody,
     websocket: 'websocket' in route ? route.websocket : false,
     connectTimeout: 'connectTimeout' in route ? route.connectTimeout : undefined,
     reach: compileReach(route),
     trustedProxies,
     clientCertHeader,
+    policies: compilePolicies(route, { listener, route: name, static: isStatic, trustedProxies, workers, listenerCompress: settings.compress }),
   });
 }
 

@@ -8,6 +8,7 @@ import { Resolver } from 'node:dns';
 import { z } from 'zod';
 import { DURATION_PATTERN, parseDuration, parseListen, parseSize, unitless } from './units.ts';
 import { parseProxyEntry } from '../net/trusted-proxies.ts';
+import { DEFAULT_TYPES, ZSTD_SUPPORTED } from '../policy/compression.ts';
 
 /** "250ms", "2s", "1m", "1h" (or 0) -> milliseconds. Numbers are let in only to say what to write instead. */
 export const duration = z
@@ -153,6 +154,41 @@ const staticSchema = z.strictObject({
     .meta({ description: 'In-memory cache of small hot files and of path lookups.' }),
 });
 
+/** Response compression (policy/compress.ts); on a listener, the default of its routes. */
+export const compressSchema = z.strictObject({
+  algorithms: z
+    .array(z.enum(['br', 'gzip', 'zstd']))
+    .min(1)
+    .default(['br', 'gzip'])
+    .refine((list) => ZSTD_SUPPORTED || !list.includes('zstd'), { message: 'zstd needs a Node.js with zlib.createZstdCompress (Node 24)' })
+    .meta({ description: 'Codings offered; the client\'s Accept-Encoding q-values choose, this order breaks ties. zstd is experimental in Node.' }),
+  levels: z
+    .strictObject({ gzip: z.number().int().min(1).max(9).default(5), br: z.number().int().min(0).max(11).default(4), zstd: z.number().int().min(1).max(19).default(3) })
+    .default({ gzip: 5, br: 4, zstd: 3 })
+    .meta({ description: 'On-the-fly levels (never brotli 11 per request: about 100 times slower).' }),
+  minLength: size.default(1024).meta({ description: 'Smaller bodies (by Content-Length) go out as they are.' }),
+  types: z
+    .array(z.string().regex(/^(\*|[a-z0-9.+-]+\/(\*|[a-z0-9.+-]*\*?[a-z0-9.+-]*))$/i, { message: 'not a media type pattern (write e.g. text/*, application/json, application/*+json)' }))
+    .min(1)
+    .default([...DEFAULT_TYPES])
+    .meta({ description: 'Media types compressed: type/subtype, type/*, type/*+suffix.' }),
+});
+
+/** A token bucket per key (policy/rate-limit.ts). */
+export const rateLimitSchema = z.strictObject({
+  requests: z.number().int().min(1).meta({ description: 'Requests earned per `per`.' }),
+  per: duration.refine((ms) => ms > 0, { message: 'must be longer than 0' }).default(1_000),
+  burst: z.number().int().min(1).optional().meta({ description: 'Most requests at once after a quiet time (default: requests).' }),
+  key: z
+    .string()
+    .regex(/^(route|client-ip|header:[!#$%&'*+.^_`|~0-9A-Za-z-]+)$/, { message: 'write route, client-ip or header:NAME' })
+    .default('route')
+    .meta({ description: 'One bucket for the route, one per client address, or one per value of a request header.' }),
+  maxKeys: z.number().int().min(1).default(10_000).meta({ description: 'Buckets kept (least recently used go first).' }),
+  mode: z.enum(['enforce', 'shadow']).default('enforce').meta({ description: 'shadow: count what would be limited, let it through.' }),
+  headers: z.boolean().default(false).meta({ description: 'RateLimit-Policy / RateLimit on every answer, not only on 429s.' }),
+});
+
 /** Policy keys shared by ingress and egress routes. */
 const routePolicy = {
   name: z.string().min(1).optional().meta({ description: 'Name in logs and metrics (default: ingress-N or egress-N, N counting routes from 0).' }),
@@ -163,6 +199,8 @@ const routePolicy = {
   idleTimeout: duration.optional().meta({ description: 'Longest pause inside a response body (default 5m).' }),
   retry: retrySchema.optional(),
   maxBody: size.optional().meta({ description: 'Largest request body (0 = no limit); 413 beyond.' }),
+  compress: z.union([z.literal(false), compressSchema]).optional().meta({ description: "Compress answers (default: the listener's compress); false: never on this route." }),
+  rateLimit: rateLimitSchema.optional(),
 };
 
 export const ingressRouteSchema = z.strictObject({
@@ -273,6 +311,7 @@ export const ingressSchema = z.strictObject({
   ...listenerLimits,
   ...listenerTrust,
   tls: listenerTlsSchema.optional(),
+  compress: compressSchema.optional().meta({ description: 'The compress of routes that set none.' }),
   routes: z.array(ingressRouteSchema).default([]),
 });
 
@@ -280,6 +319,7 @@ export const egressSchema = z.strictObject({
   listen: listenAddress.default('127.0.0.1:15001'),
   ...listenerLimits,
   ...listenerTrust,
+  compress: compressSchema.optional().meta({ description: 'The compress of routes that set none.' }),
   auth: z.strictObject({ user: z.string().min(1), password: z.string().min(1) }).optional(),
   tunnelIdleTimeout: duration.default(300_000).meta({ description: 'A CONNECT tunnel idle this long is closed.' }),
   routes: z.array(egressRouteSchema).default([]),
@@ -383,6 +423,33 @@ export const appSchema = z.strictObject({
   stopTimeout: duration.default(10_000),
 });
 
+/**
+ * OpenTelemetry traces; off unless this block is present or the standard
+ * OTEL_EXPORTER_OTLP_ENDPOINT / OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is set
+ * (tracing/settings.ts). A key given here wins over its OTEL_* variable.
+ */
+export const tracingSchema = z.strictObject({
+  enabled: z.boolean().default(true).meta({ description: 'false turns tracing off even when OTEL_* variables are set.' }),
+  endpoint: z
+    .string()
+    .url()
+    .optional()
+    .meta({ description: 'OTLP/HTTP traces URL (default: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, OTEL_EXPORTER_OTLP_ENDPOINT + /v1/traces, or http://localhost:4318/v1/traces).' }),
+  serviceName: z.string().min(1).optional().meta({ description: 'service.name of the spans (default: OTEL_SERVICE_NAME, or sidecar).' }),
+  sampleRatio: z
+    .number()
+    .min(0)
+    .max(1)
+    .optional()
+    .meta({ description: 'Share of new traces sampled; a request with a traceparent follows its sampled flag (default: OTEL_TRACES_SAMPLER_ARG, or 1).' }),
+  upstreamSpans: z.boolean().default(false).meta({ description: 'A CLIENT span per upstream try, so retries show as tries.' }),
+  headers: z.record(headerName, z.string()).optional().meta({ description: 'Headers sent to the collector (default: OTEL_EXPORTER_OTLP_HEADERS); values are secret.' }),
+  maxQueue: z.number().int().min(1).max(1_000_000).default(2048).meta({ description: 'Spans waiting for export; beyond this new spans are dropped and counted.' }),
+  maxBatch: z.number().int().min(1).max(100_000).default(512).meta({ description: 'Spans per export request.' }),
+  flushInterval: duration.default(1_000).meta({ description: 'Longest wait before a partial batch is sent.' }),
+  exportTimeout: duration.default(10_000).meta({ description: 'An export request taking longer is abandoned (its spans count as dropped).' }),
+});
+
 export const configSchema = z
   .strictObject({
     admin: z
@@ -419,6 +486,7 @@ export const configSchema = z
     upstreams: z.record(z.string().regex(/^[A-Za-z0-9_.-]+$/, { message: 'upstream names use letters, digits, _ . -' }), upstreamSchema).default({}),
     ingress: ingressSchema.optional(),
     egress: egressSchema.optional(),
+    tracing: tracingSchema.optional(),
   })
   .meta({ title: 'sidecar configuration', description: 'See docs/configuration.md.' });
 
@@ -431,7 +499,10 @@ export type EgressRouteConfig = z.output<typeof egressRouteSchema>;
 export type MatchConfig = z.output<typeof matchSchema>;
 export type RetryConfig = z.output<typeof retrySchema>;
 export type StaticConfig = z.output<typeof staticSchema>;
+export type CompressConfig = z.output<typeof compressSchema>;
+export type RateLimitConfig = z.output<typeof rateLimitSchema>;
 export type AppConfig = z.output<typeof appSchema>;
+export type TracingConfig = z.output<typeof tracingSchema>;
 export type ListenerConfig = z.output<typeof ingressSchema> | z.output<typeof egressSchema>;
 export type ListenerTlsConfig = z.output<typeof listenerTlsSchema>;
 export type UpstreamTlsConfig = NonNullable<UpstreamConfig['tls']>;

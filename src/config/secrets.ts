@@ -26,6 +26,7 @@ const SECRET_POSITIONS: ReadonlyArray<readonly string[]> = [
   ['app', 'env', '*'],
   ['*', 'routes', '*', 'headers', 'request', 'add', '*'],
   ['*', 'routes', '*', 'headers', 'response', 'add', '*'],
+  ['tracing', 'headers', '*'],
 ];
 
 /**

@@ -199,12 +199,18 @@ export class ConnectHandler {
       socket.write(ESTABLISHED);
       peek(socket, head).then((first) => {
         if (first.kind === 'gone') socket.destroy();
-        else if (first.kind === 'http') this.#serveHttp(socket, first.chunk!, target);
-        else this.#tunnel(req, socket, first.chunk, snapshot, target, exchangeFor());
+        else if (first.kind === 'http') {
+          counted?.release?.(); // each request inside is limited on its own
+          this.#serveHttp(socket, first.chunk!, target);
+        } else this.#tunnel(req, socket, first.chunk, snapshot, target, exchangeFor());
       });
     };
     const first = firstAllowing(egress.routes, target.host, target.port);
     if (first === -1 && target.port !== DENIED_HTTP_PORT) return refuse(new ProxyError('destination_denied'));
+    // A tunnel is one request of the route that would carry it blind: its rate limit counts it before 200.
+    const blind = firstAllowing(egress.routes, target.host, target.port, true);
+    const counted = blind === -1 ? undefined : egress.routes[blind].policies?.admit(req, this.#deps.policies);
+    if (counted?.refusal) return refuse(counted.refusal, egress.routes[blind].name, counted.headers);
     this.#listener.track(socket);
     if (first === -1) {
       // Node's fetch (NODE_USE_ENV_PROXY=1) sends http:// URLs through `CONNECT host:80` and shows nothing

@@ -14,6 +14,7 @@ import type { ConfigStore } from '../config/store.ts';
 import type { UpstreamRegistry } from '../upstream/registry.ts';
 import { Exchange } from '../observe/exchange.ts';
 import { log } from '../observe/log.ts';
+import { traceContextOf } from '../tracing/context.ts';
 import { ProxyError, refuse } from '../proxy/errors.ts';
 import { carriesOwnVia, requestIdOf } from '../proxy/headers.ts';
 import { proxyRequest, rewritePath, type ProxyTarget } from '../proxy/proxy.ts';
@@ -23,12 +24,16 @@ import { PROXY_AUTHENTICATE, proxyAuthorized } from './auth.ts';
 import type { DestinationLease, Destinations } from './destinations.ts';
 import { addressProblem, reachOf, rulesFor, type OwnAddress } from './policy.ts';
 import { authorityOf, type Destination } from './target.ts';
+import { answerRefusal } from '../policy/chain.ts';
+import type { PolicyState } from '../policy/state.ts';
 
 export interface EgressDeps {
   readonly store: ConfigStore;
   readonly registry: UpstreamRegistry;
   /** The sidecar's bound listeners (loop check), read at check time. */
   readonly ownAddresses: () => readonly OwnAddress[];
+  /** Rate limit buckets, kept across reloads. */
+  readonly policies: PolicyState;
 }
 
 export interface DispatchOptions {
@@ -104,6 +109,7 @@ export class EgressDispatcher {
     const { exchange } = started;
     if (options.closeAfter) res.setHeader('connection', 'close');
     res.observer = exchange;
+    if (snapshot.tracing) exchange.trace = traceContextOf(req.headers.traceparent, snapshot.tracing);
 
     const admitted = this.admit(snapshot, req, dest, started, options.authenticated);
     if (admitted instanceof ProxyError) return refuse(res, exchange, admitted, refusalHeaders(admitted));
@@ -175,10 +181,13 @@ export class EgressDispatcher {
   async #forward(req: IncomingMessage, res: ServerResponse, snapshot: Snapshot, index: number, dest: Destination, exchange: Exchange): Promise<void> {
     const route = snapshot.egress!.routes[index];
     exchange.route = route.name;
+    // Before a destination is leased: a refused request costs nothing further.
+    const admission = route.policies?.admit(req, this.#deps.policies);
+    if (admission?.refusal) return answerRefusal(res, exchange, admission.refusal, admission.headers);
     const chosen = this.target(snapshot, index, dest);
-    if (chosen instanceof ProxyError) return refuse(res, exchange, chosen);
+    if (chosen instanceof ProxyError) return refuse(res, exchange, chosen, admission?.headers);
     try {
-      await proxyRequest(req, res, route, chosen.target, exchange);
+      await proxyRequest(req, res, route, chosen.target, exchange, admission);
     } finally {
       chosen.lease?.release();
     }

@@ -30,7 +30,7 @@ export class EgressServer {
   constructor(deps: EgressDeps, settings: ListenerSnapshot['settings']) {
     this.#destinations = new Destinations(deps.ownAddresses);
     this.#dispatcher = new EgressDispatcher(deps, this.#destinations);
-    this.#upgrades = new EgressUpgrades(deps.store, this.#dispatcher);
+    this.#upgrades = new EgressUpgrades(deps.store, this.#dispatcher, deps.policies);
     this.listener = new Listener('egress', settings, {
       request: (req, res) => this.#onRequest(req, res),
       upgrade: (req, socket, head) => this.#onUpgrade(req, socket, head),

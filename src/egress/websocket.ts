@@ -17,6 +17,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { ConfigStore } from '../config/store.ts';
+import type { PolicyState } from '../policy/state.ts';
 import { ProxyError } from '../proxy/errors.ts';
 import { isWebSocketUpgrade, proxyUpgrade, refuseUpgrade } from '../upgrade/relay.ts';
 import { refusalHeaders, type EgressDispatcher } from './dispatch.ts';
@@ -33,10 +34,12 @@ export interface UpgradeOptions {
 export class EgressUpgrades {
   readonly #store: ConfigStore;
   readonly #dispatcher: EgressDispatcher;
+  readonly #policies: PolicyState;
 
-  constructor(store: ConfigStore, dispatcher: EgressDispatcher) {
+  constructor(store: ConfigStore, dispatcher: EgressDispatcher, policies: PolicyState) {
     this.#store = store;
     this.#dispatcher = dispatcher;
+    this.#policies = policies;
   }
 
   /** Relays the upgrade `req` to `dest` (undefined = the target could not be parsed: 400), or refuses it. */
@@ -56,6 +59,9 @@ export class EgressUpgrades {
       const offered = JSON.stringify(req.headers.upgrade ?? '');
       return refuseUpgrade(socket, exchange, new ProxyError('bad_request', `only WebSocket upgrades are relayed (GET with Upgrade: websocket), not ${offered}`));
     }
+    // An upgrade is one request of its route: its rate limit counts it.
+    const admission = route.policies?.admit(req, this.#policies);
+    if (admission?.refusal) return refuseUpgrade(socket, exchange, admission.refusal, admission.headers);
     const chosen = this.#dispatcher.target(snapshot, admitted.index, admitted.dest);
     if (chosen instanceof ProxyError) return refuseUpgrade(socket, exchange, chosen);
     // A pass-through's connection is checked where it really goes by its endpoint's agent, as its

@@ -24,6 +24,9 @@ import { StaticHandlers } from './static-routes.ts';
 import { forwardWebSocket } from './websocket.ts';
 import { isWebSocketUpgrade, refuseUpgrade } from '../upgrade/relay.ts';
 import { log } from '../observe/log.ts';
+import { answerRefusal, type Admission } from '../policy/chain.ts';
+import type { PolicyState } from '../policy/state.ts';
+import { traceContextOf } from '../tracing/context.ts';
 
 /** Longest request-target we accept (NGINX's large_client_header_buffers default is 8k). */
 const MAX_URI_LENGTH = 8 * 1024;
@@ -35,6 +38,8 @@ export interface IngressDeps {
   readonly appReady: () => boolean;
   /** With `ingress.tls`: the certificates (src/tls/listener-tls.ts); the listener then speaks HTTPS only. */
   readonly tls?: SecureFront;
+  /** Rate limit buckets, kept across reloads. */
+  readonly policies: PolicyState;
 }
 
 /** A bug, not a fault of the client or the upstream: logged, and answered 500 when the head is not sent yet. */
@@ -70,6 +75,7 @@ export class IngressServer {
     const path = pathOf(typeof target === 'string' ? target : raw);
     const exchange = new Exchange('ingress', requestIdOf(req.headers), req.method ?? 'GET', hostInfo?.host ?? '', path, snapshot.config.log.access);
     res.observer = exchange;
+    if (snapshot.tracing) exchange.trace = traceContextOf(req.headers.traceparent, snapshot.tracing);
 
     if (!ingress || !hostInfo) return refuse(res, exchange, new ProxyError(ingress ? 'bad_request' : 'no_route'));
     if (typeof target !== 'string') return refuse(res, exchange, target!);
@@ -93,7 +99,15 @@ export class IngressServer {
       if (index === -1) return refuse(res, exchange, new ProxyError('no_route'));
       const route: CompiledRoute = ingress.routes[index];
       exchange.route = route.name;
-      pending = route.static ? this.#statics.get(route).handle(req, res, exchange) : this.#proxy(req, res, route, exchange);
+      const admission = route.policies?.admit(req, this.#deps.policies);
+      if (admission?.refusal) return answerRefusal(res, exchange, admission.refusal, admission.headers);
+      if (route.static) {
+        // A file's answers are written by the static handler, which knows nothing of the route's policies: their headers go first.
+        if (admission?.headers) for (const [name, value] of Object.entries(admission.headers)) res.setHeader(name, value);
+        pending = this.#statics.get(route).handle(req, res, exchange);
+      } else {
+        pending = this.#proxy(req, res, route, exchange, admission);
+      }
     } catch (err) {
       return failed(res, exchange, err);
     }
@@ -106,7 +120,7 @@ export class IngressServer {
     );
   }
 
-  async #proxy(req: IncomingMessage, res: ServerResponse, route: CompiledRoute, exchange: Exchange): Promise<'served'> {
+  async #proxy(req: IncomingMessage, res: ServerResponse, route: CompiledRoute, exchange: Exchange, admission: Admission | undefined): Promise<'served'> {
     const upstream = route.upstream === undefined ? undefined : this.#deps.registry.get(route.upstream);
     if (!upstream) {
       // Only possible when a reload removed the upstream while this request was queued.
@@ -118,7 +132,7 @@ export class IngressServer {
       path: rewritePath(req.url ?? '/', route),
       host: req.headers.host,
       originalHost: req.headers.host,
-    }, exchange);
+    }, exchange, admission);
     return 'served';
   }
 
@@ -153,6 +167,13 @@ export class IngressServer {
     if (!isWebSocketUpgrade(req)) {
       exchange.route = route.name;
       refuseUpgrade(socket, exchange, new ProxyError('bad_request', `only WebSocket upgrades are relayed (GET with Upgrade: websocket), not ${JSON.stringify(req.headers.upgrade ?? '')}`));
+      return;
+    }
+    // An upgrade is one request of its route: its rate limit counts it.
+    const admission = route.policies?.admit(req, this.#deps.policies);
+    if (admission?.refusal) {
+      exchange.route = route.name;
+      refuseUpgrade(socket, exchange, admission.refusal, admission.headers);
       return;
     }
     this.listener.track(socket);

@@ -102,8 +102,22 @@ export class FileCache {
    * the kept one (a string for a small file), or `body` itself when not kept.
    */
   set(path: string, before: BigIntStats, after: BigIntStats, body: Buffer, now = Date.now()): { kept: boolean; body: CachedBody } {
+    if (!sameVersion(before, after) || BigInt(body.length) !== after.size) return { kept: false, body };
+    return this.#keep(path, after, body, now);
+  }
+
+  /**
+   * Keeps bytes made from a file (its compressed copy, static-encode.ts) under
+   * their own key, valid exactly as long as the file's `stat` is: they go
+   * with the file's next change. Same admission and eviction as the file.
+   */
+  setDerived(key: string, stat: BigIntStats, body: Buffer, now = Date.now()): { kept: boolean; body: CachedBody } {
+    return this.#keep(key, stat, body, now);
+  }
+
+  #keep(path: string, after: BigIntStats, body: Buffer, now: number): { kept: boolean; body: CachedBody } {
     const refused = { kept: false, body };
-    if (!this.fits(body.length) || !sameVersion(before, after) || BigInt(body.length) !== after.size) return refused;
+    if (!this.fits(body.length)) return refused;
     const changedMs = Number((after.ctimeNs > after.mtimeNs ? after.ctimeNs : after.mtimeNs) / 1_000_000n);
     if (now - changedMs < this.#settleMs) return refused;
     const old = this.#entries.get(path);

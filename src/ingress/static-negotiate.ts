@@ -11,10 +11,16 @@ import { extname } from 'node:path';
 import fresh from 'fresh';
 import { contentType } from 'mime-types';
 import rangeParser from 'range-parser';
+import { acceptedCodings, type Coding } from '../policy/accept-encoding.ts';
 
-/** A precompressed variant we know how to pick; the value is the file suffix. */
-export const ENCODING_SUFFIX = { br: '.br', gzip: '.gz' } as const;
-export type Encoding = keyof typeof ENCODING_SUFFIX;
+/** A content coding of a file: precompressed beside it, or compressed on the fly (static-encode.ts). */
+export type Encoding = Coding;
+
+/** The suffix of each precompressed sibling (`app.js.br`, `app.js.zst`, `app.js.gz`). */
+export const ENCODING_SUFFIX: Readonly<Record<Encoding, string>> = { br: '.br', zstd: '.zst', gzip: '.gz' };
+
+/** Which precompressed sibling wins when the client weighs several alike (Caddy's order: br, zstd, gzip). */
+const PRECOMPRESSED_ORDER: readonly Encoding[] = ['br', 'zstd', 'gzip'];
 
 /** send's parseTokenList: comma-separated, blanks around tokens ignored, empty items dropped. */
 export function parseTokenList(value: string): string[] {
@@ -98,34 +104,11 @@ export function decideRange(headers: IncomingHttpHeaders, size: number, etag: st
 
 /**
  * The precompressed variants the client accepts, best first: q-values are
- * honoured (`br;q=0` refuses br), `*` covers both, and on a tie br wins.
+ * honoured (`br;q=0` refuses br), `*` covers them all, and on a tie br wins,
+ * then zstd, then gzip (policy/accept-encoding.ts).
  */
 export function acceptedEncodings(header: string | string[] | undefined): Encoding[] {
-  if (!header) return [];
-  const value = Array.isArray(header) ? header.join(',') : header;
-  const q = new Map<string, number>();
-  for (const item of value.split(',')) {
-    const [name, ...params] = item.split(';');
-    const coding = name.trim().toLowerCase();
-    if (!coding) continue;
-    let weight = 1;
-    for (const param of params) {
-      const m = /^\s*q\s*=\s*([0-9.]+)\s*$/i.exec(param);
-      if (m) weight = Number.parseFloat(m[1]);
-    }
-    if (!Number.isNaN(weight)) q.set(coding, weight);
-  }
-  const star = q.get('*') ?? 0;
-  const br = q.get('br') ?? star;
-  const gzip = q.get('gzip') ?? q.get('x-gzip') ?? star;
-  const candidates: Array<[Encoding, number]> = [
-    ['br', br],
-    ['gzip', gzip],
-  ];
-  return candidates
-    .filter(([, weight]) => weight > 0)
-    .sort((a, b) => b[1] - a[1]) // stable: br stays first on a tie
-    .map(([coding]) => coding);
+  return acceptedCodings(header, PRECOMPRESSED_ORDER);
 }
 
 /** send's ceiling: a max-age of more than a year is taken as a year. */
@@ -161,23 +144,30 @@ interface Validators {
 }
 
 /**
- * ETag and Last-Modified of one stat of a file. A hot file's stat object is
- * reused for `cache.revalidate` (static-resolve.ts), so they are made once per
- * stat instead of once per request (two BigInt-to-hex and a date format).
+ * ETag and Last-Modified of one stat of a file, per encoding. A hot file's
+ * stat object is reused for `cache.revalidate` (static-resolve.ts), so they
+ * are made once per stat and encoding instead of once per request (two
+ * BigInt-to-hex and a date format).
  */
-const validatorsByStat = new WeakMap<BigIntStats, Validators>();
+const validatorsByStat = new WeakMap<BigIntStats, Map<Encoding | undefined, Validators>>();
 
 export function validatorsOf(stat: BigIntStats, encoding: Encoding | undefined): Validators {
-  let validators = validatorsByStat.get(stat);
+  let byEncoding = validatorsByStat.get(stat);
+  if (!byEncoding) {
+    byEncoding = new Map();
+    validatorsByStat.set(stat, byEncoding);
+  }
+  let validators = byEncoding.get(encoding);
   if (!validators) {
     validators = {
       // A strong validator from size and mtime (ns), as NGINX does; the inode is left
-      // out so replicas that deployed the same files agree. Each encoding has its own tag
-      // (a variant is its own file, so one stat never serves two encodings).
+      // out so replicas that deployed the same files agree. Each encoding has its own tag:
+      // a precompressed variant is its own file, and one compressed on the fly shares
+      // the file's stat with the identity bytes and its other encodings.
       etag: `"${stat.size.toString(16)}-${stat.mtimeNs.toString(16)}${encoding ? `-${encoding}` : ''}"`,
       lastModified: stat.mtime.toUTCString(),
     };
-    validatorsByStat.set(stat, validators);
+    byEncoding.set(encoding, validators);
   }
   return validators;
 }

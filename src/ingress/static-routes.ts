@@ -7,7 +7,7 @@ import type { CompiledRoute, Snapshot } from '../config/compile.ts';
 import { createStaticHandler, type StaticHandler } from './static.ts';
 
 function keyOf(route: CompiledRoute): string {
-  return `${route.name}\u0000${route.match.path ?? '/'}\u0000${JSON.stringify(route.static)}`;
+  return `${route.name}\u0000${route.match.path ?? '/'}\u0000${JSON.stringify(route.static)}\u0000${route.policies?.compression?.settingsKey ?? ''}`;
 }
 
 export class StaticHandlers {
@@ -22,7 +22,7 @@ export class StaticHandlers {
     const key = keyOf(route);
     let handler = this.#handlers.get(key);
     if (!handler) {
-      handler = createStaticHandler({ name: route.name, prefix: route.match.path ?? '/', config: route.static! });
+      handler = createStaticHandler({ name: route.name, prefix: route.match.path ?? '/', config: route.static!, compression: route.policies?.compression });
       this.#handlers.set(key, handler);
     }
     this.#byRoute.set(route, handler);

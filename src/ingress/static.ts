@@ -18,14 +18,16 @@ import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:
 import { constants } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import { pipeline } from 'node:stream/promises';
 import type { StaticConfig } from '../config/schema.ts';
+import type { Compression } from '../policy/compression.ts';
 import { ProxyError, sendError } from '../proxy/errors.ts';
 import { staticBytesTotal, staticResponsesTotal } from '../observe/metrics.ts';
 import { DEFAULT_SETTLE_MS, FileCache, bytesOf, readExactly, sameVersion, type CachedBody, type FileCacheStats } from './static-cache.ts';
 import { joinUnder, parseStaticPath, slashLocation, type Resolved } from './static-path.ts';
 import { HotAnswers, sharedHeaders } from './static-hot.ts';
 import { ResolveCache, type LookupWindow } from './static-resolve.ts';
+import { StaticEncoding } from './static-encode.ts';
+import { streamFile } from './static-stream.ts';
 import {
   acceptedEncodings,
   cacheControl,
@@ -46,6 +48,8 @@ export interface StaticRoute {
   prefix: string;
   /** `root` is absolute (the config loader resolves it). */
   config: StaticConfig;
+  /** The route's `compress` (or its listener's): files are then compressed on the fly (static-encode.ts). */
+  compression?: Compression;
 }
 
 /**
@@ -82,8 +86,6 @@ export function createStaticHandler(route: StaticRoute, options: StaticHandlerOp
   return new StaticFiles(route, options);
 }
 
-/** Read in one piece up to this; larger files stream (fs.ReadStream's default is 64 KiB too). */
-const STREAM_CHUNK = 64 * 1024;
 /** x-request-id for an answer, when the caller gave an id. */
 function idHeader(sent: BodyCounter): Record<string, string> {
   return sent.reqId === undefined ? {} : { 'x-request-id': sent.reqId };
@@ -100,6 +102,7 @@ class StaticFiles implements StaticHandler {
   readonly #cacheControl: string;
   readonly #paths: ResolveCache;
   readonly #hot: HotAnswers;
+  readonly #encoding: StaticEncoding | undefined;
   /** Labelled metric children, per status (prom-client would hash the labels on every inc). */
   readonly #responses = new Map<number, { inc(): void }>();
   readonly #bytes: { inc(value: number): void };
@@ -111,7 +114,8 @@ class StaticFiles implements StaticHandler {
     this.#config = route.config;
     this.#cache = new FileCache(route.config.cache.maxBytes, route.config.cache.maxFileSize, options.cacheSettleMs ?? DEFAULT_SETTLE_MS);
     this.#cacheControl = cacheControl(route.config.maxAge, route.config.immutable);
-    this.#hot = new HotAnswers(route.config.precompressed);
+    this.#encoding = route.compression && new StaticEncoding(route.compression, route.name);
+    this.#hot = new HotAnswers(route.config.precompressed || this.#encoding !== undefined);
   }
 
   handle(req: IncomingMessage, res: ServerResponse, sent: BodyCounter = { bytesOut: 0 }): 'served' | Promise<'served' | 'miss'> {
@@ -233,15 +237,19 @@ class StaticFiles implements StaticHandler {
     try {
       for (let attempt = 1; ; attempt++) {
         const size = Number(stat.size);
-        const { etag, lastModified } = validatorsOf(stat, encoding);
+        const type = typeFor(name);
+        // Compressed on the fly (static-encode.ts) when no precompressed sibling serves it.
+        const coding = encoding === undefined ? this.#encoding?.choose(req, type, size) : undefined;
+        const { etag, lastModified } = validatorsOf(stat, encoding ?? coding);
         const headers: OutgoingHttpHeaders = {
           'accept-ranges': 'bytes',
           'cache-control': this.#cacheControl,
           etag,
           'last-modified': lastModified,
         };
+        if (coding) delete headers['accept-ranges']; // ranges of the encoded bytes are not offered
         // The answer depends on Accept-Encoding whenever variants may exist, identity answers included.
-        if (this.#config.precompressed) headers.vary = 'Accept-Encoding';
+        if (this.#config.precompressed || this.#encoding?.varies(type)) headers.vary = 'Accept-Encoding';
         if (sent.reqId !== undefined) headers['x-request-id'] = sent.reqId;
 
         if (conditional) {
@@ -261,8 +269,8 @@ class StaticFiles implements StaticHandler {
             'content-range': `bytes */${size}`,
           });
         }
-        headers['content-type'] = typeFor(name);
-        if (encoding) headers['content-encoding'] = encoding;
+        headers['content-type'] = type;
+        if (encoding ?? coding) headers['content-encoding'] = encoding ?? coding;
         let status = 200;
         let start = 0;
         let end = size - 1;
@@ -305,46 +313,45 @@ class StaticFiles implements StaticHandler {
             ({ kept: cached, body } = this.#cache.set(file.real, stat, after, read));
           }
         }
+        let real = file.real;
+        if (coding && body !== undefined) {
+          // The encoded copy is the answer: its own length, kept (when it is) beside the file.
+          const copy = await this.#encoding!.copy(this.#cache, file.real, stat, coding, body);
+          ({ key: real, body, kept: cached } = copy);
+          headers['content-length'] = body.length;
+          start = 0;
+          end = body.length - 1;
+        } else if (coding) {
+          delete headers['content-length']; // known at the end of the stream only: chunked
+        }
         res.writeHead(status, headers);
         if (cached && status === 200 && stat === file.stat && !conditional) {
           // The whole file from memory, for the stat the lookups gave: the same request gets this answer again.
           this.#hot.remember(req.url ?? '/', {
             until: lookups.until,
             acceptEncoding: req.headers['accept-encoding'],
-            real: file.real,
+            real,
             stat,
             headers: sharedHeaders(headers),
           });
         }
         if (body !== undefined) {
-          res.end(bytesOf(body, start, end), 'latin1');
-          sent.bytesOut += length;
-          this.#count(status, length);
+          const bytes = bytesOf(body, start, end);
+          res.end(bytes, 'latin1');
+          sent.bytesOut += bytes.length;
+          this.#count(status, bytes.length);
           return;
         }
         streaming = true;
         this.#count(status);
-        await this.#stream(res, sent, handle!, start, end, length);
+        const streamed = await streamFile(res, handle!, start, end, length, coding && this.#encoding!.encoder(coding));
+        sent.bytesOut += streamed.sent;
+        if (streamed.sent > 0) this.#bytes.inc(streamed.sent);
+        if (coding) this.#encoding!.counted(coding, streamed.read, streamed.sent);
         return;
       }
     } finally {
       if (handle && !streaming) await handle.close();
-    }
-  }
-
-  /** Streams with backpressure; a client that goes away destroys the read stream (and closes the file). */
-  async #stream(res: ServerResponse, sent: BodyCounter, handle: FileHandle, start: number, end: number, length: number): Promise<void> {
-    const stream = handle.createReadStream({ start, end, highWaterMark: STREAM_CHUNK });
-    try {
-      await pipeline(stream, res, { end: false });
-      // Shorter than announced (the file shrank meanwhile): the client must see a broken body, not a short one.
-      if (stream.bytesRead === length) res.end();
-      else res.destroy();
-    } catch {
-      res.destroy();
-    } finally {
-      sent.bytesOut += stream.bytesRead;
-      if (stream.bytesRead > 0) this.#bytes.inc(stream.bytesRead);
     }
   }
 

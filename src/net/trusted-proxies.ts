@@ -7,6 +7,7 @@
  * `::ffff:10.1.2.3`, matches an IPv4 entry such as `10.0.0.0/8`).
  */
 import { BlockList, isIP } from 'node:net';
+import { canonicalIp } from './address.ts';
 
 /** One entry of the list: an address or a CIDR block. */
 export interface ProxyEntry {
@@ -53,4 +54,45 @@ export function isTrustedPeer(list: BlockList | undefined, address: string | und
   const zone = address.indexOf('%'); // fe80::1%eth0: the zone names an interface, not an address
   const bare = zone === -1 ? address : address.slice(0, zone);
   return list.check(bare, bare.includes(':') ? 'ipv6' : 'ipv4');
+}
+
+/** `::ffff:10.1.2.3`, as a dual-stack socket reports an IPv4 peer. */
+const MAPPED_PEER = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/i;
+
+/**
+ * The client's address as a rate limit or a log should take it: the peer
+ * itself, unless the peer is a trusted proxy; then X-Forwarded-For is read
+ * from the right (the hop nearest to us) leftwards, past every trusted proxy,
+ * and the first address that is not one is the client (NGINX's
+ * `real_ip_recursive on`, Caddy's `trusted_proxies_strict`, Envoy's
+ * `xff_num_trusted_hops`). Only the part of the header that trusted proxies
+ * wrote is believed: whatever the client put at the left is never reached
+ * while an untrusted hop stands between. When every hop is trusted, the
+ * left-most is the client. An entry that is no address stops the walk at the
+ * last hop known. Addresses come back in canonical form (an IPv4-mapped
+ * peer as its IPv4 address), so one client is one key however it connects.
+ */
+export function clientAddress(list: BlockList | undefined, peer: string | undefined, forwardedFor: string | string[] | undefined): string {
+  const mapped = peer === undefined ? null : MAPPED_PEER.exec(peer);
+  const address = mapped ? mapped[1] : (peer ?? '');
+  if (forwardedFor === undefined || !isTrustedPeer(list, address)) return address;
+  const hops = (Array.isArray(forwardedFor) ? forwardedFor.join(',') : forwardedFor).split(',');
+  let client = address;
+  for (let i = hops.length - 1; i >= 0; i--) {
+    const hop = canonicalIp(hopAddress(hops[i].trim()));
+    if (hop === undefined) return client;
+    client = hop;
+    if (!isTrustedPeer(list, hop)) return hop;
+  }
+  return client;
+}
+
+/** An X-Forwarded-For entry without the port some proxies add (`1.2.3.4:5678`, `[::1]:80`). */
+function hopAddress(entry: string): string {
+  if (entry.startsWith('[')) {
+    const end = entry.indexOf(']');
+    return end === -1 ? entry : entry.slice(1, end);
+  }
+  const colon = entry.indexOf(':');
+  return colon !== -1 && colon === entry.lastIndexOf(':') ? entry.slice(0, colon) : entry;
 }

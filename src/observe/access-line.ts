@@ -41,6 +41,8 @@ export interface AccessRecord {
   readonly clientCert?: string;
   /** The traceparent sent upstream (or the client's, when nothing went upstream): the line shows its trace id. */
   readonly traceparent: string | undefined;
+  /** With tracing on: the trace (its id wins over the traceparent's) and, when sampled, the sidecar's span id. */
+  readonly trace?: { readonly traceId: string; readonly spanId: string; readonly sampled: boolean };
   /** Time from the start of the last try to the upstream's response head (ms); negative when no head came. */
   readonly upstreamHeaderMs: number;
 }
@@ -150,8 +152,10 @@ export function accessLine(record: AccessRecord): string {
   if (record.userAgent !== undefined) line += `,"userAgent":${userAgentField.json(record.userAgent)}`;
   if (record.tls !== undefined) line += `,"tls":${tlsField.json(record.tls)}`;
   if (record.clientCert !== undefined) line += `,"clientCert":${clientCertField.json(record.clientCert)}`;
-  const traceId = traceIdOf(record.traceparent);
+  const trace = record.trace;
+  const traceId = trace ? trace.traceId : traceIdOf(record.traceparent);
   if (traceId !== undefined) line += `,"traceId":"${traceId}"`;
+  if (trace?.sampled) line += `,"spanId":"${trace.spanId}"`;
   if (record.error !== undefined) line += `,"error":${str(record.error)}`;
   if (record.retryStop !== undefined) line += `,"retryStop":${str(record.retryStop)}`;
   if (record.aborted) line += `,"aborted":true`;

@@ -10,6 +10,9 @@ import type { ListenerName } from '../config/compile.ts';
 import type { ResponseObserver } from '../net/observed-response.ts';
 import { logAccess } from './log.ts';
 import { tlsInfoOf } from '../tls/connection.ts';
+import { recordError } from '../status/recent-errors.ts';
+import type { TraceContext } from '../tracing/context.ts';
+import { spanExporter } from '../tracing/exporter.ts';
 import { badRequestsTotal, requestDuration, requestsInFlight, requestsTotal } from './metrics.ts';
 
 /**
@@ -115,6 +118,8 @@ export class Exchange implements ResponseObserver {
   traceparent: string | undefined = undefined;
   /** Time from the start of the last try to the upstream's response head (ms); -1 when no head came. */
   upstreamHeaderMs = -1;
+  /** Its place in a distributed trace, while tracing is on (tracing/context.ts). */
+  trace: TraceContext | undefined = undefined;
   /** The sidecar's answer went straight to the socket (answeredRaw). */
   #answeredRaw = false;
   #done = false;
@@ -186,7 +191,7 @@ export class Exchange implements ResponseObserver {
       // Cut, unless the sidecar's raw answer was the whole response (stopping the flight marks it cut).
       this.aborted = !answeredRaw;
     }
-    if (this.accessLog) this.noteClient(res.req);
+    if (this.accessLog || this.trace?.sampled) this.noteClient(res.req); // the access line and the span say who asked
     this.finish();
   }
 
@@ -200,7 +205,11 @@ export class Exchange implements ResponseObserver {
     const series = seriesOf(this.listener, this.route, this.upstreamLabel, this.method, this.status);
     series.requests.inc();
     series.duration.observe(ms / 1000);
-    if (this.error !== undefined && BAD_REQUEST_CODES.has(this.error)) badRequestsTotal.inc({ listener: this.listener, code: this.error });
+    if (this.error !== undefined) {
+      if (BAD_REQUEST_CODES.has(this.error)) badRequestsTotal.inc({ listener: this.listener, code: this.error });
+      recordError(this); // the status page's recent errors
+    }
+    if (this.trace?.sampled) spanExporter.add(this); // made into spans later, in the exporter's batch
     if (!this.accessLog) return;
     this.endedAt = Date.now();
     logAccess(this);

@@ -328,3 +328,61 @@ export const tlsCertificateExpiry = new Gauge({
     for (const source of tlsExpirySources) for (const { labels, notAfter } of source()) this.set(labels, notAfter / 1000);
   },
 });
+
+export const compressionTotal = new HotCounter({
+  name: 'sidecar_compression_total',
+  help: 'Responses of routes with compress, by route and result: the coding used (br, gzip, zstd) or why none was (not_accepted, too_small, type, encoded, no_transform, status, head, range, grpc).',
+  labelNames: ['route', 'result'] as const,
+  registers: [registry],
+});
+
+export const compressionBytesTotal = new HotCounter({
+  name: 'sidecar_compression_bytes_total',
+  help: 'Body bytes through the compressors, by route, coding and direction (in = as the upstream or file gave them, out = as sent).',
+  labelNames: ['route', 'algorithm', 'direction'] as const,
+  registers: [registry],
+});
+
+export const rateLimitDecisionsTotal = new HotCounter({
+  name: 'sidecar_rate_limit_decisions_total',
+  help: 'Rate limit decisions, by listener, route and outcome (allowed, limited, shadow_limited: over the limit but let through by mode: shadow).',
+  labelNames: ['listener', 'route', 'outcome'] as const,
+  registers: [registry],
+});
+
+/** The key stores of the rate limits alive in this process, read at scrape time (policy/state.ts adds and removes them). */
+export const rateLimitKeyStores = new Set<{ readonly listener: string; readonly route: string; readonly size: number }>();
+
+export const rateLimitKeys = new Gauge({
+  name: 'sidecar_rate_limit_keys',
+  help: 'Keys (clients, header values) a rate limit holds buckets for, by listener and route; at most its maxKeys.',
+  labelNames: ['listener', 'route'] as const,
+  registers: [registry],
+  collect() {
+    this.reset();
+    for (const store of rateLimitKeyStores) this.inc({ listener: store.listener, route: store.route }, store.size);
+  },
+});
+
+const tracingDroppedTotal = new HotCounter({
+  name: 'sidecar_tracing_spans_dropped_total',
+  help: 'Spans not delivered: queue_full (the export queue was full) or export_failed (the collector failed, refused or timed out).',
+  labelNames: ['reason'] as const,
+  registers: [registry],
+});
+
+// Both series exist from the start at 0, so a scrape shows that nothing was dropped yet.
+tracingDroppedTotal.counter.inc({ reason: 'queue_full' }, 0);
+tracingDroppedTotal.counter.inc({ reason: 'export_failed' }, 0);
+
+/** The two reasons a span is dropped, each series looked up once. */
+export const tracingDropped = {
+  queueFull: tracingDroppedTotal.series({ reason: 'queue_full' }),
+  exportFailed: tracingDroppedTotal.series({ reason: 'export_failed' }),
+};
+
+export const tracingExported = new Counter({
+  name: 'sidecar_tracing_spans_exported_total',
+  help: 'Spans the collector accepted.',
+  registers: [registry],
+});

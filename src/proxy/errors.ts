@@ -3,7 +3,7 @@
  * ProxyError with a stable code; the code -> status table below is the only
  * place that decides the status (SPEC.md, "Answers the sidecar gives itself").
  */
-import type { ServerResponse } from 'node:http';
+import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 
 export const ERROR_STATUS = {
   bad_request: 400,
@@ -14,6 +14,7 @@ export const ERROR_STATUS = {
   request_timeout: 408,
   payload_too_large: 413,
   uri_too_long: 414,
+  rate_limited: 429,
   headers_too_large: 431,
   not_implemented: 501,
   internal_error: 500,
@@ -38,6 +39,7 @@ const DEFAULT_MESSAGE: Record<ErrorCode, string> = {
   request_timeout: 'the client was too slow sending the request',
   payload_too_large: 'request body over the configured limit',
   uri_too_long: 'request URI over the limit',
+  rate_limited: 'too many requests: the rate limit of this route is exhausted',
   headers_too_large: 'request headers over the configured limit',
   not_implemented: 'transfer coding not supported',
   internal_error: 'the sidecar failed on this request (a bug: see its log)',
@@ -158,4 +160,52 @@ export interface AnsweredRequest {
 export function refuse(res: ServerResponse, request: AnsweredRequest, error: ProxyError, extraHeaders?: Record<string, string>): void {
   request.error = error.code;
   request.bytesOut += sendError(res, error, { 'x-request-id': request.reqId, ...extraHeaders });
+}
+
+/**
+ * grpc-status of the sidecar's own answers to gRPC requests (SPEC "HTTP/2 and
+ * gRPC"); a code not listed is 2 UNKNOWN.
+ */
+export const GRPC_STATUS: Partial<Record<ErrorCode, number>> = {
+  upstream_connect_failed: 14,
+  upstream_reset: 14,
+  circuit_open: 14,
+  no_healthy_endpoint: 14,
+  app_not_ready: 14,
+  upstream_timeout: 4,
+  request_timeout: 4,
+  no_route: 12,
+  overloaded: 8,
+  rate_limited: 8,
+  destination_denied: 7,
+};
+
+/** `content-type: application/grpc`, `application/grpc+proto` and the like. */
+export function isGrpc(headers: IncomingHttpHeaders): boolean {
+  const type = headers['content-type'];
+  return type !== undefined && type.startsWith('application/grpc');
+}
+
+/**
+ * The sidecar's own answer to a gRPC request: HTTP 200 and trailers-only (the
+ * status travels in the head, there is no body), since a gRPC client reads
+ * grpc-status, not the HTTP status. `x-sidecar-error` and `extraHeaders` as
+ * on every answer.
+ */
+export function refuseGrpc(res: ServerResponse, request: AnsweredRequest, error: ProxyError, extraHeaders?: Record<string, string>): void {
+  request.error = error.code;
+  if (res.headersSent) {
+    res.destroy(error);
+    return;
+  }
+  res.writeHead(200, {
+    'content-type': 'application/grpc',
+    'grpc-status': String(GRPC_STATUS[error.code] ?? 2),
+    'grpc-message': encodeURIComponent(error.message),
+    'x-sidecar-error': error.code,
+    'x-request-id': request.reqId,
+    'content-length': 0,
+    ...extraHeaders,
+  });
+  res.end();
 }

@@ -30,6 +30,7 @@ import { ProxyError, fromUpstreamError } from './errors.ts';
 import { releaseAfterWrite } from '../net/read-buffer.ts';
 import { asTextBody } from '../net/text-body.ts';
 import { onlyChunked } from '../net/request-head.ts';
+import type { BodyFilter, ResponseFilter } from '../policy/policy.ts';
 
 export interface AttemptRequest {
   readonly endpoint: EndpointState;
@@ -43,8 +44,10 @@ export interface AttemptRequest {
   /** Longest pause inside the response body (ms). */
   readonly bodyIdleTimeout: number;
   readonly responseRules: HeaderRules | undefined;
-  /** Extra headers on the client response (e.g. x-sidecar-attempts). */
+  /** Extra headers on the client response (e.g. x-sidecar-attempts, RateLimit). */
   readonly extraResponseHeaders?: Record<string, string>;
+  /** The route's policies' view of the response (compression): may rewrite the head and filter the body. */
+  readonly responseFilter?: ResponseFilter;
 }
 
 /**
@@ -98,6 +101,8 @@ class ResponseWriter implements Dispatcher.DispatchHandler {
   readonly #startedAt = performance.now();
   /** The client's response is chunked, so the upstream's trailers can follow it. */
   #trailers = false;
+  /** What the body goes through on its way to the client (a compressor), when the response filter asked for one. */
+  #body: BodyFilter | undefined;
 
   constructor(res: ServerResponse, exchange: Exchange, request: AttemptRequest, judge: HeadJudge, settle: (o: AttemptOutcome) => void) {
     this.#res = res;
@@ -162,14 +167,18 @@ class ResponseWriter implements Dispatcher.DispatchHandler {
     // An id the upstream gave its answer stays; otherwise the answer carries ours (see errors.ts refuse()).
     if (outgoing['x-request-id'] === undefined) outgoing['x-request-id'] = this.#exchange.reqId;
     if (this.#request.extraResponseHeaders) Object.assign(outgoing, this.#request.extraResponseHeaders);
-    const length = headers['content-length'];
+    // A filtered body (compressed) has a length of its own, known only at its end: it goes chunked.
+    const body = this.#request.responseFilter?.head(statusCode, outgoing, res, this.#exchange);
+    this.#body = body;
+    const length = body === undefined ? headers['content-length'] : undefined;
     this.#trailers = length === undefined && chunkedFor(res, statusCode);
     // Node refuses a Trailer header on a response it will not chunk (ERR_HTTP_TRAILER_INVALID): none will follow then.
     if (!this.#trailers) delete outgoing.trailer;
     res.writeHead(statusCode, outgoing);
     // A streamed body (server-sent events, chunked) may be slow to start: send the head now.
-    // With a Content-Length the head leaves with the body in one write, saving a syscall.
-    if (length === undefined) res.flushHeaders();
+    // With a Content-Length the head leaves with the body in one write, saving a syscall;
+    // a filtered body sends the head itself, with the body when it came whole.
+    if (length === undefined && body === undefined) res.flushHeaders();
     else if (typeof length === 'string') this.#remaining = Number(length);
     const idle = this.#request.bodyIdleTimeout;
     if (idle > 0 && this.#remaining !== 0) this.#timer = setTimeout(bodyIdled, idle, this).unref();
@@ -177,6 +186,13 @@ class ResponseWriter implements Dispatcher.DispatchHandler {
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
     if (this.#settled) return;
+    const body = this.#body;
+    if (body !== undefined) {
+      // The filter counts what it sends in bytesOut, and writes to the client itself.
+      this.#timer?.refresh();
+      if (!body.write(chunk)) this.#waitForDrain(controller, body);
+      return;
+    }
     this.#exchange.bytesOut += chunk.length;
     if (this.#remaining === chunk.length) {
       // The last bytes of an announced length: head, body and end leave in one go
@@ -189,21 +205,32 @@ class ResponseWriter implements Dispatcher.DispatchHandler {
     }
     if (this.#remaining > 0) this.#remaining -= chunk.length;
     this.#timer?.refresh();
-    if (!this.#res.write(chunk, releaseAfterWrite(chunk))) {
-      controller.pause();
-      this.#paused = true;
-      this.#res.once('drain', () => {
-        this.#paused = false;
-        this.#timer?.refresh();
-        controller.resume();
-      });
-    }
+    if (!this.#res.write(chunk, releaseAfterWrite(chunk))) this.#waitForDrain(controller, this.#res);
+  }
+
+  /** Pauses reading the upstream until `sink` (the client's response, or the body filter) drains. */
+  #waitForDrain(controller: Dispatcher.DispatchController, sink: { once(event: 'drain', listener: () => void): unknown }): void {
+    controller.pause();
+    this.#paused = true;
+    sink.once('drain', () => {
+      this.#paused = false;
+      this.#timer?.refresh();
+      controller.resume();
+    });
   }
 
   onResponseEnd(_controller: Dispatcher.DispatchController, trailers: Record<string, string | string[] | undefined>): void {
     if (this.#settled) return;
+    const relayed = this.#trailers && trailers && !this.#ended ? clientTrailers(trailers, this.#request.responseRules) : undefined;
+    const body = this.#body;
+    if (body !== undefined) {
+      // The upstream is done (no more idle timeout); the attempt is, once the filter has sent its last bytes.
+      clearTimeout(this.#timer);
+      this.#timer = undefined;
+      body.end(relayed, () => this.#finish({ kind: 'done', status: this.#status }));
+      return;
+    }
     if (!this.#ended) {
-      const relayed = this.#trailers && trailers ? clientTrailers(trailers, this.#request.responseRules) : undefined;
       if (relayed) this.#res.addTrailers(relayed);
       this.#res.end();
     }
@@ -225,6 +252,7 @@ class ResponseWriter implements Dispatcher.DispatchHandler {
     clearTimeout(this.#timer);
     if (outcome.kind === 'broken') {
       this.#exchange.aborted = true;
+      this.#body?.destroy();
       this.#res.destroy();
     }
     this.#settle(outcome);

@@ -81,6 +81,8 @@ export interface ForwardedInfo {
    * dropped; `value` (absent without a verified certificate) is set instead.
    */
   readonly clientCert?: { readonly header: string; readonly value: string | undefined };
+  /** The traceparent to send, decided by tracing (tracing/context.ts); absent: the client's, or a new one. */
+  readonly traceparent?: string;
 }
 
 /** The request id: the incoming `x-request-id` when it is sane, else a new UUID. */
@@ -137,7 +139,8 @@ export function newUuid(): string {
 const randomPool = Buffer.allocUnsafe(24 * 256);
 let randomOffset = randomPool.length;
 
-function randomHex(bytes: number): string {
+/** `bytes` random bytes as lower-case hex (trace and span ids). */
+export function randomHex(bytes: number): string {
   if (randomOffset + bytes > randomPool.length) {
     randomFillSync(randomPool);
     randomOffset = 0;
@@ -188,9 +191,12 @@ export function upstreamRequestHeaders(
   const via = headers.via;
   out.push('via', via ? `${joinValue(via)}, ${VIA_TOKEN}` : VIA_TOKEN);
   out.push('x-request-id', info.requestId);
-  // A created traceparent is kept on the request, so a retry carries the same trace.
-  if (typeof headers.traceparent !== 'string' || !headers.traceparent) headers.traceparent = newTraceparent();
-  out.push('traceparent', headers.traceparent);
+  if (info.traceparent !== undefined) out.push('traceparent', info.traceparent);
+  else {
+    // A created traceparent is kept on the request, so a retry carries the same trace.
+    if (typeof headers.traceparent !== 'string' || !headers.traceparent) headers.traceparent = newTraceparent();
+    out.push('traceparent', headers.traceparent);
+  }
   if (certHeader !== undefined && info.clientCert!.value !== undefined) out.push(certHeader, info.clientCert!.value);
   if (rules) applyAdds(out, rules);
   return out;

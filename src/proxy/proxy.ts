@@ -22,6 +22,7 @@ import { isTrustedPeer } from '../net/trusted-proxies.ts';
 import { tlsInfoOf } from '../tls/connection.ts';
 import type { TLSSocket } from 'node:tls';
 import { IDEMPOTENT_METHODS, RetryPlan, conditionOf, type Verdict } from './retry.ts';
+import type { Admission } from '../policy/chain.ts';
 
 /** Where and how the request goes. */
 export interface ProxyTarget {
@@ -48,9 +49,17 @@ export function rewritePath(url: string, route: CompiledRoute): string {
 /**
  * The headers of one try on `endpoint` (headers.ts) with `route`'s request
  * rules and trusted proxies, for a proxied request and a WebSocket upgrade
- * (upgrade/relay.ts, `keepUpgrade`) alike.
+ * (upgrade/relay.ts, `keepUpgrade`) alike; `traceparent` is what tracing sends (tracing/context.ts).
  */
-export function tryHeaders(req: IncomingMessage, target: ProxyTarget, endpoint: EndpointState, requestId: string, route: CompiledRoute, keepUpgrade: boolean): string[] {
+export function tryHeaders(
+  req: IncomingMessage,
+  target: ProxyTarget,
+  endpoint: EndpointState,
+  requestId: string,
+  route: CompiledRoute,
+  keepUpgrade: boolean,
+  traceparent?: string,
+): string[] {
   const clientAddress = req.socket.remoteAddress;
   const certHeader = route.clientCertHeader;
   const info = {
@@ -62,6 +71,7 @@ export function tryHeaders(req: IncomingMessage, target: ProxyTarget, endpoint: 
     requestId,
     keepUpgrade,
     clientCert: certHeader === undefined ? undefined : { header: certHeader, value: tlsInfoOf(req.socket)?.clientCertHeader },
+    traceparent,
   } as const;
   return upstreamRequestHeaders(req.rawHeaders, req.headers, info, route.requestHeaders);
 }
@@ -74,13 +84,18 @@ function keepLimit(route: CompiledRoute, method: string): number {
 
 /** What the breaker and outlier ejection count as the upstream's failure (SPEC "Breaker failures"). */
 function upstreamFailed(outcome: AttemptOutcome): boolean {
+  return failureOf(outcome) !== undefined;
+}
+
+/** Why a try counts as the upstream's failure (an error code, or `HTTP 5xx`); undefined when it does not. */
+function failureOf(outcome: AttemptOutcome): string | undefined {
   switch (outcome.kind) {
     case 'failed':
-      return outcome.error.code !== 'payload_too_large';
+      return outcome.error.code === 'payload_too_large' ? undefined : outcome.error.code;
     case 'broken':
-      return true; // cut mid-response by the upstream (a client that left is filtered out by the caller)
+      return 'upstream_reset'; // cut mid-response by the upstream (a client that left is filtered out by the caller)
     default:
-      return outcome.status >= 500;
+      return outcome.status >= 500 ? `HTTP ${outcome.status}` : undefined;
   }
 }
 
@@ -119,9 +134,12 @@ class Flight implements ClientWatcher, BreakerTrial<AttemptOutcome>, HeadJudge {
   endpoint: EndpointState | undefined = undefined;
   /** The retry verdict on a response head refused for a retry (set by acceptHead). */
   headVerdict: Verdict | undefined = undefined;
+  /** What the route's policies said of the request head (headers for every answer, a response filter). */
+  readonly admission: Admission | undefined;
 
-  constructor(req: IncomingMessage, res: ServerResponse, route: CompiledRoute, target: ProxyTarget, exchange: Exchange, deadline: number) {
+  constructor(req: IncomingMessage, res: ServerResponse, route: CompiledRoute, target: ProxyTarget, exchange: Exchange, deadline: number, admission: Admission | undefined) {
     const method = req.method ?? 'GET';
+    this.admission = admission;
     this.req = req;
     this.res = res;
     this.route = route;
@@ -152,7 +170,7 @@ class Flight implements ClientWatcher, BreakerTrial<AttemptOutcome>, HeadJudge {
     const endpoint = this.endpoint!;
     exchange.attempts++;
     exchange.endpoint = endpoint.shownAuthority;
-    const headers = tryHeaders(req, target, endpoint, exchange.reqId, route, false);
+    const headers = tryHeaders(req, target, endpoint, exchange.reqId, route, false, exchange.trace?.upstreamTraceparent(endpoint, target.path));
     const attempt = startAttempt(
       this.res,
       exchange,
@@ -165,7 +183,8 @@ class Flight implements ClientWatcher, BreakerTrial<AttemptOutcome>, HeadJudge {
         headTimeout: headTimeout(this),
         bodyIdleTimeout: route.idleTimeout,
         responseRules: route.responseHeaders,
-        extraResponseHeaders: attemptsHeader(exchange),
+        extraResponseHeaders: extraHeaders(this),
+        responseFilter: this.admission?.response,
       },
       this,
     );
@@ -181,25 +200,30 @@ class Flight implements ClientWatcher, BreakerTrial<AttemptOutcome>, HeadJudge {
   }
 }
 
-/** Forwards one request to its upstream and writes the answer; resolves when the exchange is over. */
+/**
+ * Forwards one request to its upstream and writes the answer; resolves when
+ * the exchange is over. `admission` is what the route's policies made of the
+ * request (policy/chain.ts), already admitted.
+ */
 export async function proxyRequest(
   req: IncomingMessage,
   res: ServerResponse,
   route: CompiledRoute,
   target: ProxyTarget,
   exchange: Exchange,
+  admission?: Admission,
 ): Promise<void> {
   exchange.setUpstream(target.upstream);
 
   const declared = Number(req.headers['content-length'] ?? 0);
   if (route.maxBody > 0 && declared > route.maxBody) {
     res.shouldKeepAlive = false; // the unread body would otherwise be read and thrown away
-    return refuse(res, exchange, new ProxyError('payload_too_large'));
+    return refuse(res, exchange, new ProxyError('payload_too_large'), admission?.headers);
   }
 
   const deadline = route.timeout > 0 ? exchange.start + route.timeout : Infinity;
   target.upstream.budget.deposit(performance.now());
-  const flight = new Flight(req, res, route, target, exchange, deadline);
+  const flight = new Flight(req, res, route, target, exchange, deadline, admission);
   exchange.watcher = flight;
   try {
     await run(flight);
@@ -253,8 +277,12 @@ async function run(flight: Flight): Promise<void> {
     } finally {
       flight.running = undefined;
     }
+    if (outcome.kind === 'failed') flight.exchange.trace?.endTry(0, outcome.error.code);
+    else flight.exchange.trace?.endTry(outcome.status, outcome.kind === 'broken' ? 'response_cut' : undefined);
     if (flight.gone) return; // the client left: nothing to answer, nothing to blame the endpoint for
-    upstream.report(endpoint, upstreamFailed(outcome));
+    const why = failureOf(outcome);
+    if (why !== undefined) endpoint.noteFailure(why);
+    upstream.report(endpoint, why !== undefined);
 
     let verdict = flight.headVerdict;
     if (outcome.kind === 'done' || outcome.kind === 'broken') return noteStop(flight, verdict);
@@ -310,10 +338,16 @@ function answer(flight: Flight, error: ProxyError): void {
     exchange.error = error.code;
     return;
   }
-  refuse(res, exchange, error, attemptsHeader(exchange));
+  refuse(res, exchange, error, extraHeaders(flight));
 }
 
-/** `x-sidecar-attempts` when more than one try was made, on the upstream's answer and on ours alike. */
-function attemptsHeader(exchange: Exchange): Record<string, string> | undefined {
-  return exchange.attempts > 1 ? { 'x-sidecar-attempts': String(exchange.attempts) } : undefined;
+/**
+ * Headers on every answer, the upstream's and ours alike: `x-sidecar-attempts`
+ * when more than one try was made, and the policies' (RateLimit).
+ */
+function extraHeaders(flight: Flight): Record<string, string> | undefined {
+  const policies = flight.admission?.headers;
+  const attempts = flight.exchange.attempts;
+  if (attempts <= 1) return policies;
+  return { ...policies, 'x-sidecar-attempts': String(attempts) };
 }

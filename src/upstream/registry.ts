@@ -74,6 +74,11 @@ export class EndpointState {
   healthy = true;
   health = new HealthCount();
   outlier = new OutlierState();
+  /** Tries that failed (what the breaker and ejection count as failures), for the status page. */
+  failures = 0;
+  /** Why the last failed try failed (an error code, or `HTTP 503`), and when (ms since the epoch). */
+  lastError: string | undefined = undefined;
+  lastErrorAt = 0;
 
   constructor(url: string, pool: Pool, poolKey: string, connection: EndpointConnection = {}) {
     const parsed = new URL(url);
@@ -101,13 +106,34 @@ export class EndpointState {
     this.healthy = previous.healthy;
     this.health = previous.health;
     this.outlier = previous.outlier;
+    this.failures = previous.failures;
+    this.lastError = previous.lastError;
+    this.lastErrorAt = previous.lastErrorAt;
+  }
+
+  /** A try on this endpoint failed for `reason`. */
+  noteFailure(reason: string): void {
+    this.failures++;
+    this.lastError = reason;
+    this.lastErrorAt = Date.now();
   }
 }
 
 /** One upstream in GET /upstreams (SPEC "Admin JSON"); `breaker` is "none" when the upstream has none. */
 export interface UpstreamView {
   readonly breaker: 'closed' | 'open' | 'half_open' | 'none';
-  readonly endpoints: ReadonlyArray<{ url: string; healthy: boolean; ejected: boolean; inFlight: number }>;
+  readonly endpoints: ReadonlyArray<EndpointView>;
+}
+
+/** One endpoint in GET /upstreams: the SPEC's fields, then the failed tries and the last failure (ISO time). */
+export interface EndpointView {
+  readonly url: string;
+  readonly healthy: boolean;
+  readonly ejected: boolean;
+  readonly inFlight: number;
+  readonly failures: number;
+  readonly lastError: string | null;
+  readonly lastErrorAt: string | null;
 }
 
 export class UpstreamState {
@@ -170,6 +196,9 @@ export class UpstreamState {
         healthy: endpoint.healthy,
         ejected: endpoint.outlier.isEjected(now),
         inFlight: endpoint.inFlight,
+        failures: endpoint.failures,
+        lastError: endpoint.lastError ?? null,
+        lastErrorAt: endpoint.lastErrorAt > 0 ? new Date(endpoint.lastErrorAt).toISOString() : null,
       })),
     };
   }

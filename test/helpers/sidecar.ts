@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { compile } from '../../src/config/compile.ts';
 import { formatConfigError, loadConfigFile } from '../../src/config/load.ts';
-import { Sidecar } from '../../src/sidecar.ts';
+import { Sidecar, type SidecarOptions } from '../../src/sidecar.ts';
 
 export interface RunningSidecar {
   readonly sidecar: Sidecar;
@@ -24,7 +24,7 @@ export interface RunningSidecar {
 }
 
 /** `files` (relative path -> content) are written beside the config first, e.g. a static root. */
-export async function startSidecar(yaml: string, files: Record<string, string> = {}): Promise<RunningSidecar> {
+export async function startSidecar(yaml: string, files: Record<string, string> = {}, options: SidecarOptions = {}): Promise<RunningSidecar> {
   const dir = mkdtempSync(join(tmpdir(), 'sidecar-test-'));
   for (const [path, content] of Object.entries(files)) {
     mkdirSync(dirname(join(dir, path)), { recursive: true });
@@ -32,14 +32,14 @@ export async function startSidecar(yaml: string, files: Record<string, string> =
   }
   const file = join(dir, 'sidecar.yaml');
   writeFileSync(file, yaml);
-  return startSidecarFile(file, dir);
+  return startSidecarFile(file, dir, options);
 }
 
 /** Starts a sidecar on a config file that already exists (a symlink, a ConfigMap layout); `dir` is removed at close. */
-export async function startSidecarFile(file: string, dir: string): Promise<RunningSidecar> {
+export async function startSidecarFile(file: string, dir: string, options: SidecarOptions = {}): Promise<RunningSidecar> {
   const loaded = await loadConfigFile(file);
   if (!loaded.ok) throw new Error(`test config invalid:\n${loaded.errors.map(formatConfigError).join('\n')}`);
-  const sidecar = new Sidecar(compile(loaded));
+  const sidecar = new Sidecar(compile(loaded), options);
   await sidecar.start();
   return {
     sidecar,
