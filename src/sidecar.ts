@@ -197,11 +197,13 @@ export class Sidecar {
     if (this.#role !== 'worker') {
       const cluster = this.#options.cluster;
       const upstreamsView = cluster ? () => cluster.upstreamsView() : async () => this.upstreamsView();
+      const certsView = cluster ? () => cluster.certsView() : async () => this.certificatesView();
       this.#status = new StatusBoard({
         store: this.store,
         metrics: cluster ? () => cluster.metricsJson() : () => metricsRegistry.getMetricsAsJSON(),
         upstreams: upstreamsView,
         recentErrors: cluster ? () => cluster.recentErrors() : async () => recentErrors(),
+        certificates: certsView,
         lastReload: () => this.#lastReload,
         hasApp: () => this.#app !== undefined,
         boundPort: (listener) => (listener === 'ingress' ? this.ingressPort : this.egressPort),
@@ -213,7 +215,7 @@ export class Sidecar {
         ready: () => this.ready(),
         reload: () => this.reload(),
         upstreamsView,
-        certsView: cluster ? () => cluster.certsView() : () => this.certificatesView(),
+        certsView,
         metricsText: cluster ? () => cluster.metricsText() : undefined,
         status: this.#status,
       });
