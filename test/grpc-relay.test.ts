@@ -2,8 +2,9 @@
  * gRPC through the sidecar (issue 18), @grpc/grpc-js on both sides: unary,
  * server streaming, client streaming and bidirectional calls are relayed
  * stream by stream with their metadata and trailers, over h2c and over TLS
- * (ALPN h2) on ingress, to an h2c upstream. An upstream's error status
- * passes through unchanged with its message and metadata.
+ * (ALPN h2) on ingress, to an h2c upstream, on a route with `compress`
+ * (which leaves gRPC alone). An upstream's error status passes through
+ * unchanged with its message and metadata.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { echoClient, grpc, startGrpcServer, unary, type EchoClientInstance, type Msg, type TestGrpcServer } from './helpers/grpc.ts';
@@ -45,7 +46,8 @@ upstreams: { grpc: { endpoints: [http://127.0.0.1:${upstream.port}], protocol: h
 ingress:
   listen: 127.0.0.1:0
   h2c: true
-  routes: [ { match: { path: /demo.Echo/ }, upstream: grpc } ]
+  # compress on: gRPC frames and compresses its own messages, the policy must leave them alone.
+  routes: [ { match: { path: /demo.Echo/ }, upstream: grpc, compress: { minLength: 1 } } ]
 `);
     tls = await startSidecar(`${TEST_BASE}${routes}
 ingress:

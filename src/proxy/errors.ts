@@ -188,6 +188,19 @@ export const GRPC_STATUS: Partial<Record<ErrorCode, number>> = {
   destination_denied: 7,
 };
 
+/**
+ * A grpc-message value: percent-encoded as gRPC says (every byte outside
+ * printable ASCII, and `%`); spaces, slashes and colons stay as they are,
+ * which gRPC clients decode back to the same text.
+ */
+export function grpcMessage(text: string): string {
+  let out = '';
+  for (const byte of Buffer.from(text, 'utf8')) {
+    out += byte >= 0x20 && byte <= 0x7e && byte !== 0x25 ? String.fromCharCode(byte) : `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
+  }
+  return out;
+}
+
 /** `content-type: application/grpc`, `application/grpc+proto` and the like. */
 export function isGrpc(headers: IncomingHttpHeaders): boolean {
   const type = headers['content-type'];
@@ -211,7 +224,7 @@ export function refuseGrpc(res: ClientResponse, request: AnsweredRequest, error:
   res.writeHead(200, {
     'content-type': 'application/grpc',
     'grpc-status': String(status),
-    'grpc-message': encodeURIComponent(error.message),
+    'grpc-message': grpcMessage(error.message),
     'x-sidecar-error': error.code,
     'x-request-id': request.reqId,
     'content-length': 0,

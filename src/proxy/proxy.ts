@@ -88,8 +88,8 @@ function speaksH2(endpoint: EndpointState): boolean {
 }
 
 /** How much of the body to keep for a retry; 0 when this request can never be retried. */
-function keepLimit(route: CompiledRoute, method: string): number {
-  if (route.retry && RetryPlan.replayableMethod(route.retry, method)) return route.retry.bufferBody;
+function keepLimit(route: CompiledRoute, method: string, grpc: boolean): number {
+  if (route.retry && (RetryPlan.replayableMethod(route.retry, method) || (grpc && RetryPlan.namesGrpcCode(route.retry)))) return route.retry.bufferBody;
   return IDEMPOTENT_METHODS.has(method) ? DEFAULT_KEEP_BODY : 0;
 }
 
@@ -180,7 +180,7 @@ class Flight implements ClientWatcher, BreakerTrial<AttemptOutcome>, HeadJudge {
     this.target = target;
     this.exchange = exchange;
     this.deadline = deadline;
-    this.body = requestBody(req, exchange, route.maxBody, keepLimit(route, method));
+    this.body = requestBody(req, exchange, route.maxBody, keepLimit(route, method, grpc));
     this.plan = new RetryPlan({ policy: route.retry, method, deadline, budget: target.upstream.budget, grpc });
   }
 

@@ -122,6 +122,11 @@ export class RetryPlan {
     return policy?.methods ? policy.methods.includes(method) : IDEMPOTENT_METHODS.has(method);
   }
 
+  /** True when `retry.on` names a gRPC code: gRPC calls are then retryable, POST as they are. */
+  static namesGrpcCode(policy: RetryConfig): boolean {
+    return policy.on.some(isGrpcCondition);
+  }
+
   /** Decides after a failed try; a `retry` verdict has already taken its share of the budget. */
   next(failure: TryFailure, bodyReplayable: boolean, now: number): Verdict {
     const { policy } = this.#ctx;
