@@ -6,7 +6,12 @@
  *   each stream starts a request (routing, an upstream try) that the reset
  *   throws away, and MAX_CONCURRENT_STREAMS never bites since the streams
  *   close at once. As Envoy does, a connection whose client reset more than
- *   half of its streams, once it has reset `maxResets`, is ended.
+ *   half of the streams it opened, once it has reset `maxResets`, is ended.
+ *   A stream whose HEADERS and RST_STREAM arrive in one read never reaches
+ *   JavaScript (nghttp2 closes it first) and costs next to nothing; those are
+ *   limited by nghttp2 itself (sessions.ts sets its rate limit from
+ *   `maxResets`), which answers a burst with its own GOAWAY (INTERNAL_ERROR).
+ *   The resets this guard sees are of streams that did start a request.
  * - SETTINGS and PING floods: each frame is answered with an ACK. More than
  *   `maxControlFrames` of them in any 10 s window ends the connection (a
  *   client sends a few SETTINGS and, with gRPC keepalive, a PING now and then).
@@ -89,7 +94,9 @@ export class SessionGuard {
     );
     const session = this.#session;
     if (session.destroyed) return;
-    // destroy() sends its last GOAWAY with this code before the socket closes.
-    session.destroy(undefined, constants.NGHTTP2_ENHANCE_YOUR_CALM);
+    // The GOAWAY is written with the session's next output; destroy() at once would drop it. Streams
+    // the client opens after it are refused by nghttp2; the connection goes on the next turn.
+    session.goaway(constants.NGHTTP2_ENHANCE_YOUR_CALM);
+    setImmediate(() => session.destroy());
   }
 }

@@ -21,7 +21,7 @@ import type { ObservedClientResponse } from '../net/client.ts';
 import type { HeadRecord } from '../net/request-head.ts';
 import { Exchange } from '../observe/exchange.ts';
 import { log } from '../observe/log.ts';
-import { activeConnections } from '../observe/metrics.ts';
+import { activeConnections, h2GoawaysTotal } from '../observe/metrics.ts';
 import { ProxyError, refuse } from '../proxy/errors.ts';
 import { requestIdOf } from '../proxy/headers.ts';
 import { pathOf } from '../proxy/route.ts';
@@ -58,9 +58,9 @@ export class H2Sessions {
       settings: this.#settings(),
       // The header list nghttp2 accepts, as `maxHeaderSize` bounds an HTTP/1.1 head.
       maxHeaderListPairs: 512,
-      // nghttp2's own rapid-reset limit, behind guard.ts's.
-      streamResetBurst: 1000,
-      streamResetRate: 100,
+      // nghttp2's own rapid-reset limit (guard.ts): for resets that never reach JavaScript, twice the guard's budget.
+      streamResetBurst: 2 * this.#http2().maxResets,
+      streamResetRate: Math.max(1, Math.ceil(this.#http2().maxResets / 10)),
     });
     this.#server.on('session', (session: ServerHttp2Session) => this.#onSession(session));
     this.#server.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number, raw: string[]) => this.#onStream(stream, headers, flags, raw));
@@ -121,8 +121,12 @@ export class H2Sessions {
       this.#sessions.delete(session);
       activeConnections.dec(label);
     });
-    // A session error is the connection's end (a reset, a protocol error): nothing to answer.
-    session.on('error', (err: Error) => log.debug({ err, listener: this.#listener }, 'HTTP/2 session error'));
+    // A session error is the connection's end (a reset, a protocol error): nothing to answer. nghttp2 ends a
+    // connection whose client broke the protocol (its own rapid-reset limit among them) with GOAWAY: counted.
+    session.on('error', (err: Error & { code?: string }) => {
+      if (err.code === 'ERR_HTTP2_ERROR') h2GoawaysTotal.inc({ listener: this.#listener, reason: 'protocol_error' });
+      log.debug({ err, listener: this.#listener, clientAddress: socket.remoteAddress }, 'HTTP/2 session error');
+    });
     const http2 = this.#http2();
     const guard = new SessionGuard(session, this.#listener, { maxResets: http2.maxResets, maxControlFrames: http2.maxControlFrames, prefaceTimeout: this.#limits?.headersTimeout ?? 10_000 }, {
       address: socket.remoteAddress,

@@ -390,7 +390,7 @@ export const tracingExported = new Counter({
 /** HTTP/2 connections the sidecar ended with GOAWAY because the client abused them (src/h2/guard.ts). */
 export const h2GoawaysTotal = new Counter({
   name: 'sidecar_h2_goaways_total',
-  help: 'HTTP/2 client connections ended with GOAWAY for abuse, by listener and reason (rapid_reset, settings_flood, ping_flood, preface_timeout).',
+  help: 'HTTP/2 client connections ended with GOAWAY for abuse, by listener and reason (rapid_reset, settings_flood, ping_flood, preface_timeout; protocol_error: ended by nghttp2, whose own rapid-reset limit included).',
   labelNames: ['listener', 'reason'] as const,
   registers: [registry],
 });

@@ -136,3 +136,47 @@ export function echoStream(stream: ServerHttp2Stream, headers: IncomingHttpHeade
   });
   stream.on('error', () => {});
 }
+
+/** Raw HTTP/2 frames, for clients that misbehave on purpose (abuse tests). */
+export const FRAME = { DATA: 0x0, HEADERS: 0x1, RST_STREAM: 0x3, SETTINGS: 0x4, PING: 0x6, GOAWAY: 0x7 } as const;
+
+/** One frame: 9-byte header (length, type, flags, stream id), then the payload. */
+export function frame(type: number, flags: number, streamId: number, payload: Buffer = Buffer.alloc(0)): Buffer {
+  const head = Buffer.alloc(9);
+  head.writeUIntBE(payload.length, 0, 3);
+  head[3] = type;
+  head[4] = flags;
+  head.writeUInt32BE(streamId & 0x7fffffff, 5);
+  return Buffer.concat([head, payload]);
+}
+
+/**
+ * A HEADERS frame of a GET (END_STREAM | END_HEADERS), HPACK-encoded by
+ * hand: :method GET, :scheme http, :path / from the static table, and a
+ * literal :authority (RFC 7541 appendix A, 6.2.2).
+ */
+export function getHeaders(streamId: number, authority: string): Buffer {
+  const name = Buffer.from(authority, 'latin1');
+  const block = Buffer.concat([Buffer.from([0x82, 0x86, 0x84, 0x01, name.length]), name]);
+  return frame(FRAME.HEADERS, 0x5, streamId, block);
+}
+
+/** RST_STREAM with CANCEL (8). */
+export function rstStream(streamId: number): Buffer {
+  const code = Buffer.alloc(4);
+  code.writeUInt32BE(8);
+  return frame(FRAME.RST_STREAM, 0, streamId, code);
+}
+
+/** The error code of the first GOAWAY among `bytes` (a server's frames after its SETTINGS), or undefined. */
+export function goawayCode(bytes: Buffer): number | undefined {
+  let at = 0;
+  while (at + 9 <= bytes.length) {
+    const length = bytes.readUIntBE(at, 3);
+    const type = bytes[at + 3];
+    if (at + 9 + length > bytes.length) return undefined;
+    if (type === FRAME.GOAWAY) return bytes.readUInt32BE(at + 9 + 4);
+    at += 9 + length;
+  }
+  return undefined;
+}
