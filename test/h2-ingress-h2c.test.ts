@@ -53,6 +53,16 @@ ingress:
     }
   });
 
+  it('a reload that turns h2c off is refused (it needs a restart); the listener keeps serving h2c', async () => {
+    const { readFileSync, writeFileSync } = await import('node:fs');
+    const before = readFileSync(sidecar.file, 'utf8');
+    writeFileSync(sidecar.file, before.replace('h2c: true', 'h2c: false'));
+    const result = await sidecar.sidecar.reload();
+    writeFileSync(sidecar.file, before);
+    expect(result).toMatchObject({ ok: false, errors: ['ingress.h2c: turning h2c off needs a restart'] });
+    expect((await curl(['--http2-prior-knowledge', sidecar.url('/still')])).stdout).toBe('200 2');
+  });
+
   it('without h2c: true, a preface is not served as HTTP/2', async () => {
     const result = await curl(['--http2-prior-knowledge', '--max-time', '5', plain.url('/prior')]);
     expect(result.stdout).not.toBe('200 2');
