@@ -21,6 +21,7 @@ import { chart } from './lib/svg.ts';
 import { checkTargets, targetsTable, tracingNote } from './lib/targets.ts';
 import { ensureTools } from './lib/tools.ts';
 import { makeDocumentRoot } from './lib/www.ts';
+import { makeCertificate } from './lib/cert.ts';
 
 const BENCH = new URL('.', import.meta.url).pathname;
 const log = (line: string) => process.stderr.write(`${line}\n`);
@@ -68,7 +69,7 @@ async function main(): Promise<number> {
       const sinkDown = await waitTcp(otlpPort, sink, 10_000);
       if (sinkDown) throw new Error(`the OTLP sink did not start: ${sinkDown}`);
     }
-    const env: Env = { tmp, www, upstreamPort, tcpSourcePort, tools, cpu: cpuProxy, readyMs: 20_000, otlpPort };
+    const env: Env = { tmp, www, upstreamPort, tcpSourcePort, tools, cpu: cpuProxy, readyMs: 20_000, otlpPort, tls: makeCertificate(tmp) };
     const peers = new Map<string, Peer>();
     const skipped = new Map<string, string>();
     const about = new Map<string, string>();

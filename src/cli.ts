@@ -141,16 +141,20 @@ async function main(): Promise<number | undefined> {
     process.exit(failed); // the IPC channel to the primary would keep a failed worker alive
   }
 
-  const loaded = await loadConfigFile(args.config);
+  // `check` judges the file: a certificate that has expired is a warning there, and an error for a start.
+  const loaded = await loadConfigFile(args.config, process.env, { check: args.command === 'check' });
+  const warnings = loaded.warnings ?? [];
   if (!loaded.ok) {
-    process.stderr.write(`${loaded.errors.map(formatConfigError).join('\n')}\n`);
+    process.stderr.write(`${[...loaded.errors, ...warnings].map(formatConfigError).join('\n')}\n`);
     process.stderr.write(`sidecar: ${args.config}: ${loaded.errors.length} error${loaded.errors.length === 1 ? '' : 's'}, not started\n`);
     return 1;
   }
   if (args.command === 'check') {
+    if (warnings.length > 0) process.stderr.write(`${warnings.map(formatConfigError).join('\n')}\n`);
     process.stdout.write(`${args.config}: ok (sha256 ${loaded.hash})\n`);
     return 0;
   }
+  for (const warning of warnings) log.warn({ source: loaded.source }, `config: ${formatConfigError(warning)}`);
 
   const snapshot = compile(loaded);
   let appExitCode: number | undefined;

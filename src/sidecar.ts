@@ -21,6 +21,8 @@ import { configLastReloadSuccess, configReloadsTotal } from './observe/metrics.t
 import { log, setLogLevel } from './observe/log.ts';
 import { parseListen } from './config/units.ts';
 import type { Secrets } from './config/secrets.ts';
+import { ListenerTls, type PreparedTls } from './tls/listener-tls.ts';
+import { countTlsReloadFailures } from './tls/check.ts';
 import { registry as metricsRegistry } from './observe/metrics.ts';
 import type { MetricsJson } from './cluster/merge.ts';
 import { StatusBoard, type LastReload } from './status/board.ts';
@@ -44,6 +46,7 @@ export interface ClusterHooks {
   /** Every process's metrics merged, as prom-client's JSON (the status page). */
   metricsJson(): Promise<MetricsJson>;
   upstreamsView(): Promise<unknown>;
+  certsView(): Promise<unknown>;
   /** Every process's recent error answers, newest first (the status page). */
   recentErrors(): Promise<RecentError[]>;
   /**
@@ -87,6 +90,8 @@ export class Sidecar {
   /** Policy state kept across reloads (rate limit buckets). */
   readonly policies = new PolicyState();
   #ingress: IngressServer | undefined;
+  /** The ingress listener's certificates, with `ingress.tls`. */
+  #ingressTls: ListenerTls | undefined;
   #egress: EgressServer | undefined;
   #admin: Listener | undefined;
   #app: AppSupervisor | undefined;
@@ -171,7 +176,13 @@ export class Sidecar {
 
     const serves = this.#role !== 'primary';
     if (snapshot.ingress && serves) {
-      this.#ingress = new IngressServer({ store: this.store, registry: this.registry, appReady: () => this.appReady, policies: this.policies }, snapshot.ingress.settings);
+      const { settings, tls } = snapshot.ingress;
+      if (tls) {
+        const accessLog = () => this.store.current().config.log.access;
+        this.#ingressTls = new ListenerTls('ingress', { tls, headersTimeout: settings.headersTimeout }, { accessLog });
+        await this.#ingressTls.watch();
+      }
+      this.#ingress = new IngressServer({ store: this.store, registry: this.registry, appReady: () => this.appReady, tls: this.#ingressTls, policies: this.policies }, settings);
       this.#ingress.listener.reusePort = this.#role === 'worker';
       await bind(this.#ingress.listener, snapshot.ingress.settings.listen, snapshot.secrets);
     }
@@ -186,11 +197,13 @@ export class Sidecar {
     if (this.#role !== 'worker') {
       const cluster = this.#options.cluster;
       const upstreamsView = cluster ? () => cluster.upstreamsView() : async () => this.upstreamsView();
+      const certsView = cluster ? () => cluster.certsView() : async () => this.certificatesView();
       this.#status = new StatusBoard({
         store: this.store,
         metrics: cluster ? () => cluster.metricsJson() : () => metricsRegistry.getMetricsAsJSON(),
         upstreams: upstreamsView,
         recentErrors: cluster ? () => cluster.recentErrors() : async () => recentErrors(),
+        certificates: certsView,
         lastReload: () => this.#lastReload,
         hasApp: () => this.#app !== undefined,
         boundPort: (listener) => (listener === 'ingress' ? this.ingressPort : this.egressPort),
@@ -202,6 +215,7 @@ export class Sidecar {
         ready: () => this.ready(),
         reload: () => this.reload(),
         upstreamsView,
+        certsView,
         metricsText: cluster ? () => cluster.metricsText() : undefined,
         status: this.#status,
       });
@@ -263,8 +277,8 @@ export class Sidecar {
   localAddresses(): OwnAddress[] {
     const own: OwnAddress[] = [];
     for (const listener of [this.#ingress?.listener, this.#egress?.listener, this.#admin]) {
-      const address = listener?.server.address();
-      if (address && typeof address === 'object') own.push({ address: address.address, port: address.port });
+      const address = listener?.address();
+      if (address) own.push({ address: address.address, port: address.port });
     }
     return own;
   }
@@ -304,29 +318,41 @@ export class Sidecar {
     const current = this.store.current();
     if (this.#draining) return { ok: false, errors: ['the sidecar is shutting down'] };
     const result = await loadConfigFile(current.source);
-    if (!result.ok) return refuse(current.source, result.errors.map(formatConfigError));
+    if (!result.ok) {
+      countTlsReloadFailures(result.errors);
+      return refuse(current.source, result.errors.map(formatConfigError));
+    }
+    for (const warning of result.warnings) log.warn({ source: current.source }, `config: ${formatConfigError(warning)}`);
     let next: Snapshot;
     try {
       next = compile(result);
     } catch (err) {
       return refuse(current.source, [result.secrets.text(`internal error while compiling the config: ${(err as Error).message}`)]);
     }
+    const tls = this.#prepareTls(next);
+    if (!tls.ok) return refuse(current.source, tls.errors.map((error) => next.secrets.text(error)));
     const rebind = await prepareRebind(this.#listenerChanges(current, next));
     // A listen address in these errors may have come from ${VAR}.
-    if (!rebind.ok) return refuse(current.source, rebind.errors.map((error) => next.secrets.text(error)));
+    if (!rebind.ok) {
+      tls.abort();
+      return refuse(current.source, rebind.errors.map((error) => next.secrets.text(error)));
+    }
     if (this.#options.cluster) {
       const workers = await this.#options.cluster.reloadWorkers();
       if (!workers.ok) {
+        tls.abort();
         await rebind.abort();
         return refuse(current.source, workers.errors ?? ['a worker refused the reload']);
       }
     }
     if (this.#draining) {
       // stop() began while the new addresses were being bound: nobody would ever close them.
+      tls.abort();
       await rebind.abort();
       return { ok: false, errors: ['the sidecar is shutting down'] };
     }
     this.store.swap(next);
+    tls.commit();
     rebind.commit();
     this.#own = undefined;
     setLogLevel(next.config.log.level);
@@ -336,6 +362,27 @@ export class Sidecar {
     // The admin port may have moved: the workers know before the reload is answered.
     await this.#options.cluster?.shareOwnAddresses(this.localAddresses());
     return { ok: true, hash: next.hash };
+  }
+
+  /**
+   * The new config's ingress certificates, read and checked before anything
+   * changes. A listener cannot turn from HTTP to HTTPS or back in place: that
+   * needs a restart, as adding a listener does.
+   */
+  #prepareTls(next: Snapshot): PreparedTls {
+    if (!this.#ingress) return { ok: true, commit: () => undefined, abort: () => undefined };
+    const tls = next.ingress?.tls;
+    if ((tls === undefined) !== (this.#ingressTls === undefined)) {
+      const change = tls ? 'adding ingress.tls' : 'removing ingress.tls';
+      return { ok: false, errors: [`ingress.tls: ${change} needs a restart (the listener would change between HTTP and HTTPS)`] };
+    }
+    if (!tls || !this.#ingressTls) return { ok: true, commit: () => undefined, abort: () => undefined };
+    return this.#ingressTls.prepare({ tls, headersTimeout: next.ingress!.settings.headersTimeout });
+  }
+
+  /** Every certificate this process has loaded, for GET /certs: the listener's and the upstreams' client certificates and CAs. */
+  certificatesView(): { certificates: unknown[] } {
+    return { certificates: [...(this.#ingressTls?.certificates() ?? []), ...this.registry.certificates()] };
   }
 
   /** Each listener with its address in the running and in the new config. */
@@ -367,6 +414,7 @@ export class Sidecar {
     this.#status?.stop();
     // The app stops only once nothing is in flight towards it.
     await Promise.all([this.#ingress?.close(deadlineMs), this.#egress?.close(deadlineMs), this.#options.cluster?.stop(deadlineMs)]);
+    this.#ingressTls?.close();
     await this.#app?.stop();
     await this.#admin?.close(1_000);
     // The spans of the drained requests still go out, within a second.

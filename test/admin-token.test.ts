@@ -52,8 +52,8 @@ log: { level: silent, access: false }
     expect(await reloads(admin, 'success')).toBe(before + 2);
   });
 
-  it('guards /config and /upstreams too, and never shows the token', async () => {
-    for (const path of ['/config', '/upstreams']) {
+  it('guards /config, /upstreams and /certs too, and never shows the token', async () => {
+    for (const path of ['/config', '/upstreams', '/certs']) {
       expect((await ask('GET', path)).status, path).toBe(401);
       expect((await ask('GET', path, `Bearer ${TOKEN}`)).status, path).toBe(200);
     }

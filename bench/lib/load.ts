@@ -30,6 +30,10 @@ export interface HttpLoad {
   target: string;
   connections: number;
   seconds: number;
+  /** HTTPS (wrk only). */
+  https?: boolean;
+  /** Each request on a new connection (`Connection: close`). */
+  newConnections?: boolean;
   /** Headers of every request (Accept-Encoding for the compression scenarios). */
   headers?: Readonly<Record<string, string>>;
 }
@@ -110,10 +114,12 @@ export function parseWrk(text: string): Measurement {
 }
 
 function loadArgs(load: HttpLoad, ctx: LoadContext, id: number): [string, string[]] {
-  const url = `http://${HOST}:${load.port}`;
+  const url = `${load.https ? 'https' : 'http'}://${HOST}:${load.port}`;
   const absolute = load.target.startsWith('http://');
   if (ctx.loader === 'wrk') {
     const args = ['-t1', `-c${load.connections}`, `-d${load.seconds}s`, '--latency', '--timeout', '5s'];
+    // wrk opens a new connection when the answer closes it: a TCP and TLS handshake per request.
+    if (load.newConnections) args.push('-H', 'Connection: close');
     for (const [name, value] of Object.entries(load.headers ?? {})) args.push('-H', `${name}: ${value}`);
     if (absolute) {
       // wrk builds the request once from these fields: an absolute-form target and the origin's Host.
@@ -123,6 +129,7 @@ function loadArgs(load: HttpLoad, ctx: LoadContext, id: number): [string, string
     }
     return [ctx.wrkPath ?? 'wrk', [...args, absolute ? `${url}/` : `${url}${load.target}`]];
   }
+  if (load.https || load.newConnections) throw new Error('the HTTPS scenarios need wrk (autocannon does not take the self-signed certificate)');
   const options = {
     url: `${url}${absolute ? '/' : load.target}`,
     connections: load.connections,

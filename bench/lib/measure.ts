@@ -29,7 +29,7 @@ export interface Plan {
   load: LoadContext;
 }
 
-type Target = { http: { port: number; target: string; headers?: Readonly<Record<string, string>> } } | { connect: { proxyPort?: number } } | { missing: string };
+type Target = { http: { port: number; target: string; https?: boolean; newConnections?: boolean; headers?: Readonly<Record<string, string>> } } | { connect: { proxyPort?: number } } | { missing: string };
 
 function targetOf(scenario: Scenario, peer: Peer, plan: Plan): Target {
   const isDirect = peer.name === 'direct';
@@ -38,6 +38,9 @@ function targetOf(scenario: Scenario, peer: Peer, plan: Plan): Target {
       return peer.ingress ? { http: { port: peer.ingress, target: scenario.path } } : { missing: 'no reverse-proxy port' };
     case 'static':
       return peer.static ? { http: { port: peer.static, target: scenario.path } } : { missing: 'no static port' };
+    case 'https':
+      if (plan.load.loader !== 'wrk') return { missing: 'the HTTPS scenarios need wrk' };
+      return peer.https ? { http: { port: peer.https, target: scenario.path, https: true, newConnections: scenario.newConnections } } : { missing: 'no HTTPS port' };
     case 'compress':
       if (!peer.compress) return { missing: 'no compressing port' };
       if (scenario.encoding && !peer.encodings?.includes(scenario.encoding)) return { missing: `cannot produce ${scenario.encoding} here` };
@@ -57,7 +60,7 @@ function targetOf(scenario: Scenario, peer: Peer, plan: Plan): Target {
 async function smoke(scenario: Scenario, target: Target, plan: Plan): Promise<string | undefined> {
   try {
     if ('http' in target) {
-      const res = await probe(target.http.port, target.http.target, 5000, target.http.headers);
+      const res = await probe(target.http.port, target.http.target, 5000, target.http.headers, target.http.https ? 'https' : 'http');
       if (scenario.encoding !== undefined) {
         const encoding = res.headers['content-encoding'];
         if (res.status !== 200 || encoding !== scenario.encoding || res.bytes >= scenario.expectBytes) {

@@ -3,6 +3,7 @@
  * Every wait here has a deadline; nothing talks to anything but 127.0.0.1.
  */
 import http from 'node:http';
+import https from 'node:https';
 import net from 'node:net';
 import type { Proc } from './procs.ts';
 
@@ -35,11 +36,19 @@ export interface Probe {
  * One HTTP request with a hard deadline. `absolute` sends an absolute-form
  * request (forward proxy) to host:port.
  */
-export function probe(port: number, path: string, timeoutMs = 2000, extra?: Readonly<Record<string, string>>): Promise<Probe> {
+export function probe(
+  port: number,
+  path: string,
+  timeoutMs = 2000,
+  extra?: Readonly<Record<string, string>>,
+  scheme: 'http' | 'https' = 'http',
+): Promise<Probe> {
   // An absolute-form path carries its own Host, as a forward-proxy client sends it.
   const headers = { ...(path.startsWith('http://') ? { host: new URL(path).host } : {}), ...extra };
+  // The bench's certificate is self-signed: what is checked here is the answer, not the certificate.
+  const send = scheme === 'https' ? (options: https.RequestOptions, cb: (res: http.IncomingMessage) => void) => https.request({ ...options, rejectUnauthorized: false }, cb) : http.request;
   return new Promise((resolve, reject) => {
-    const req = http.request({ host: HOST, port, path, headers, agent: false, timeout: timeoutMs }, (res) => {
+    const req = send({ host: HOST, port, path, headers, agent: false, timeout: timeoutMs }, (res) => {
       const chunks: Buffer[] = [];
       let bytes = 0;
       res.on('data', (chunk: Buffer) => {

@@ -7,7 +7,7 @@
 import { execFileSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { nginxConf, sidecarYaml, squidConf, type SidecarPolicies } from './configs.ts';
+import { nginxConf, sidecarYaml, squidConf, type BenchCertificate, type SidecarPolicies } from './configs.ts';
 import { freePort, probe, waitHttp, waitUntil } from './net.ts';
 import { NODE, start, tail, type Proc } from './procs.ts';
 import type { ToolStatus } from './tools.ts';
@@ -23,6 +23,8 @@ export interface Env {
   /** CPU list for the proxy under test. */
   cpu?: string;
   readyMs: number;
+  /** The certificate of the HTTPS peers, or why there is none (absent: none was made, as in bench:ab). */
+  tls?: BenchCertificate | string;
   /** The OTLP sink (servers/otlp-sink.ts) that sidecars with tracing export to. */
   otlpPort?: number;
 }
@@ -38,6 +40,8 @@ export interface Peer {
   static?: number;
   /** Forward proxy port (absolute-form requests and CONNECT). */
   forward?: number;
+  /** HTTPS reverse proxy port (TLS offload of the same upstream). */
+  https?: number;
   /** Reverse proxy port that compresses answers, and the codings it can produce. */
   compress?: number;
   encodings?: readonly string[];
@@ -105,22 +109,31 @@ export const sendStatic: PeerSpec = {
 
 export const nginx: PeerSpec = {
   name: 'nginx',
-  about: 'NGINX proxy_pass with upstream keepalive, 1 worker, buffered access log; static with sendfile',
+  about: 'NGINX proxy_pass with upstream keepalive, 1 worker, buffered access log; static with sendfile; HTTPS with the sidecar-tls certificate',
   async start(env) {
     const bin = env.tools.nginx.path;
     if (!bin) throw new Error(`nginx ${env.tools.nginx.missing}`);
     const dir = join(env.tmp, 'nginx');
     mkdirSync(dir, { recursive: true });
-    const ports = { proxy: await freePort(), static: await freePort(), upstream: env.upstreamPort, compress: await freePort() };
+    const tls = typeof env.tls === 'object' ? env.tls : undefined;
+    const ports = { proxy: await freePort(), static: await freePort(), upstream: env.upstreamPort, compress: await freePort(), https: tls ? await freePort() : undefined };
     const conf = join(dir, 'nginx.conf');
     const brotli = env.tools.nginx.brotliModule;
-    writeFileSync(conf, nginxConf(dir, env.www, ports, brotli));
+    writeFileSync(conf, nginxConf(dir, env.www, ports, brotli, tls));
     const log = join(dir, 'nginx.out');
     const proc = start('nginx', bin, ['-p', dir, '-e', join(dir, 'nginx-error.log'), '-c', conf], log, { cpu: env.cpu });
     const logs = [log, join(dir, 'nginx-error.log')];
     check(await waitHttp(ports.proxy, '/', proc, env.readyMs, 200), logs);
     check(await waitHttp(ports.static, '/static/1k.bin', proc, env.readyMs, 200), logs);
-    return { name: 'nginx', proc, ingress: ports.proxy, static: ports.static, compress: ports.compress, encodings: brotli ? ['gzip', 'br'] : ['gzip'] };
+    return {
+      name: 'nginx',
+      proc,
+      ingress: ports.proxy,
+      static: ports.static,
+      https: ports.https,
+      compress: ports.compress,
+      encodings: brotli ? ['gzip', 'br'] : ['gzip'],
+    };
   },
 };
 
@@ -170,6 +183,8 @@ export interface SidecarLaunch {
   policies?: SidecarPolicies;
   /** The checkout whose src/cli.ts runs (default: this one); bench/ab.ts passes git worktrees. */
   root?: string;
+  /** HTTPS on ingress with the bench certificate: the listener then speaks TLS only. */
+  tls?: BenchCertificate;
   /** Tracing on with this sampleRatio, exporting to env.otlpPort. */
   tracing?: number;
 }
@@ -191,7 +206,7 @@ export async function launchSidecar(env: Env, name: string, launch: SidecarLaunc
   const config = join(dir, 'sidecar.yaml');
   if (launch.tracing !== undefined && env.otlpPort === undefined) throw new Error('tracing needs the OTLP sink (env.otlpPort)');
   const tracing = launch.tracing === undefined ? undefined : { sampleRatio: launch.tracing, endpoint: `http://127.0.0.1:${env.otlpPort}/v1/traces` };
-  writeFileSync(config, sidecarYaml(ports, join(env.www, 'static'), launch.access, launch.workers ?? 1, launch.policies, tracing));
+  writeFileSync(config, sidecarYaml(ports, join(env.www, 'static'), launch.access, launch.workers ?? 1, launch.policies, tracing, launch.tls));
   // JSON log lines (access log included) go to a file, so the terminal stays readable.
   const stdout = join(dir, 'sidecar-stdout.log');
   const stderr = join(dir, 'sidecar-stderr.log');
@@ -213,6 +228,7 @@ export async function launchSidecar(env: Env, name: string, launch: SidecarLaunc
     env: sidecarEnv,
   });
   check(await waitHttp(ports.admin, '/readyz', proc, env.readyMs, 200), [stderr, stdout]);
+  if (launch.tls) return { name, proc, https: ports.ingress, forward: ports.egress, truncate: [stdout] };
   const compress = launch.policies?.compress ? { compress: ports.ingress, encodings: ['gzip', 'br'] } : {};
   return { name, proc, ingress: ports.ingress, static: ports.ingress, forward: ports.egress, truncate: [stdout], ...compress };
 }
@@ -239,6 +255,16 @@ export const sidecarTraceOff = sidecarPeer('sidecar-trace-off', true, 1, true, '
 export const sidecarTrace1 = sidecarPeer('sidecar-trace-1pct', true, 1, true, 'the same with tracing on, sampleRatio 0.01, exporting to a local OTLP sink', 0.01);
 export const sidecarTrace100 = sidecarPeer('sidecar-trace-100pct', true, 1, true, 'the same with tracing on, sampleRatio 1 (every request a span)', 1);
 export const sidecarUnpinned = sidecarPeer('sidecar-1w', true, 1, false);
+
+/** The realistic config with `ingress.tls`: the subject of the HTTPS scenarios. */
+export const sidecarTls: PeerSpec = {
+  name: 'sidecar-tls',
+  about: 'the realistic sidecar config with ingress.tls (the same certificate as NGINX): TLS offload',
+  async start(env) {
+    if (typeof env.tls !== 'object') throw new Error(env.tls ?? 'no certificate was made for this run');
+    return launchSidecar(env, 'sidecar-tls', { access: true, tls: env.tls });
+  },
+};
 export const sidecarTwoWorkers = sidecarPeer('sidecar-2w', true, 2, false);
 
 /** Every peer, in start order. */
@@ -262,4 +288,5 @@ export const ALL_PEERS: readonly PeerSpec[] = [
   sidecarTrace100,
   sidecarUnpinned,
   sidecarTwoWorkers,
+  sidecarTls,
 ];

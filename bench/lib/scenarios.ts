@@ -4,7 +4,7 @@
  */
 
 /** What a scenario exercises, and so which port of a peer it uses. */
-export type Kind = 'ingress' | 'forward' | 'connect' | 'static' | 'compress';
+export type Kind = 'ingress' | 'forward' | 'connect' | 'static' | 'https' | 'compress';
 
 export interface Scenario {
   name: string;
@@ -25,6 +25,8 @@ export interface Scenario {
   peers: string[];
   /** The peer whose ratio to each other peer is reported. */
   subject: string;
+  /** Each request on a new connection (`Connection: close`): for HTTPS, a TCP and TLS handshake per request. */
+  newConnections?: boolean;
 }
 
 const INGRESS_PEERS = ['direct', 'nginx', 'undici-ceiling', 'fastify-http-proxy', 'http-proxy', 'sidecar'];
@@ -42,6 +44,9 @@ export const SCENARIOS: readonly Scenario[] = [
   { name: 'static-1m-c10', title: 'static file, 1 MiB, 10 connections', kind: 'static', path: '/static/1m.bin', connections: 10, expectBytes: 1024 * KiB, unit: 'req/s', peers: ['nginx', 'send', 'sidecar'], subject: 'sidecar' },
   // Scaling: one process against two workers, both free to use either CPU, which the upstream and wrk share.
   { name: 'workers-c50', title: 'sidecar workers: 2 vs 1, both unpinned (load shares the 2 CPUs), "hello", 50 connections', kind: 'ingress', path: '/', connections: 50, expectBytes: 5, unit: 'req/s', peers: ['sidecar-1w', 'sidecar-2w'], subject: 'sidecar-2w' },
+  // TLS offload (issue 17): NGINX and the sidecar serve the same certificate (ECDSA P-256) and proxy to the same upstream.
+  { name: 'https-keepalive-c50', title: 'HTTPS ingress (TLS offload), keep-alive, "hello", 50 connections', kind: 'https', path: '/', connections: 50, expectBytes: 5, unit: 'req/s', peers: ['nginx', 'sidecar-tls'], subject: 'sidecar-tls' },
+  { name: 'https-handshakes-c10', title: 'HTTPS ingress, a new connection and TLS handshake per request (req/s = handshakes/s), 10 connections', kind: 'https', path: '/', connections: 10, expectBytes: 5, unit: 'req/s', peers: ['nginx', 'sidecar-tls'], subject: 'sidecar-tls', newConnections: true },
   // Tracing's cost: the closing note gives 1% and 100% sampled against off, from this one run (targets.ts tracingNote).
   { name: 'tracing-c50', title: 'sidecar tracing off vs sampled 1% vs 100% (OTLP/HTTP to a local sink), "hello", 50 connections', kind: 'ingress', path: '/', connections: 50, expectBytes: 5, unit: 'req/s', peers: ['sidecar-trace-off', 'sidecar-trace-1pct', 'sidecar-trace-100pct'], subject: 'sidecar-trace-off' },
   { name: 'accesslog-c50', title: 'sidecar access log on vs off, "hello", 50 connections', kind: 'ingress', path: '/', connections: 50, expectBytes: 5, unit: 'req/s', peers: ['sidecar-nolog', 'sidecar-log'], subject: 'sidecar-log' },

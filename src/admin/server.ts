@@ -30,6 +30,8 @@ export interface AdminDeps {
   readonly reload: () => Promise<ReloadResult>;
   /** Per-upstream view for GET /upstreams. */
   readonly upstreamsView: () => unknown;
+  /** Every loaded certificate for GET /certs (never a key). */
+  readonly certsView: () => unknown;
   /** Prometheus text; by default this process's registry (a cluster primary adds its workers'). */
   readonly metricsText?: () => Promise<string>;
   /** The status page's data (GET / and /status.json). */
@@ -110,6 +112,8 @@ export function createAdminListener(deps: AdminDeps): Listener {
       },
     },
     '/upstreams': { private: true, get: async (_req, res) => sendJson(res, 200, await deps.upstreamsView()) },
+    // Private like /config: the file paths and what the sidecar trusts are the operator's business.
+    '/certs': { private: true, get: async (_req, res) => sendJson(res, 200, await deps.certsView()) },
     '/reload': {
       write: true,
       post: async (_req, res) => {

@@ -71,6 +71,20 @@ export function mergeUpstreamViews(views: readonly unknown[]): { upstreams: Reco
 }
 
 /**
+ * The workers' GET /certs answers as one: each worker loads the same files,
+ * so a certificate is listed once; one that only some workers have (a
+ * rotation under way) is listed beside the one the others still serve.
+ */
+export function mergeCertificateViews(views: readonly unknown[]): { certificates: unknown[] } {
+  const seen = new Map<string, unknown>();
+  for (const view of views) {
+    const certificates = (view as { certificates?: unknown[] } | undefined)?.certificates;
+    for (const certificate of certificates ?? []) seen.set(JSON.stringify(certificate), certificate);
+  }
+  return { certificates: [...seen.values()] };
+}
+
+/**
  * The processes' metrics with `sidecar_circuit_state` made one: per upstream
  * the most open state any process reports is 1 and the others 0, kept in the
  * first process's copy only. Aggregated as they come (max per state), one

@@ -11,7 +11,7 @@ import type { DiscoveredSets, Unhealthy } from '../upstream/registry.ts';
  * the same id. `own-addresses` carries `addresses`: the primary's admin
  * listener and every worker's listeners, which egress must never reach (a loop).
  */
-export type WorkerQuestion = 'reload' | 'metrics' | 'upstreams' | 'own-addresses' | 'recent-errors';
+export type WorkerQuestion = 'reload' | 'metrics' | 'upstreams' | 'certs' | 'own-addresses' | 'recent-errors';
 
 export type ToWorker =
   | { readonly type: 'ask'; readonly id: number; readonly question: WorkerQuestion; readonly addresses?: readonly OwnAddress[] }
@@ -28,8 +28,8 @@ export type ToPrimary =
   | { readonly type: 'reply'; readonly id: number; readonly answer: WorkerAnswer };
 
 /**
- * reload -> ReloadResult; metrics -> prom-client's metrics as JSON; upstreams -> the worker's /upstreams view;
- * own-addresses -> true; recent-errors -> the worker's RecentError[] (status/recent-errors.ts).
+ * reload -> ReloadResult; metrics -> prom-client's metrics as JSON; upstreams / certs -> the worker's /upstreams / /certs
+ * view; own-addresses -> true; recent-errors -> the worker's RecentError[] (status/recent-errors.ts).
  */
 export type WorkerAnswer = ReloadResult | unknown;
 

@@ -16,7 +16,7 @@ import { registry } from '../observe/metrics.ts';
 import { log } from '../observe/log.ts';
 import type { DiscoveredSets, Unhealthy } from '../upstream/registry.ts';
 import { DISCOVERED_ENV, isMessage, UNHEALTHY_ENV, type ToPrimary, type ToWorker, type WorkerQuestion } from './messages.ts';
-import { mergeUpstreamViews, oneCircuitState, type MetricsJson } from './merge.ts';
+import { mergeCertificateViews, mergeUpstreamViews, oneCircuitState, type MetricsJson } from './merge.ts';
 import { mergeRecentErrors, recentErrors, type RecentError } from '../status/recent-errors.ts';
 
 /** A question unanswered this long counts as a failed answer (a hung worker must not hang the admin port). */
@@ -241,6 +241,10 @@ export class WorkerPool implements ClusterHooks {
 
   async upstreamsView(): Promise<unknown> {
     return mergeUpstreamViews(await this.#ask('upstreams'));
+  }
+
+  async certsView(): Promise<unknown> {
+    return mergeCertificateViews(await this.#ask('certs'));
   }
 
   /** SIGTERM to every worker (each drains up to the deadline), SIGKILL to those still there a little after it. */

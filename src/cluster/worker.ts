@@ -46,6 +46,8 @@ export async function runWorker(configPath: string): Promise<number | undefined>
         return registry.getMetricsAsJSON();
       case 'upstreams':
         return sidecar.upstreamsView();
+      case 'certs':
+        return sidecar.certificatesView();
       case 'own-addresses':
         sidecar.setPeerAddresses(message.addresses ?? []);
         return true;

@@ -7,6 +7,7 @@ import type {
   Config,
   EgressRouteConfig,
   IngressRouteConfig,
+  ListenerTlsConfig,
   MatchConfig,
   RetryConfig,
   StaticConfig,
@@ -69,6 +70,8 @@ export interface CompiledRoute {
   readonly reach?: Reach;
   /** The listener's `trustedProxies` (kept on the route so the proxy needs nothing else); undefined = nobody. */
   readonly trustedProxies: BlockList | undefined;
+  /** The listener's `tls.forwardClientCert`, lower case: set from the client certificate, never taken from the client. */
+  readonly clientCertHeader: string | undefined;
   /** Rate limit and compression (policy/chain.ts); undefined when the route has neither. */
   readonly policies: PolicyChain | undefined;
 }
@@ -90,6 +93,8 @@ export interface ListenerSnapshot {
   readonly settings: NonNullable<Config['ingress'] | Config['egress']>;
   /** How request paths are normalised before routing. */
   readonly paths: PathOptions;
+  /** HTTPS on the listener (ingress only). */
+  readonly tls: ListenerTlsConfig | undefined;
 }
 
 export interface Snapshot {
@@ -140,10 +145,12 @@ function compileListener(
   const address = parseListen(settings.listen);
   if (!address) throw new Error(`unparseable listen address ${settings.listen}`); // the schema already refused it
   const trustedProxies = compileTrustedProxies(settings.trustedProxies);
+  const tls = 'tls' in settings ? settings.tls : undefined;
+  const clientCertHeader = tls?.forwardClientCert?.toLowerCase();
   const routes = (settings.routes as ReadonlyArray<IngressRouteConfig | EgressRouteConfig>).map((route, index) =>
-    compileRoute(listener, route, index, settings, trustedProxies, workers),
+    compileRoute(listener, route, index, settings, trustedProxies, workers, clientCertHeader),
   );
-  return Object.freeze({ host: address.host, port: address.port, routes: Object.freeze(routes), settings, paths: settings.paths });
+  return Object.freeze({ host: address.host, port: address.port, routes: Object.freeze(routes), settings, paths: settings.paths, tls });
 }
 
 function compileRoute(
@@ -153,6 +160,7 @@ function compileRoute(
   settings: NonNullable<Config['ingress'] | Config['egress']>,
   trustedProxies: BlockList | undefined,
   workers: number,
+  clientCertHeader: string | undefined,
 ): CompiledRoute {
   const timeout = route.timeout ?? DEFAULT_ROUTE_TIMEOUT_MS;
   const name = route.name ?? `${listener}-${index}`;
@@ -178,6 +186,7 @@ function compileRoute(
     connectTimeout: 'connectTimeout' in route ? route.connectTimeout : undefined,
     reach: compileReach(route),
     trustedProxies,
+    clientCertHeader,
     policies: compilePolicies(route, { listener, route: name, static: isStatic, trustedProxies, workers, listenerCompress: settings.compress }),
   });
 }

@@ -16,6 +16,8 @@ export interface ConfigError {
   /** Key path such as `ingress.routes[2].upstream`; '' for the file or the document as a whole. */
   path: string;
   message: string;
+  /** Set on a warning (LoadResult `warnings`). */
+  warning?: boolean;
 }
 
 /** A key in a map or an index in a list. */
@@ -32,6 +34,13 @@ export interface Problem {
   at?: 'key' | 'value' | 'missing';
   /** A source offset that wins over the path (YAML syntax errors, ${VAR} in a scalar). */
   offset?: number;
+  /**
+   * `error` (default): the config cannot be used. `warning`: it can, but the
+   * user should know (printed by `check`, logged at start). `running`: the file
+   * is right but the state of the world is not (an expired certificate): an
+   * error for a start or reload, a warning for `check`.
+   */
+  severity?: 'error' | 'warning' | 'running';
 }
 
 const PLAIN_KEY = /^[A-Za-z_][A-Za-z0-9_-]*$/;
@@ -63,10 +72,29 @@ export function valueAt(input: unknown, path: readonly PathSegment[]): unknown {
  */
 export function formatConfigError(e: ConfigError): string {
   const where = e.line === undefined ? e.file : `${e.file}:${e.line}:${e.column ?? 1}`;
-  return e.path === '' ? `${where}: ${e.message}` : `${where} ${e.path}: ${e.message}`;
+  const message = e.warning ? `warning: ${e.message}` : e.message;
+  return e.path === '' ? `${where}: ${message}` : `${where} ${e.path}: ${message}`;
 }
 
 /** File-level errors first, then by line and column; the sort is stable so a stage's own order survives ties. */
 export function sortErrors(errors: readonly ConfigError[]): ConfigError[] {
   return [...errors].sort((a, b) => (a.line ?? 0) - (b.line ?? 0) || (a.column ?? 0) - (b.column ?? 0));
+}
+
+/** Short, stable wording for the errors people actually hit; anything else keeps Node's message. */
+export function errnoText(error: unknown): string {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  switch (code) {
+    case 'ENOENT':
+      return 'does not exist';
+    case 'EACCES':
+    case 'EPERM':
+      return 'is not readable (permission denied)';
+    case 'EISDIR':
+      return 'is a directory';
+    case 'ENOTDIR':
+      return 'does not exist (a parent is not a directory)';
+    default:
+      return error instanceof Error ? error.message : String(error);
+  }
 }

@@ -29,8 +29,17 @@ export { formatConfigError } from './errors.ts';
 
 /** The outcome of a load: a usable config with its identity, or the complete list of errors (sorted by line, column). */
 export type LoadResult =
-  | { ok: true; config: Config; hash: string; source: string; text: string; loadedAt: Date; secrets: Secrets }
-  | { ok: false; errors: ConfigError[] };
+  | { ok: true; config: Config; hash: string; source: string; text: string; loadedAt: Date; secrets: Secrets; warnings: ConfigError[] }
+  | { ok: false; errors: ConfigError[]; warnings?: ConfigError[] };
+
+export interface LoadOptions {
+  /**
+   * For `check`: what only a running sidecar must refuse (an expired
+   * certificate: the file is right, the clock says it cannot serve) is a
+   * warning, not an error.
+   */
+  readonly check?: boolean;
+}
 
 /** Far above any real config; stops a wrong path (a log, a disk image) from being read into memory whole. */
 const MAX_CONFIG_BYTES = 4 * 1024 * 1024;
@@ -43,7 +52,7 @@ const MAX_CONFIG_BYTES = 4 * 1024 * 1024;
  *   Kubernetes `..data` link keeps its stable name)
  * @param env where `${VAR}` values come from (default: `process.env`)
  */
-export async function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.env): Promise<LoadResult> {
+export async function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.env, options: LoadOptions = {}): Promise<LoadResult> {
   let bytes: Buffer;
   try {
     // stat first: readFile on a FIFO or a device would block or never end.
@@ -55,7 +64,7 @@ export async function loadConfigFile(file: string, env: NodeJS.ProcessEnv = proc
   } catch (error) {
     return fileError(file, `cannot read config file: it ${errnoText(error)}`);
   }
-  return load(bytes.toString('utf8'), file, env, sha256(bytes));
+  return load(bytes.toString('utf8'), file, env, sha256(bytes), options);
 }
 
 /**
@@ -63,16 +72,17 @@ export async function loadConfigFile(file: string, env: NodeJS.ProcessEnv = proc
  * it are resolved against `file`'s folder). Pure apart from the checks of files
  * the config names (static roots, CA files). `hash` is that of the UTF-8 text.
  */
-export function loadConfigText(text: string, file: string, env: NodeJS.ProcessEnv = process.env): LoadResult {
-  return load(text, file, env, sha256(Buffer.from(text, 'utf8')));
+export function loadConfigText(text: string, file: string, env: NodeJS.ProcessEnv = process.env, options: LoadOptions = {}): LoadResult {
+  return load(text, file, env, sha256(Buffer.from(text, 'utf8')), options);
 }
 
-function load(text: string, file: string, env: NodeJS.ProcessEnv, hash: string): LoadResult {
+function load(text: string, file: string, env: NodeJS.ProcessEnv, hash: string, options: LoadOptions): LoadResult {
   try {
     const source = resolve(file);
-    const outcome = validate(text, file, dirname(source), env);
-    if (!outcome.ok) return { ok: false, errors: sortErrors(outcome.errors) };
-    return { ok: true, config: deepFreeze(outcome.config), hash, source, text, loadedAt: new Date(), secrets: outcome.secrets };
+    const outcome = validate(text, file, dirname(source), env, options);
+    const warnings = sortErrors(outcome.warnings);
+    if (!outcome.ok) return { ok: false, errors: sortErrors(outcome.errors), warnings };
+    return { ok: true, config: deepFreeze(outcome.config), hash, source, text, loadedAt: new Date(), secrets: outcome.secrets, warnings };
   } catch (error) {
     // A bug of ours must not take the sidecar down on a reload: report it like a config error.
     const message = error instanceof Error ? error.message : String(error);
@@ -85,19 +95,24 @@ function validate(
   file: string,
   baseDir: string,
   env: NodeJS.ProcessEnv,
-): { ok: true; config: Config; secrets: Secrets } | { ok: false; errors: ConfigError[] } {
+  options: LoadOptions,
+): ({ ok: true; config: Config; secrets: Secrets } | { ok: false; errors: ConfigError[] }) & { warnings: ConfigError[] } {
   const { parsed, problems: yamlProblems } = parseYaml(text);
   let secrets = Secrets.NONE;
   let input: unknown;
   // Every error goes out through here: one that quotes a secret value (`got "s3cr3t"`) has it blanked.
-  const fail = (problems: readonly Problem[]) => ({
-    ok: false as const,
-    errors: placeProblems(parsed, problems.map((problem) => secrets.problem(problem, input)), file),
+  const place = (problems: readonly Problem[], warning: boolean) =>
+    placeProblems(parsed, problems.map((problem) => secrets.problem(problem, input)), file).map((error) => (warning ? { ...error, warning } : error));
+  const isWarning = (problem: Problem) => problem.severity === 'warning' || (problem.severity === 'running' && options.check === true);
+  const split = (problems: readonly Problem[]) => ({
+    errors: place(problems.filter((problem) => !isWarning(problem)), false),
+    warnings: place(problems.filter(isWarning), true),
   });
+  const fail = (problems: readonly Problem[]) => ({ ok: false as const, ...split(problems) });
   if (yamlProblems.length > 0) return fail(yamlProblems);
   if (parsed.doc.contents === null) {
     // An empty file is far more likely a truncated write than a wish for an all-defaults sidecar that routes nothing.
-    return { ok: false, errors: [{ file, path: '', message: 'the config file is empty' }] };
+    return { ok: false, errors: [{ file, path: '', message: 'the config file is empty' }], warnings: [] };
   }
 
   const { problems: envProblems, substituted } = substituteEnv(parsed.doc, env);
@@ -123,9 +138,9 @@ function validate(
 
   const config = result.data;
   resolvePaths(config, baseDir);
-  const semantic = checkConfig(config);
-  if (semantic.length > 0) return fail(semantic);
-  return { ok: true, config, secrets };
+  const semantic = split(checkConfig(config));
+  if (semantic.errors.length > 0) return { ok: false, ...semantic };
+  return { ok: true, config, secrets, warnings: semantic.warnings };
 }
 
 function fileError(file: string, message: string): { ok: false; errors: ConfigError[] } {

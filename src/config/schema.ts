@@ -266,10 +266,51 @@ const listenerTrust = {
     .meta({ description: 'Peers whose X-Forwarded-For/-Proto/-Host are kept; from anyone else they are replaced. Default: none.' }),
 };
 
+const tlsVersion = z.enum(['TLSv1.2', 'TLSv1.3']);
+
+/** A server name a certificate is chosen for: exact, or `*.` and one label (RFC 6125: `*.example.com` is not `a.b.example.com`). */
+const serverName = z
+  .string()
+  .regex(/^(\*\.)?[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*\.?$/, {
+    message: 'not a server name (write an exact name such as api.example.com, or *.example.com)',
+  });
+
+const pemFile = (what: string) => z.string().min(1).meta({ description: `${what} (PEM file, relative to the config file; watched and reloaded when it changes).` });
+
+/** HTTPS on the listener (src/tls/): the listener then speaks TLS only. */
+const listenerTlsSchema = z.strictObject({
+  cert: pemFile('The certificate, followed by its chain'),
+  key: pemFile('The private key of `cert` (unencrypted)'),
+  minVersion: tlsVersion.default('TLSv1.2').meta({ description: 'Oldest TLS version accepted (TLSv1.2 as in Mozilla\'s "intermediate" profile).' }),
+  // http/1.1 only until the HTTP/2 listener lands; ALPN offers with no protocol in common are refused, as NGINX does.
+  alpn: z.array(z.enum(['http/1.1'])).min(1).default(['http/1.1']).meta({ description: 'ALPN protocols offered, in order of preference.' }),
+  ciphers: z.string().min(1).optional().meta({ description: "OpenSSL cipher list for TLS 1.2 (default: Node's)." }),
+  sni: z
+    .array(
+      z.strictObject({
+        serverNames: z.array(serverName).min(1).meta({ description: 'Names this certificate is chosen for: exact, or *.example.com (one label).' }),
+        cert: pemFile('The certificate for these names, followed by its chain'),
+        key: pemFile('Its private key'),
+      }),
+    )
+    .default([])
+    .meta({ description: 'Certificates chosen by the name the client asks for (SNI); an exact name wins over a wildcard, and no match gets `cert`.' }),
+  clientAuth: z
+    .enum(['none', 'request', 'require'])
+    .default('none')
+    .meta({ description: 'Client certificates: none; request (verified when sent); require (a connection without a valid one is closed). request and require need `ca`.' }),
+  ca: pemFile('The CA(s) client certificates must chain to').optional(),
+  forwardClientCert: headerName
+    .optional()
+    .meta({ description: "Header set upstream to the verified client certificate's subject and SANs; a client's own header of that name is always removed." }),
+  allowExpired: z.boolean().default(false).meta({ description: 'Start and reload with an expired certificate (default: refused; `check` only warns).' }),
+});
+
 export const ingressSchema = z.strictObject({
   listen: listenAddress.default('0.0.0.0:8080'),
   ...listenerLimits,
   ...listenerTrust,
+  tls: listenerTlsSchema.optional(),
   compress: compressSchema.optional().meta({ description: 'The compress of routes that set none.' }),
   routes: z.array(ingressRouteSchema).default([]),
 });
@@ -355,8 +396,12 @@ export const upstreamSchema = z.strictObject({
   tls: z
     .strictObject({
       serverName: z.string().optional(),
-      ca: z.string().optional().meta({ description: 'PEM file with the CA(s) to trust (relative to the config file).' }),
+      ca: pemFile('The CA(s) to trust instead of the system ones').optional(),
+      cert: pemFile('Client certificate presented to the endpoints (mTLS), followed by its chain').optional(),
+      key: pemFile('The private key of `cert`').optional(),
+      minVersion: tlsVersion.default('TLSv1.2').meta({ description: 'Oldest TLS version offered to the endpoints.' }),
       insecureSkipVerify: z.boolean().default(false),
+      allowExpired: z.boolean().default(false).meta({ description: 'Start and reload with an expired client certificate (default: refused; `check` only warns).' }),
     })
     .optional(),
 }).superRefine((upstream, ctx) => {
@@ -416,7 +461,7 @@ export const configSchema = z
           .optional()
           .meta({
             description:
-              'Bearer token (typically ${ADMIN_TOKEN}) that POST /reload, GET /config and GET /upstreams then require; /healthz, /readyz and /metrics stay open for probes and scrapers.',
+              'Bearer token (typically ${ADMIN_TOKEN}) that POST /reload, GET /config, GET /upstreams and GET /certs then require; /healthz, /readyz and /metrics stay open for probes and scrapers.',
           }),
       })
       .default({ listen: '127.0.0.1:9901' }),
@@ -459,6 +504,8 @@ export type RateLimitConfig = z.output<typeof rateLimitSchema>;
 export type AppConfig = z.output<typeof appSchema>;
 export type TracingConfig = z.output<typeof tracingSchema>;
 export type ListenerConfig = z.output<typeof ingressSchema> | z.output<typeof egressSchema>;
+export type ListenerTlsConfig = z.output<typeof listenerTlsSchema>;
+export type UpstreamTlsConfig = NonNullable<UpstreamConfig['tls']>;
 
 /** JSON Schema (draft 2020-12) of what may be written in the YAML file. */
 export function configJsonSchema(): unknown {

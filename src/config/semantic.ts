@@ -4,11 +4,15 @@
  * validated config (defaults filled in) and report every finding at once, so
  * a user fixes a config in one round, not one error per restart.
  */
-import { readFileSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import type { Config, EgressRouteConfig, IngressRouteConfig } from './schema.ts';
 import type { PathSegment, Problem } from './errors.ts';
 import { parseListen } from './units.ts';
+import { tlsProblems } from '../tls/check.ts';
+import { errnoText } from './errors.ts';
+
+export { errnoText } from './errors.ts';
 
 /**
  * Makes the paths the config names absolute, relative to the config file's
@@ -19,7 +23,21 @@ export function resolvePaths(config: Config, baseDir: string): void {
   const absolute = (path: string): string => (isAbsolute(path) ? path : resolve(baseDir, path));
   if (config.app) config.app.cwd = absolute(config.app.cwd);
   for (const upstream of Object.values(config.upstreams)) {
-    if (upstream.tls?.ca !== undefined) upstream.tls.ca = absolute(upstream.tls.ca);
+    const tls = upstream.tls;
+    if (!tls) continue;
+    if (tls.ca !== undefined) tls.ca = absolute(tls.ca);
+    if (tls.cert !== undefined) tls.cert = absolute(tls.cert);
+    if (tls.key !== undefined) tls.key = absolute(tls.key);
+  }
+  const tls = config.ingress?.tls;
+  if (tls) {
+    tls.cert = absolute(tls.cert);
+    tls.key = absolute(tls.key);
+    if (tls.ca !== undefined) tls.ca = absolute(tls.ca);
+    for (const entry of tls.sni) {
+      entry.cert = absolute(entry.cert);
+      entry.key = absolute(entry.key);
+    }
   }
   for (const route of config.ingress?.routes ?? []) {
     if (route.static) route.static.root = absolute(route.static.root);
@@ -40,6 +58,7 @@ export function checkConfig(config: Config, knownUpstreams: readonly string[] | 
     ...checkRoutes('ingress', config.ingress?.routes ?? [], knownUpstreams),
     ...checkRoutes('egress', config.egress?.routes ?? [], knownUpstreams),
     ...checkApp(config),
+    ...tlsProblems(config),
   ];
 }
 
@@ -93,18 +112,6 @@ function checkUpstreams(config: Config): Problem[] {
         path: ['upstreams', name, 'endpoints', odd],
         message: `mixes ${schemeOf(endpoints[0])}// and ${schemeOf(endpoints[odd])}// endpoints (one upstream speaks one protocol; split it in two)`,
       });
-    }
-    const ca = upstream.tls?.ca;
-    if (ca !== undefined) {
-      let pem: string | undefined;
-      try {
-        pem = readFileSync(ca, 'utf8');
-      } catch (error) {
-        problems.push({ path: ['upstreams', name, 'tls', 'ca'], message: `cannot read CA file ${ca}: it ${errnoText(error)}` });
-      }
-      if (pem !== undefined && !pem.includes('-----BEGIN CERTIFICATE-----')) {
-        problems.push({ path: ['upstreams', name, 'tls', 'ca'], message: `CA file ${ca} holds no PEM certificate` });
-      }
     }
   }
   return problems;
@@ -166,23 +173,5 @@ function directoryProblem(path: string): string | undefined {
     return statSync(path).isDirectory() ? undefined : 'is not a directory';
   } catch (error) {
     return errnoText(error);
-  }
-}
-
-/** Short, stable wording for the errors people actually hit; anything else keeps Node's message. */
-export function errnoText(error: unknown): string {
-  const code = (error as NodeJS.ErrnoException | undefined)?.code;
-  switch (code) {
-    case 'ENOENT':
-      return 'does not exist';
-    case 'EACCES':
-    case 'EPERM':
-      return 'is not readable (permission denied)';
-    case 'EISDIR':
-      return 'is a directory';
-    case 'ENOTDIR':
-      return 'does not exist (a parent is not a directory)';
-    default:
-      return error instanceof Error ? error.message : String(error);
   }
 }

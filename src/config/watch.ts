@@ -1,17 +1,20 @@
 /**
- * Watches the config file and asks for a reload when its content changed.
+ * Watches files and says when their content changed: the config file
+ * (ConfigWatcher), and the certificate sets of src/tls/ (a certificate, its
+ * key and a CA are watched together).
  *
  * The directory is watched, not the file: an editor's rename-replace and the
- * Kubernetes ConfigMap update (a new `..data` symlink renamed over the old
- * one) leave an inode-bound watch looking at a file nobody uses any more
- * (Envoy's in-place-edit blind spot, the other way round). When the config
- * path is a symlink, the directory of its target is watched too, so an edit
- * of the target is seen as well as a swap of the link.
+ * Kubernetes ConfigMap or Secret update (a new `..data` symlink renamed over
+ * the old one) leave an inode-bound watch looking at a file nobody uses any
+ * more (Envoy's in-place-edit blind spot, the other way round). When a path
+ * is a symlink, the directory of its target is watched too, so an edit of the
+ * target is seen as well as a swap of the link.
  *
- * Events are debounced (an editor writes in several steps) and the content is
- * compared by sha256 with the last content seen: a touch or a rewrite with the
- * same bytes is no reload. A periodic stat backs the watcher up where events
- * are lost (network file systems, a watched directory that was replaced).
+ * Events are debounced (an editor writes in several steps, a rotation writes
+ * a certificate and then its key) and the content is compared by sha256 with
+ * the last content seen: a touch or a rewrite with the same bytes is no
+ * change. A periodic stat backs the watcher up where events are lost
+ * (network file systems, a watched directory that was replaced).
  */
 import { createHash } from 'node:crypto';
 import { watch, type FSWatcher } from 'node:fs';
@@ -19,7 +22,7 @@ import { readFile, realpath, stat } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
 import { log } from '../observe/log.ts';
 
-/** Quiet time after the last event before the file is read (editors write in bursts). */
+/** Quiet time after the last event before the files are read (editors write in bursts). */
 export const DEFAULT_DEBOUNCE_MS = 150;
 /** A stream of events never delays a reload by more than this. */
 const MAX_DELAY_MS = 1_000;
@@ -27,6 +30,33 @@ const MAX_DELAY_MS = 1_000;
 export const DEFAULT_POLL_MS = 2_000;
 /** The loader refuses larger files anyway. */
 const MAX_READ_BYTES = 4 * 1024 * 1024;
+
+export interface FileWatcherOptions {
+  /** The paths as configured (symlinks are followed, not resolved once). */
+  readonly files: readonly string[];
+  /** `filesHash` of the content the running state came from. */
+  readonly hash: string;
+  /** Called when the content changed; the reload reads the files again itself. */
+  readonly onChange: () => Promise<unknown>;
+  /** What the files are, for the log line of a change ("config file", "certificate"). */
+  readonly what?: string;
+  readonly debounceMs?: number;
+  readonly pollMs?: number;
+}
+
+/**
+ * The hash of several files' contents from the sha256 (hex) of each: one
+ * file's own hash when there is one (the config loader's hash), else a hash
+ * of the list.
+ */
+export function filesHash(hashes: readonly string[]): string {
+  return hashes.length === 1 ? hashes[0] : createHash('sha256').update(hashes.join(',')).digest('hex');
+}
+
+/** sha256 (hex) of bytes, as `filesHash` wants each file's. */
+export function sha256Hex(bytes: Buffer): string {
+  return createHash('sha256').update(bytes).digest('hex');
+}
 
 export interface ConfigWatcherOptions {
   /** The config path as loaded (symlinks are followed, not resolved once). */
@@ -39,8 +69,32 @@ export interface ConfigWatcherOptions {
   readonly pollMs?: number;
 }
 
+/** The config file's watcher. */
 export class ConfigWatcher {
-  readonly #file: string;
+  readonly #watcher: FileWatcher;
+
+  constructor(options: ConfigWatcherOptions) {
+    this.#watcher = new FileWatcher({ ...options, files: [options.file], what: 'config file' });
+  }
+
+  /** Starts watching; a change made since the config was loaded is picked up at once. */
+  start(): Promise<void> {
+    return this.#watcher.start();
+  }
+
+  /** The running config now comes from content with this hash (any reload trigger): later events compare with it. */
+  seen(hash: string): void {
+    this.#watcher.seen(hash);
+  }
+
+  close(): void {
+    this.#watcher.close();
+  }
+}
+
+export class FileWatcher {
+  readonly #files: readonly string[];
+  readonly #what: string;
   readonly #onChange: () => Promise<unknown>;
   readonly #debounceMs: number;
   readonly #pollMs: number;
@@ -55,15 +109,16 @@ export class ConfigWatcher {
   #again = false;
   #closed = false;
 
-  constructor(options: ConfigWatcherOptions) {
-    this.#file = resolve(options.file);
+  constructor(options: FileWatcherOptions) {
+    this.#files = options.files.map((file) => resolve(file));
+    this.#what = options.what ?? 'file';
     this.#lastHash = options.hash;
     this.#onChange = options.onChange;
     this.#debounceMs = options.debounceMs ?? DEFAULT_DEBOUNCE_MS;
     this.#pollMs = options.pollMs ?? DEFAULT_POLL_MS;
   }
 
-  /** Starts watching; a change made since the config was loaded is picked up at once. */
+  /** Starts watching; a change made since the files were loaded is picked up at once. */
   async start(): Promise<void> {
     await this.#arm();
     this.#poll = setInterval(() => void this.#pollOnce(), this.#pollMs);
@@ -71,7 +126,7 @@ export class ConfigWatcher {
     void this.#check();
   }
 
-  /** The running config now comes from content with this hash (any reload trigger): later events compare with it. */
+  /** The running state now comes from content with this hash (any reload trigger): later events compare with it. */
   seen(hash: string): void {
     this.#lastHash = hash;
   }
@@ -84,14 +139,18 @@ export class ConfigWatcher {
     this.#watchers.clear();
   }
 
-  /** Watches the config's directory and, when the path is a symlink, its target's; drops watches no longer needed. */
+  /** Watches each file's directory and, when a path is a symlink, its target's; drops watches no longer needed. */
   async #arm(): Promise<void> {
-    const wanted = new Map<string, Set<string>>([[dirname(this.#file), new Set([basename(this.#file), '..data'])]]);
-    const target = await realpath(this.#file).catch(() => undefined);
-    if (target !== undefined && target !== this.#file) {
-      const names = wanted.get(dirname(target)) ?? new Set<string>();
-      names.add(basename(target));
-      wanted.set(dirname(target), names);
+    const wanted = new Map<string, Set<string>>();
+    const want = (path: string, ...names: string[]) => {
+      const entry = wanted.get(dirname(path)) ?? new Set<string>();
+      for (const name of names) entry.add(name);
+      wanted.set(dirname(path), entry);
+    };
+    for (const file of this.#files) {
+      want(file, basename(file), '..data');
+      const target = await realpath(file).catch(() => undefined);
+      if (target !== undefined && target !== file) want(target, basename(target));
     }
     if (this.#closed) return;
     for (const [dir, entry] of this.#watchers) {
@@ -107,13 +166,13 @@ export class ConfigWatcher {
           if (name === null || names.has(String(name))) this.#schedule();
         });
         watcher.on('error', () => {
-          // The directory went away (an old ConfigMap revision): the next check re-arms.
+          // The directory went away (an old ConfigMap or Secret revision): the next check re-arms.
           watcher.close();
           if (this.#watchers.get(dir)?.watcher === watcher) this.#watchers.delete(dir);
         });
         this.#watchers.set(dir, { watcher, names });
       } catch (err) {
-        log.debug({ err, dir }, 'cannot watch the config directory; the periodic check still runs');
+        log.debug({ err, dir }, `cannot watch the ${this.#what}'s directory; the periodic check still runs`);
       }
     }
   }
@@ -132,8 +191,12 @@ export class ConfigWatcher {
   }
 
   async #pollOnce(): Promise<void> {
-    if ((await statSignature(this.#file)) !== this.#lastStat) await this.#check();
+    if ((await this.#statSignature()) !== this.#lastStat) await this.#check();
     else await this.#arm();
+  }
+
+  #statSignature(): Promise<string> {
+    return Promise.all(this.#files.map(statSignature)).then((each) => each.join('|'));
   }
 
   /** One check at a time; a request during a check runs one more after it. */
@@ -145,7 +208,7 @@ export class ConfigWatcher {
     this.#checking = (async () => {
       do {
         this.#again = false;
-        await this.#checkOnce().catch((err: unknown) => log.error({ err }, 'config watch check failed'));
+        await this.#checkOnce().catch((err: unknown) => log.error({ err, files: this.#files }, `${this.#what} watch check failed`));
       } while (this.#again && !this.#closed);
       this.#checking = undefined;
     })();
@@ -154,12 +217,13 @@ export class ConfigWatcher {
 
   async #checkOnce(): Promise<void> {
     if (this.#closed) return;
-    this.#lastStat = await statSignature(this.#file);
-    const hash = await contentHash(this.#file);
+    this.#lastStat = await this.#statSignature();
+    const hash = filesHash(await Promise.all(this.#files.map(contentHash)));
     await this.#arm();
     if (hash === this.#lastHash || this.#closed) return;
     this.#lastHash = hash;
-    log.info({ source: this.#file, hash }, 'config file changed, reloading');
+    const source = this.#files.length === 1 ? this.#files[0] : this.#files;
+    log.info({ source, hash }, `${this.#what} changed, reloading`);
     await this.#onChange();
   }
 }
@@ -181,7 +245,7 @@ async function contentHash(file: string): Promise<string> {
     const info = await stat(file);
     if (!info.isFile()) return 'error:not-a-file';
     if (info.size > MAX_READ_BYTES) return `error:too-large:${info.size}:${info.mtimeMs}`;
-    return createHash('sha256').update(await readFile(file)).digest('hex');
+    return sha256Hex(await readFile(file));
   } catch (err) {
     return `error:${(err as { code?: string }).code}`;
   }

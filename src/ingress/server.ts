@@ -19,6 +19,7 @@ import { headProblem } from '../net/request-head.ts';
 import { Listener } from '../net/listener.ts';
 import { clientErrorHandler } from '../net/raw-answer.ts';
 import type { ObservedResponse } from '../net/observed-response.ts';
+import type { SecureFront } from '../net/listener.ts';
 import { StaticHandlers } from './static-routes.ts';
 import { forwardWebSocket } from './websocket.ts';
 import { isWebSocketUpgrade, refuseUpgrade } from '../upgrade/relay.ts';
@@ -35,6 +36,8 @@ export interface IngressDeps {
   readonly registry: UpstreamRegistry;
   /** Answers 503 app_not_ready while the supervised app is starting. */
   readonly appReady: () => boolean;
+  /** With `ingress.tls`: the certificates (src/tls/listener-tls.ts); the listener then speaks HTTPS only. */
+  readonly tls?: SecureFront;
   /** Rate limit buckets, kept across reloads. */
   readonly policies: PolicyState;
 }
@@ -57,7 +60,7 @@ export class IngressServer {
       upgrade: (req, socket, head) => this.#onUpgrade(req, socket, head),
       clientError: clientErrorHandler('ingress', () => deps.store.current().config.log.access),
       headRecord: { listener: 'ingress', accessLog: () => deps.store.current().config.log.access },
-    });
+    }, deps.tls);
     deps.store.onSwap((next) => this.#statics.retain(next));
   }
 

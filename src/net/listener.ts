@@ -4,10 +4,15 @@
  * errors and refused heads (request-head.ts) answered in the sidecar's own
  * format, connections counted, and a graceful close: stop accepting, let
  * in-flight requests finish up to a deadline, then cut what is left.
+ *
+ * A TLS listener binds a plain TCP server in front instead: each connection
+ * passes its front door (src/tls/front-door.ts) and is then handed to the
+ * same node:http server, so limits, upgrades, parser errors and the drain
+ * work the same on both.
  */
 import { createServer, type IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import type { Socket } from 'node:net';
+import { createServer as createTcpServer, type AddressInfo, type Server as TcpServer, type Socket } from 'node:net';
 import type { ListenerName } from '../config/compile.ts';
 import type { ListenerConfig } from '../config/schema.ts';
 import { answerClientError } from './raw-answer.ts';
@@ -30,6 +35,15 @@ export interface ListenerHandlers {
   headRecord?: HeadRecord;
 }
 
+/**
+ * What a TLS listener's connections pass through before HTTP (src/tls/): a
+ * front door per server, which hands each connection that got through to
+ * `handoff` with the protocol ALPN chose.
+ */
+export interface SecureFront {
+  frontDoor(handoff: (socket: Socket, protocol: string) => void): { accept(raw: Socket): void };
+}
+
 /** An http.Server plus the sockets it must close on shutdown that Node does not track (upgrades, tunnels). */
 export class Listener {
   readonly name: ListenerName | 'admin';
@@ -39,6 +53,7 @@ export class Listener {
    */
   reusePort = false;
   readonly #handlers: ListenerHandlers;
+  readonly #secure: SecureFront | undefined;
   #limits: ListenerConfig | undefined;
   #server: ObservedServer;
   /** Servers replaced by a rebind: no longer accepting, finishing what they have in flight. */
@@ -46,9 +61,10 @@ export class Listener {
   /** Shared by every server of this listener, so a rebind keeps tracking upgrades made on the old one. */
   readonly #detached = new Set<Duplex>();
 
-  constructor(name: ListenerName | 'admin', limits: ListenerConfig | undefined, handlers: ListenerHandlers) {
+  constructor(name: ListenerName | 'admin', limits: ListenerConfig | undefined, handlers: ListenerHandlers, secure?: SecureFront) {
     this.name = name;
     this.#handlers = handlers;
+    this.#secure = secure;
     this.#limits = limits;
     this.#server = this.#createServer();
   }
@@ -60,7 +76,7 @@ export class Listener {
 
   #createServer(): ObservedServer {
     const handlers = this.#handlers;
-    const lifecycle: ServerLifecycleState = { stopping: false, stopped: undefined, sockets: new Set() };
+    const lifecycle: ServerLifecycleState = { stopping: false, stopped: undefined, sockets: new Set(), front: undefined };
     const server: ObservedServer = createServer<typeof IncomingMessage, typeof ObservedResponse>(
       {
         ...serverLimits(this.#limits),
@@ -79,7 +95,8 @@ export class Listener {
       },
     );
     lifecycles.set(server, lifecycle);
-    if (this.#limits) server.maxConnections = this.#limits.maxConnections;
+    if (this.#secure) lifecycle.front = this.#frontOf(server, lifecycle);
+    if (this.#limits) boundOf(server).maxConnections = this.#limits.maxConnections;
     if (handlers.upgrade) server.on('upgrade', handlers.upgrade);
     if (handlers.connect) server.on('connect', handlers.connect);
     server.on('clientError', handlers.clientError ?? answerClientError);
@@ -93,6 +110,20 @@ export class Listener {
       });
     });
     return server;
+  }
+
+  /** The TCP server bound in front of `server` for a TLS listener: every connection goes through the front door first. */
+  #frontOf(server: ObservedServer, lifecycle: ServerLifecycleState): TcpServer {
+    const door = this.#secure!.frontDoor((socket) => {
+      // Only http/1.1 is offered by ALPN for now; h2 goes to an http2 server here once HTTP/2 lands.
+      server.emit('connection', socket);
+    });
+    return createTcpServer({ noDelay: true }, (raw) => {
+      // Tracked from the start: a connection still in its handshake is cut at the shutdown deadline too.
+      lifecycle.sockets.add(raw);
+      raw.once('close', () => lifecycle.sockets.delete(raw));
+      door.accept(raw);
+    });
   }
 
   /** A socket that left HTTP (WebSocket, CONNECT tunnel): closed by us at the shutdown deadline. */
@@ -109,6 +140,12 @@ export class Listener {
     return listenOn(this.#server, host, port, this.name, this.reusePort);
   }
 
+  /** Where the current server is bound (null before it is). */
+  address(): AddressInfo | null {
+    const address = boundOf(this.#server).address();
+    return typeof address === 'object' ? address : null;
+  }
+
   /**
    * New limits (a reload): applied in place, to new connections and to the
    * timeouts Node checks on the open ones. Servers bound later get them too.
@@ -116,7 +153,7 @@ export class Listener {
   setLimits(limits: ListenerConfig): void {
     this.#limits = limits;
     Object.assign(this.#server, serverLimits(limits));
-    this.#server.maxConnections = limits.maxConnections;
+    boundOf(this.#server).maxConnections = limits.maxConnections;
   }
 
   /**
@@ -141,8 +178,7 @@ export class Listener {
 
   /** The bound port (useful when the config asked for port 0). */
   get port(): number {
-    const address = this.#server.address();
-    return typeof address === 'object' && address ? address.port : 0;
+    return this.address()?.port ?? 0;
   }
 
   /**
@@ -199,16 +235,25 @@ export function serverLimits(limits: ListenerConfig | undefined): { headersTimeo
 }
 
 function listenOn(server: ObservedServer, host: string, port: number, name: string, reusePort: boolean): Promise<void> {
+  const bound = boundOf(server);
   return new Promise((resolve, reject) => {
     const onError = (err: Error) => reject(err);
-    server.once('error', onError);
+    bound.once('error', onError);
     // exclusive: a cluster worker binds its own socket instead of sharing the primary's.
-    server.listen({ host, port, exclusive: true, reusePort }, () => {
-      server.off('error', onError);
-      server.on('error', (err) => log.error({ err, listener: name }, 'listener error'));
+    bound.listen({ host, port, exclusive: true, reusePort }, () => {
+      bound.off('error', onError);
+      bound.on('error', (err) => log.error({ err, listener: name }, 'listener error'));
+      // The HTTP server behind a front door never listens itself: 'listening' starts its
+      // connection tracking (headersTimeout, requestTimeout, closeIdleConnections).
+      if (bound !== server) server.emit('listening');
       resolve();
     });
   });
+}
+
+/** The server that accepts connections for `server`: its TLS front, or itself. */
+function boundOf(server: ObservedServer): TcpServer {
+  return lifecycles.get(server)?.front ?? server;
 }
 
 /** A server's graceful stop: `stopping` is read by each response as it writes its head (see ObservedResponse.writeHead). */
@@ -218,6 +263,8 @@ interface ServerLifecycleState extends ServerLifecycle {
   stopped: Promise<void> | undefined;
   /** Every socket the server accepted and that is still open, whatever protocol it went on to speak. */
   readonly sockets: Set<Socket>;
+  /** The TCP server that accepts for it (TLS listeners). */
+  front: TcpServer | undefined;
 }
 /** Every server made by Listener.#createServer has one. */
 const lifecycles = new WeakMap<ObservedServer, ServerLifecycleState>();
@@ -234,7 +281,11 @@ function stopAccepting(server: ObservedServer): Promise<void> {
   // client is told to go elsewhere instead of finding its connection cut.
   lifecycle.stopping = true;
   const idleSweep = setInterval(() => server.closeIdleConnections(), 100);
-  lifecycle.stopped = new Promise<void>((resolve) => server.close(() => resolve())).finally(() => clearInterval(idleSweep));
+  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+  // A front's close ends once its last connection is gone (the HTTP server behind it counts none of them).
+  const front = lifecycle.front;
+  const frontClosed = front && new Promise<void>((resolve) => front.close(() => resolve()));
+  lifecycle.stopped = Promise.all([closed, frontClosed]).then(() => undefined).finally(() => clearInterval(idleSweep));
   server.closeIdleConnections();
   return lifecycle.stopped;
 }

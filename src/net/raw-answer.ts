@@ -94,11 +94,21 @@ export function clientErrorHandler(listener: ListenerName, accessLog: () => bool
       writeRawError(socket, error);
       return;
     }
-    const exchange = new Exchange(listener, newUuid(), '', '', '', accessLog());
-    exchange.notePeer(socket);
-    exchange.answeredRaw(error, writeRawError(socket, error, { 'x-request-id': exchange.reqId }));
-    exchange.finish();
+    refuseConnection(listener, socket, error, accessLog());
   };
+}
+
+/**
+ * Answers `error` on a connection whose request was never parsed (Node's
+ * parser rejected its head, plain HTTP came to a TLS port), and makes that
+ * visible: an Exchange of its own with what is known (peer, listener, code,
+ * status), a new request id that the answer carries too, and no route.
+ */
+export function refuseConnection(listener: ListenerName, socket: Socket, error: ProxyError, accessLog: boolean): void {
+  const exchange = new Exchange(listener, newUuid(), '', '', '', accessLog);
+  exchange.notePeer(socket);
+  exchange.answeredRaw(error, writeRawError(socket, error, { 'x-request-id': exchange.reqId }));
+  exchange.finish();
 }
 
 /** The code for a parser / timeout error of Node's HTTP server (`reason` is llhttp's text). */

@@ -35,6 +35,10 @@ export interface AccessRecord {
   readonly userAgent: string | undefined;
   /** HTTP version of the client's request ("1.1", "1.0"); empty when the request was never parsed. */
   readonly protocol: string;
+  /** TLS version of the client's connection ("TLSv1.3"); undefined on plain HTTP. */
+  readonly tls?: string;
+  /** Subject of the client's verified certificate; undefined without one. */
+  readonly clientCert?: string;
   /** The traceparent sent upstream (or the client's, when nothing went upstream): the line shows its trace id. */
   readonly traceparent: string | undefined;
   /** With tracing on: the trace (its id wins over the traceparent's) and, when sampled, the sidecar's span id. */
@@ -85,6 +89,8 @@ const endpointField = new RepeatedField();
 const protocolField = new RepeatedField();
 const clientField = new RepeatedField();
 const userAgentField = new RepeatedField();
+const tlsField = new RepeatedField();
+const clientCertField = new RepeatedField();
 
 /** W3C trace-context: version, 32 hex trace id, 16 hex parent id, flags (a later version may add fields after a dash). */
 const TRACEPARENT = /^(?!ff)[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}(?:-|$)/;
@@ -144,6 +150,8 @@ export function accessLine(record: AccessRecord): string {
     `,"upstream":${upstreamField.json(record.upstream)},"endpoint":${endpointField.json(record.endpoint)},"attempts":${record.attempts}`;
   if (record.clientAddress !== undefined) line += `,"clientAddress":${clientField.json(record.clientAddress)},"clientPort":${record.clientPort}`;
   if (record.userAgent !== undefined) line += `,"userAgent":${userAgentField.json(record.userAgent)}`;
+  if (record.tls !== undefined) line += `,"tls":${tlsField.json(record.tls)}`;
+  if (record.clientCert !== undefined) line += `,"clientCert":${clientCertField.json(record.clientCert)}`;
   const trace = record.trace;
   const traceId = trace ? trace.traceId : traceIdOf(record.traceparent);
   if (traceId !== undefined) line += `,"traceId":"${traceId}"`;

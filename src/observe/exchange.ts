@@ -9,6 +9,7 @@ import type { ErrorCode, ProxyError } from '../proxy/errors.ts';
 import type { ListenerName } from '../config/compile.ts';
 import type { ResponseObserver } from '../net/observed-response.ts';
 import { logAccess } from './log.ts';
+import { tlsInfoOf } from '../tls/connection.ts';
 import { recordError } from '../status/recent-errors.ts';
 import type { TraceContext } from '../tracing/context.ts';
 import { spanExporter } from '../tracing/exporter.ts';
@@ -109,6 +110,10 @@ export class Exchange implements ResponseObserver {
   userAgent: string | undefined = undefined;
   /** HTTP version of the client's request; empty when the request was never parsed (a parser error). */
   protocol = '';
+  /** The TLS version of the client's connection ("TLSv1.3"); undefined on plain HTTP. */
+  tls: string | undefined = undefined;
+  /** The subject of the client's verified certificate (`clientAuth`); undefined without one. */
+  clientCert: string | undefined = undefined;
   /** The traceparent sent upstream (headers.ts writes a created one back into the request's headers). */
   traceparent: string | undefined = undefined;
   /** Time from the start of the last try to the upstream's response head (ms); -1 when no head came. */
@@ -148,6 +153,11 @@ export class Exchange implements ResponseObserver {
     const traceparent = headers.traceparent;
     this.traceparent = typeof traceparent === 'string' ? traceparent : undefined;
     this.protocol = req.httpVersion;
+    const tls = tlsInfoOf(req.socket);
+    if (tls) {
+      this.tls = tls.protocol;
+      this.clientCert = tls.clientSubject;
+    }
   }
 
   /** Records the client's address and port (a socket that is already gone may no longer tell them). */

@@ -289,6 +289,46 @@ export const appResidentMemory = new Gauge({
   registers: [registry],
 });
 
+/** Certificate sets reloaded after their files changed, or refused (the old set then stays). */
+export const tlsReloadsTotal = new Counter({
+  name: 'sidecar_tls_reloads_total',
+  help: 'Certificate files reloaded after a change, by listener (or upstream, for client certificates) and result (success, failure).',
+  labelNames: ['listener', 'upstream', 'result'] as const,
+  // With workers, each process watches and reloads the same files: one change counts once.
+  aggregator: 'max',
+  registers: [registry],
+});
+
+export const tlsHandshakeErrorsTotal = new Counter({
+  name: 'sidecar_tls_handshake_errors_total',
+  help: 'TLS handshakes that failed (client certificates refused included), by listener and reason.',
+  labelNames: ['listener', 'reason'] as const,
+  registers: [registry],
+});
+
+/** One expiry series: a served certificate (listener, serverName) or an upstream client certificate (upstream). */
+export interface ExpirySample {
+  readonly labels: { readonly listener: string; readonly upstream: string; readonly serverName: string };
+  readonly notAfter: number;
+}
+
+/** Where the expiry gauge reads the certificates in use at scrape time (src/tls/ adds and removes its sets). */
+export const tlsExpirySources = new Set<() => Iterable<ExpirySample>>();
+
+export const tlsCertificateExpiry = new Gauge({
+  name: 'sidecar_tls_certificate_expiry_timestamp_seconds',
+  help: 'Unix time when a certificate in use expires: served by a listener (serverName "" is the default certificate) or presented to an upstream.',
+  labelNames: ['listener', 'upstream', 'serverName'] as const,
+  // With workers, the soonest any process would serve.
+  aggregator: 'min',
+  registers: [registry],
+  collect() {
+    // Read whole at each scrape: a rotated or removed certificate leaves no stale series behind.
+    this.reset();
+    for (const source of tlsExpirySources) for (const { labels, notAfter } of source()) this.set(labels, notAfter / 1000);
+  },
+});
+
 export const compressionTotal = new HotCounter({
   name: 'sidecar_compression_total',
   help: 'Responses of routes with compress, by route and result: the coding used (br, gzip, zstd) or why none was (not_accepted, too_small, type, encoded, no_transform, status, head, range, grpc).',

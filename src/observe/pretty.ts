@@ -62,6 +62,7 @@ export function prettyAccessLine(record: AccessRecord, colors: boolean): string 
   if (record.attempts > 1) line += ` attempts=${record.attempts}`;
   if (record.retryStop !== undefined) line += ` retryStop=${record.retryStop}`;
   if (record.aborted) line += ' aborted';
+  if (record.clientCert !== undefined) line += ` clientCert=${token(record.clientCert)}`;
   // Tunnels and WebSockets are about the bytes they carried; a request rejected unread, about who sent it.
   if (record.method === 'CONNECT' || status === 101) line += ` in=${record.bytesIn}B out=${record.bytesOut}B`;
   if (!record.method && record.clientAddress !== undefined) line += ` client=${token(record.clientAddress)}:${record.clientPort}`;

@@ -75,6 +75,12 @@ export interface ForwardedInfo {
   readonly requestId: string;
   /** Keep `upgrade` / `connection: upgrade` (WebSocket hand-off). */
   readonly keepUpgrade?: boolean;
+  /**
+   * `tls.forwardClientCert`: the header (lower case) that carries the verified
+   * client certificate. What the client sent under that name is always
+   * dropped; `value` (absent without a verified certificate) is set instead.
+   */
+  readonly clientCert?: { readonly header: string; readonly value: string | undefined };
   /** The traceparent to send, decided by tracing (tracing/context.ts); absent: the client's, or a new one. */
   readonly traceparent?: string;
 }
@@ -163,12 +169,13 @@ export function upstreamRequestHeaders(
   rules: HeaderRules | undefined,
 ): string[] {
   const dropped = connectionTokens(headers.connection);
+  const certHeader = info.clientCert?.header;
   const out: string[] = ['host', info.host];
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const name = rawHeaders[i].toLowerCase();
     // No Trailer upstream: the body is streamed to undici, which sends no request trailers.
     if (HOP_BY_HOP.has(name) || REBUILT.has(name) || name === 'trailer') continue;
-    if (dropped?.has(name)) continue;
+    if (dropped?.has(name) || name === certHeader) continue;
     if (rules?.remove.has(name)) continue;
     out.push(name, rawHeaders[i + 1]);
   }
@@ -190,6 +197,7 @@ export function upstreamRequestHeaders(
     if (typeof headers.traceparent !== 'string' || !headers.traceparent) headers.traceparent = newTraceparent();
     out.push('traceparent', headers.traceparent);
   }
+  if (certHeader !== undefined && info.clientCert!.value !== undefined) out.push(certHeader, info.clientCert!.value);
   if (rules) applyAdds(out, rules);
   return out;
 }

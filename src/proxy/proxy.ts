@@ -19,6 +19,8 @@ import { startAttempt, type Attempt, type AttemptOutcome, type HeadJudge } from 
 import type { BreakerTrial } from '../upstream/breaker.ts';
 import { upstreamRequestHeaders } from './headers.ts';
 import { isTrustedPeer } from '../net/trusted-proxies.ts';
+import { tlsInfoOf } from '../tls/connection.ts';
+import type { TLSSocket } from 'node:tls';
 import { IDEMPOTENT_METHODS, RetryPlan, conditionOf, type Verdict } from './retry.ts';
 import type { Admission } from '../policy/chain.ts';
 
@@ -59,14 +61,16 @@ export function tryHeaders(
   traceparent?: string,
 ): string[] {
   const clientAddress = req.socket.remoteAddress;
+  const certHeader = route.clientCertHeader;
   const info = {
     host: target.host ?? endpoint.authority,
     clientAddress,
     trusted: isTrustedPeer(route.trustedProxies, clientAddress),
-    proto: 'http',
+    proto: (req.socket as TLSSocket).encrypted ? 'https' : 'http',
     originalHost: target.originalHost,
     requestId,
     keepUpgrade,
+    clientCert: certHeader === undefined ? undefined : { header: certHeader, value: tlsInfoOf(req.socket)?.clientCertHeader },
     traceparent,
   } as const;
   return upstreamRequestHeaders(req.rawHeaders, req.headers, info, route.requestHeaders);

@@ -52,8 +52,8 @@ td.n, th.n { text-align: right; }
 code { font: 12px ui-monospace, SFMono-Regular, Menlo, monospace; }
 .state { font-weight: 600; padding: 1px 6px; border-radius: 10px; font-size: 12px; white-space: nowrap; }
 .state.healthy, .state.closed, .state.success { color: var(--ok); background: #dafbe1; }
-.state.unhealthy, .state.ejected, .state.open, .state.failure, .state.down { color: var(--bad); background: #ffebe9; }
-.state.half_open { color: var(--warn); background: #fff8c5; }
+.state.unhealthy, .state.ejected, .state.open, .state.failure, .state.down, .state.expired { color: var(--bad); background: #ffebe9; }
+.state.half_open, .state.expiring { color: var(--warn); background: #fff8c5; }
 .state.none { color: var(--muted); background: var(--bg); }
 .muted { color: var(--muted); fill: var(--muted); }
 .charts { display: grid; grid-template-columns: repeat(auto-fit, minmax(320px, 1fr)); gap: 12px; }

@@ -1,8 +1,9 @@
 /**
  * The status page's data (admin `GET /status.json`, and `GET /` renders it):
  * process and app usage, the config and its last reload, per listener and per
- * route rates with 10 minutes of history, upstream and endpoint state, and
- * the sidecar's own recent error answers. The numbers are the counters of
+ * route rates with 10 minutes of history, rate-limited counts, upstream and
+ * endpoint state, the TLS certificates in use, and the sidecar's own recent
+ * error answers. The numbers are the counters of
  * /metrics, read every INTERVAL_MS and kept HISTORY_SAMPLES deep here, in the
  * process that owns the admin port, so a page opened now shows the past at
  * once. Label values and texts that could hold a secret go through the
@@ -15,6 +16,7 @@ import type { MetricsJson } from '../cluster/merge.ts';
 import { log } from '../observe/log.ts';
 import type { RecentError } from './recent-errors.ts';
 import type { EndpointView } from '../upstream/registry.ts';
+import type { CertificateView } from '../tls/x509.ts';
 import { ratesBetween, readSample, routeKey, type Counts, type Rates, type Sample } from './sample.ts';
 
 /** One reading every 2 s, 300 kept: the last 10 minutes. */
@@ -38,6 +40,8 @@ export interface BoardDeps {
   readonly upstreams: () => Promise<unknown>;
   /** Every process's recent errors, newest first. */
   readonly recentErrors: () => Promise<RecentError[]>;
+  /** The GET /certs answer (merged by the primary with workers); absent: no certificates. */
+  readonly certificates?: () => Promise<unknown>;
   readonly lastReload: () => LastReload | undefined;
   /** Whether a supervised app runs beside the sidecar. */
   readonly hasApp: () => boolean;
@@ -83,6 +87,20 @@ export interface RouteJson {
   readonly target: string;
   readonly total: CountsJson;
   readonly rate: RatesJson;
+  /** Requests over the route's `rateLimit`: refused with 429, and let through by `mode: shadow`. */
+  readonly rateLimited: { readonly limited: number; readonly shadow: number };
+}
+
+/**
+ * A certificate the sidecar serves or presents, or a CA it checks against,
+ * as GET /certs shows it: `owner` is the listener (`ingress`) or
+ * `upstream NAME`; `use` is default / sni / client-ca on a listener, client /
+ * ca on an upstream.
+ */
+export interface CertificateJson extends CertificateView {
+  readonly owner: string;
+  readonly use: string;
+  readonly serverNames?: readonly string[];
 }
 
 export type EndpointStateName = 'healthy' | 'unhealthy' | 'ejected';
@@ -113,8 +131,8 @@ export interface StatusJson {
   readonly listeners: ListenerJson[];
   readonly routes: RouteJson[];
   readonly upstreams: UpstreamJson[];
-  /** TLS certificates with the days they have left: none until the sidecar terminates or originates TLS with files of its own. */
-  readonly certificates: never[];
+  /** The TLS certificates in use (ingress and upstream client certificates, and CAs), soonest to expire first. */
+  readonly certificates: CertificateJson[];
   readonly recentErrors: RecentError[];
 }
 
@@ -164,7 +182,12 @@ export class StatusBoard {
   /** The status as of now: totals from a fresh reading, rates since the stored reading at least half an interval older. */
   async json(): Promise<StatusJson> {
     const snapshot = this.#deps.store.current();
-    const [now, upstreams, recent] = await Promise.all([this.#read(), this.#deps.upstreams(), this.#deps.recentErrors()]);
+    const [now, upstreams, recent, certs] = await Promise.all([
+      this.#read(),
+      this.#deps.upstreams(),
+      this.#deps.recentErrors(),
+      this.#deps.certificates?.() ?? Promise.resolve(undefined),
+    ]);
     const base = this.#baseFor(now);
     const seconds = base ? (now.at - base.at) / 1000 : 0;
     const hide = (text: string) => snapshot.secrets.text(text);
@@ -187,7 +210,7 @@ export class StatusBoard {
       listeners: this.#listeners(snapshot, now, base, seconds),
       routes: this.#routes(snapshot, now, base, seconds, hide),
       upstreams: Object.entries(views.upstreams ?? {}).map(([name, view]) => upstreamJson(name, view, now.retries.get(name) ?? 0)),
-      certificates: [],
+      certificates: certificatesJson(certs, hide),
       recentErrors: recent.map((entry) => ({
         ...entry,
         route: hide(entry.route),
@@ -250,6 +273,7 @@ export class StatusBoard {
         target: hide(target),
         total: countsJson(counts),
         rate: ratesJson(ratesBetween(base?.routes.get(key), counts, seconds, now.bounds)),
+        rateLimited: now.rateLimited.get(key) ?? { limited: 0, shadow: 0 },
       });
     };
     for (const name of ['ingress', 'egress'] as const) {
@@ -287,6 +311,18 @@ function upstreamJson(name: string, view: UpstreamView, retries: number): Upstre
       lastErrorAt: endpoint.lastErrorAt ?? null,
     })),
   };
+}
+
+/** The GET /certs answer as the page lists it: whose and what for, soonest to expire first; file paths redacted as everywhere. */
+function certificatesJson(view: unknown, hide: (text: string) => string): CertificateJson[] {
+  const listed = (view as { certificates?: Array<CertificateView & { listener?: string; upstream?: string; use: string; serverNames?: string[] }> } | undefined)?.certificates ?? [];
+  return listed
+    .map(({ listener, upstream, ...certificate }) => ({
+      ...certificate,
+      owner: listener ?? (upstream === undefined ? '' : `upstream ${hide(upstream)}`),
+      file: hide(certificate.file),
+    }))
+    .sort((a, b) => a.daysLeft - b.daysLeft);
 }
 
 /** `host:0` as the port it was bound to, when known. */

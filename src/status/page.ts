@@ -5,7 +5,7 @@
  * are relative, so the page also works behind a path prefix (`kubectl proxy`,
  * a reverse proxy's sub-path).
  */
-import type { EndpointJson, ListenerJson, RatesJson, StatusJson, UpstreamJson } from './board.ts';
+import type { CertificateJson, EndpointJson, ListenerJson, RatesJson, StatusJson, UpstreamJson } from './board.ts';
 import { escapeHtml as h, formatNumber, lineChart } from './chart.ts';
 
 export function renderStatusPage(status: StatusJson): string {
@@ -27,6 +27,7 @@ ${facts(status)}
 <section><h2>Listeners</h2>${status.listeners.length === 0 ? '<p class="muted">no ingress or egress configured</p>' : status.listeners.map((listener) => listenerSection(listener, span)).join('\n')}</section>
 <section><h2>Routes</h2>${routesTable(status)}</section>
 <section><h2>Upstreams</h2>${upstreamsTable(status.upstreams)}</section>
+<section><h2>Certificates</h2>${certificatesTable(status.certificates)}</section>
 <section><h2>Recent errors</h2>${errorsTable(status)}</section>
 <footer>Numbers are those of <a href="metrics">/metrics</a>${status.workers > 1 ? `, summed over ${status.workers} workers` : ''}; rates per second over the last ${status.intervalSeconds} s or so; data as JSON at <a href="status.json">/status.json</a>. With JavaScript on, this page refreshes every ${status.intervalSeconds} s.</footer>
 </main>
@@ -79,9 +80,27 @@ function routesTable(status: StatusJson): string {
   if (status.routes.length === 0) return '<p class="muted">no routes</p>';
   const rows = status.routes.map(
     (route) =>
-      `<tr><td>${h(route.listener)}</td><td>${route.name ? h(route.name) : '<span class="muted">(no route)</span>'}</td><td>${h(route.target)}</td>${rateCells(route.rate)}<td class="n">${route.total.requests}</td><td class="n">${route.total['4xx']}</td><td class="n">${route.total['5xx']}</td></tr>`,
+      `<tr><td>${h(route.listener)}</td><td>${route.name ? h(route.name) : '<span class="muted">(no route)</span>'}</td><td>${h(route.target)}</td>${rateCells(route.rate)}<td class="n">${route.total.requests}</td><td class="n">${route.total['4xx']}</td><td class="n">${route.total['5xx']}</td>${limitedCell(route.rateLimited)}</tr>`,
   );
-  return `<table><thead><tr><th>listener</th><th>route</th><th>to</th><th class="n">requests/s</th><th class="n">2xx/s</th><th class="n">4xx/s</th><th class="n">5xx/s</th><th class="n">p50</th><th class="n">p99</th><th class="n">requests</th><th class="n">4xx</th><th class="n">5xx</th></tr></thead><tbody>${rows.join('')}</tbody></table>`;
+  return `<table><thead><tr><th>listener</th><th>route</th><th>to</th><th class="n">requests/s</th><th class="n">2xx/s</th><th class="n">4xx/s</th><th class="n">5xx/s</th><th class="n">p50</th><th class="n">p99</th><th class="n">requests</th><th class="n">4xx</th><th class="n">5xx</th><th class="n" title="refused with 429 by the route's rateLimit (shadow: over the limit, let through)">rate-limited</th></tr></thead><tbody>${rows.join('')}</tbody></table>`;
+}
+
+function limitedCell(counts: { limited: number; shadow: number }): string {
+  const shadow = counts.shadow > 0 ? ` <span class="muted">(+${counts.shadow} shadow)</span>` : '';
+  return `<td class="n">${counts.limited}${shadow}</td>`;
+}
+
+/** Days left under which a certificate is flagged (renewal tools such as cert-manager renew at 30 days; 14 left means renewal failed). */
+const EXPIRING_DAYS = 14;
+
+function certificatesTable(certificates: readonly CertificateJson[]): string {
+  if (certificates.length === 0) return '<p class="muted">none (no TLS files configured)</p>';
+  const rows = certificates.map((certificate) => {
+    const state = certificate.daysLeft < 0 ? 'expired' : certificate.daysLeft < EXPIRING_DAYS ? 'expiring' : 'healthy';
+    const use = certificate.serverNames?.length ? `${certificate.use}: ${certificate.serverNames.join(', ')}` : certificate.use;
+    return `<tr data-certificate="${h(certificate.sha256)}"><td>${h(certificate.owner)}</td><td>${h(use)}</td><td><code>${h(certificate.subject)}</code></td><td>${certificate.sans.map((name) => `<code>${h(name)}</code>`).join(' ')}</td><td>${h(certificate.notAfter.slice(0, 10))}</td><td class="n"><span class="state ${state}">${certificate.daysLeft}</span></td><td><code>${h(certificate.file)}</code></td></tr>`;
+  });
+  return `<table><thead><tr><th>of</th><th>use</th><th>subject</th><th>names</th><th>expires</th><th class="n">days left</th><th>file</th></tr></thead><tbody>${rows.join('')}</tbody></table>`;
 }
 
 function rateCells(rate: RatesJson): string {

@@ -30,6 +30,8 @@ export interface Sample {
   readonly inFlight: ReadonlyMap<string, number>;
   /** Retries by upstream label, all reasons together. */
   readonly retries: ReadonlyMap<string, number>;
+  /** Rate limit decisions over the limit by `listener route`: refused (429) and let through by `mode: shadow`. */
+  readonly rateLimited: ReadonlyMap<string, { limited: number; shadow: number }>;
   /** CPU seconds and resident bytes of the sidecar's processes (summed over workers) and of the supervised app. */
   readonly cpuSeconds: number;
   readonly rssBytes: number;
@@ -101,6 +103,15 @@ export function readSample(metrics: MetricsJson, at: number = Date.now()): Sampl
     const upstream = String(labels.upstream);
     retries.set(upstream, (retries.get(upstream) ?? 0) + count);
   }
+  const rateLimited = new Map<string, { limited: number; shadow: number }>();
+  for (const { labels, value: count } of byName.get('sidecar_rate_limit_decisions_total') ?? []) {
+    if (labels.outcome !== 'limited' && labels.outcome !== 'shadow_limited') continue;
+    const key = routeKey(String(labels.listener), String(labels.route ?? ''));
+    let counts = rateLimited.get(key);
+    if (!counts) rateLimited.set(key, (counts = { limited: 0, shadow: 0 }));
+    if (labels.outcome === 'limited') counts.limited += count;
+    else counts.shadow += count;
+  }
   return {
     at,
     bounds,
@@ -108,6 +119,7 @@ export function readSample(metrics: MetricsJson, at: number = Date.now()): Sampl
     routes,
     inFlight,
     retries,
+    rateLimited,
     cpuSeconds: value('sidecar_process_cpu_seconds_total'),
     rssBytes: value('sidecar_process_resident_memory_bytes'),
     appCpuSeconds: value('sidecar_app_cpu_seconds_total'),

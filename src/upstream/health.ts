@@ -29,6 +29,8 @@ export interface Probed {
   readonly origin: string;
   healthy: boolean;
   readonly health: HealthCount;
+  /** Changes when the endpoint's connection settings change (a rotated TLS file): its probes then get a new pool too. */
+  readonly poolKey?: string;
 }
 
 /** Applies one probe result to the counts; returns the new verdict. */
@@ -45,11 +47,11 @@ export function nextHealth(healthy: boolean, count: HealthCount, passed: boolean
 
 type ProbeDispatcher = Dispatcher & { close(): Promise<void> };
 
-export class HealthChecker {
+export class HealthChecker<P extends Probed = Probed> {
   readonly config: HealthCheckConfig;
   readonly #upstream: string;
-  readonly #endpoints: () => readonly Probed[];
-  readonly #dispatcherFor: (endpoint: Probed) => ProbeDispatcher;
+  readonly #endpoints: () => readonly P[];
+  readonly #dispatcherFor: (endpoint: P) => ProbeDispatcher;
   readonly #dispatchers = new Map<string, ProbeDispatcher>();
   readonly #probing = new Set<string>();
   readonly #onChange: (() => void) | undefined;
@@ -60,8 +62,8 @@ export class HealthChecker {
   constructor(
     upstream: string,
     config: HealthCheckConfig,
-    endpoints: () => readonly Probed[],
-    dispatcherFor: (endpoint: Probed) => ProbeDispatcher,
+    endpoints: () => readonly P[],
+    dispatcherFor: (endpoint: P) => ProbeDispatcher,
     onChange?: () => void,
   ) {
     this.#upstream = upstream;
@@ -86,10 +88,10 @@ export class HealthChecker {
 
   #tick(): void {
     const endpoints = this.#endpoints();
-    const live = new Set(endpoints.map((endpoint) => endpoint.url));
-    for (const [url, dispatcher] of this.#dispatchers) {
-      if (live.has(url)) continue;
-      this.#dispatchers.delete(url);
+    const live = new Set(endpoints.map(dispatcherKey));
+    for (const [key, dispatcher] of this.#dispatchers) {
+      if (live.has(key)) continue;
+      this.#dispatchers.delete(key);
       dispatcher.close().catch(() => undefined);
     }
     for (const endpoint of endpoints) {
@@ -101,13 +103,14 @@ export class HealthChecker {
     }
   }
 
-  async #probe(endpoint: Probed): Promise<boolean> {
+  async #probe(endpoint: P): Promise<boolean> {
     const timeout = this.config.timeout;
     try {
-      let dispatcher = this.#dispatchers.get(endpoint.url);
+      const key = dispatcherKey(endpoint);
+      let dispatcher = this.#dispatchers.get(key);
       if (!dispatcher) {
         dispatcher = this.#dispatcherFor(endpoint);
-        this.#dispatchers.set(endpoint.url, dispatcher);
+        this.#dispatchers.set(key, dispatcher);
       }
       const { statusCode, body } = await dispatcher.request({
         origin: endpoint.origin,
@@ -125,7 +128,7 @@ export class HealthChecker {
     }
   }
 
-  #record(endpoint: Probed, passed: boolean): void {
+  #record(endpoint: P, passed: boolean): void {
     if (this.#stopped) return;
     const healthy = nextHealth(endpoint.healthy, endpoint.health, passed, this.config);
     if (healthy === endpoint.healthy) return;
@@ -135,4 +138,9 @@ export class HealthChecker {
     else log.warn(entry, 'endpoint failed its health checks');
     this.#onChange?.();
   }
+}
+
+/** An endpoint's probe pool: per URL and connection settings. */
+function dispatcherKey(endpoint: Probed): string {
+  return endpoint.poolKey === undefined ? endpoint.url : `${endpoint.url} ${endpoint.poolKey}`;
 }

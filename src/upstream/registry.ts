@@ -21,6 +21,7 @@ import { DnsDiscovery } from './discovery.ts';
 import { HealthChecker, HealthCount } from './health.ts';
 import { OutlierState, recordResult } from './outlier.ts';
 import { upstreamTlsOptions, type UpstreamTlsOptions } from './tls-options.ts';
+import { UpstreamCertificates, type UpstreamCertificate, type UpstreamTlsMaterial } from '../tls/upstream-certs.ts';
 import { upstreamEndpoints } from '../observe/metrics.ts';
 
 /** How the sidecar connects to an endpoint, beyond its URL and pool. */
@@ -31,6 +32,8 @@ export interface EndpointConnection {
   readonly serverName?: string;
   /** Resolves and checks an egress pass-through destination's host, as its pool does (egress/policy.ts checkedLookup). */
   readonly lookup?: LookupFunction;
+  /** The options its pool was made with: its health-check pool is made alike. */
+  readonly poolOptions?: Pool.Options;
 }
 
 export class EndpointState {
@@ -47,6 +50,8 @@ export class EndpointState {
   readonly poolKey: string;
   /** TLS options of an https:// endpoint (the pool's, and those of the sidecar's own connections to it). */
   readonly tls: UpstreamTlsOptions | undefined;
+  /** The options `pool` was made with (its health-check pool is made alike). */
+  readonly poolOptions: Pool.Options | undefined;
   /**
    * For an https endpoint, the TLS server name every request to it names
    * (undici's `servername` dispatch option): `tls.serverName`, else the
@@ -87,6 +92,7 @@ export class EndpointState {
     this.tls = connection.tls ?? upstreamTlsOptions(undefined, url);
     this.serverName = connection.serverName;
     this.agent = endpointAgent(this.tls, connection.lookup);
+    this.poolOptions = connection.poolOptions;
   }
 
   /** Sets how the URL is shown; the authority is read from it as text, since [redacted] is no host a URL parser takes. */
@@ -145,7 +151,7 @@ export class UpstreamState {
   readonly cursor: Cursor = { value: 0 };
   readonly budget = new RetryBudget();
   breaker: UpstreamBreaker | undefined;
-  health: HealthChecker | undefined;
+  health: HealthChecker<EndpointState> | undefined;
   /** The health check settings in force (also where another process runs the checks). */
   #healthSettings: UpstreamConfig['healthCheck'];
   /** Resolves `discovery.dns` (not where another process resolves for this one). */
@@ -228,7 +234,7 @@ export class UpstreamState {
           this.name,
           healthCheck,
           () => this.endpoints,
-          (endpoint) => new Pool(endpoint.origin, { ...poolOptions(this.config, endpoint.url).options, connections: 1 }),
+          (endpoint) => new Pool(endpoint.origin, { ...endpoint.poolOptions, connections: 1 }),
           options.onHealthChange,
         );
         this.health.start();
@@ -254,17 +260,21 @@ function sameSettings(a: object | undefined, b: object | undefined): boolean {
 
 /**
  * Options of the pool of one endpoint; a change of any of them means a new
- * pool. For https, the TLS options come from tls-options.ts; `serverName` is
- * what requests name (EndpointState), and the connector always uses the
- * configured name or the endpoint's host (none for an IP address, whose
- * certificate is checked against the IP), whatever name a request brings:
- * the client's Host never picks the TLS server name or the certificate check.
+ * pool, and so does a change of what the upstream's TLS files hold
+ * (`material`): a rotated client certificate or CA is used by new requests
+ * while the old pool drains. For https, the TLS options come from
+ * tls-options.ts; `serverName` is what requests name (EndpointState), and the
+ * connector always uses the configured name or the endpoint's host (none for
+ * an IP address, whose certificate is checked against the IP), whatever name
+ * a request brings: the client's Host never picks the TLS server name or the
+ * certificate check.
  */
 function poolOptions(
   config: UpstreamConfig,
   url: string,
+  material: UpstreamTlsMaterial | undefined,
 ): { key: string; options: Pool.Options; tls: UpstreamTlsOptions | undefined; serverName: string | undefined } {
-  const tls = upstreamTlsOptions(config, url);
+  const tls = upstreamTlsOptions(config, url, material);
   const connectOptions = { timeout: config.connectTimeout, ...tls };
   let connect: Pool.Options['connect'] = connectOptions;
   if (tls) {
@@ -283,7 +293,7 @@ function poolOptions(
     headersTimeout: 0,
     bodyTimeout: 0,
   };
-  const key = JSON.stringify([config.connections, config.idleTimeout, config.connectTimeout, tls ? [config.tls ?? null, tls.servername ?? null] : null]);
+  const key = JSON.stringify([config.connections, config.idleTimeout, config.connectTimeout, tls ? [config.tls ?? null, tls.servername ?? null, material?.hash ?? null] : null]);
   const host = new URL(url).hostname.replace(/^\[|\]$/g, '');
   return { key, options, tls, serverName: tls ? (tls.servername ?? host) : undefined };
 }
@@ -328,9 +338,27 @@ export class UpstreamRegistry {
   /** The last endpoint URLs DNS discovery found for each upstream that has `discovery` (kept across reloads). */
   readonly #discovered = new Map<string, readonly string[]>();
   #secrets: Secrets = Secrets.NONE;
+  /** The upstreams' TLS files, watched: a usable change builds the pools again (new requests get the new files). */
+  readonly #tls = new UpstreamCertificates(() => this.#rebuild());
+  /** The upstreams of the last reconcile, to build again from when a TLS file changes. */
+  #last: Readonly<Record<string, UpstreamConfig>> | undefined;
 
   constructor(options: RegistryOptions = {}) {
     this.#options = options;
+  }
+
+  /** The upstreams' client certificates and CAs in use, for GET /certs. */
+  certificates(): UpstreamCertificate[] {
+    return this.#tls.certificates();
+  }
+
+  #rebuild(): void {
+    if (!this.#last) return;
+    try {
+      this.reconcile(this.#last, this.#secrets);
+    } catch (err) {
+      log.error({ err }, 'rebuilding the upstream pools after a TLS file change failed');
+    }
   }
 
   get(name: string): UpstreamState | undefined {
@@ -369,17 +397,20 @@ export class UpstreamRegistry {
    * Brings the registry in line with a config: new upstreams and endpoints get
    * pools, kept ones keep theirs (and their state), removed ones drain and close.
    * `secrets` says how each endpoint URL may be shown.
-   * Throws only when a TLS file cannot be read, before anything changed.
+   * Throws only when a TLS file cannot be used, before anything changed.
    */
   reconcile(upstreams: Readonly<Record<string, UpstreamConfig>>, secrets: Secrets = Secrets.NONE): void {
+    this.#tls.sync(upstreams);
     this.#secrets = secrets;
+    this.#last = upstreams;
     const planned = new Map<string, { config: UpstreamConfig; endpoints: PlannedEndpoint[] }>();
     for (const [name, config] of Object.entries(upstreams)) {
       // A changed discovery keeps routing to what the old one found until the new one first
       // answers (Envoy warms a changed cluster the same way); fixed endpoints forget it.
       if (!config.discovery) this.#discovered.delete(name);
       const urls = config.endpoints ?? this.#discovered.get(name) ?? [];
-      planned.set(name, { config, endpoints: urls.map((url) => ({ url, ...poolOptions(config, url) })) });
+      const material = this.#tls.material(name);
+      planned.set(name, { config, endpoints: urls.map((url) => ({ url, ...poolOptions(config, url, material) })) });
     }
 
     const retired: EndpointState[] = [];
@@ -422,7 +453,7 @@ export class UpstreamRegistry {
         previous.delete(url);
         return kept;
       }
-      const fresh = new EndpointState(url, new Pool(new URL(url).origin, options), key, { tls, serverName });
+      const fresh = new EndpointState(url, new Pool(new URL(url).origin, options), key, { tls, serverName, poolOptions: options });
       if (kept) fresh.inherit(kept);
       return fresh;
     });
@@ -439,7 +470,8 @@ export class UpstreamRegistry {
     this.#discovered.set(name, urls);
     const state = this.#upstreams.get(name);
     if (!state || state.config.endpoints !== undefined) return;
-    for (const endpoint of this.#place(state, urls.map((url) => ({ url, ...poolOptions(state.config, url) })))) drain(endpoint);
+    const material = this.#tls.material(name);
+    for (const endpoint of this.#place(state, urls.map((url) => ({ url, ...poolOptions(state.config, url, material) })))) drain(endpoint);
     this.#applyFollowed();
     this.#options.onDiscoveryChange?.();
   }
@@ -467,6 +499,8 @@ export class UpstreamRegistry {
   }
 
   async #end(how: 'close' | 'destroy'): Promise<void> {
+    this.#tls.close();
+    this.#last = undefined;
     const states = [...this.#upstreams.values()];
     for (const state of states) state.stopPolicies();
     const ending = states.flatMap((state) => state.endpoints.map((endpoint) => endpoint.pool[how]()));

@@ -64,9 +64,14 @@ export class ConfigMapDir {
   }
 
   kubeletUpdate(text: string): void {
+    this.kubeletUpdateFiles({ [this.name]: text });
+  }
+
+  /** The same for a volume of several files (a Secret's tls.crt and tls.key): one revision holds them all. */
+  kubeletUpdateFiles(files: Readonly<Record<string, string>>): void {
     const revision = `..rev-${++this.#revision}`;
     mkdirSync(join(this.dir, revision));
-    writeFileSync(join(this.dir, revision, this.name), text);
+    for (const [name, text] of Object.entries(files)) writeFileSync(join(this.dir, revision, name), text);
     const data = join(this.dir, '..data');
     let previous: string | undefined;
     try {
@@ -76,10 +81,12 @@ export class ConfigMapDir {
     }
     symlinkSync(revision, join(this.dir, '..data_tmp'));
     renameSync(join(this.dir, '..data_tmp'), data);
-    if (!isSymlink(this.file)) {
-      const link = join(this.dir, `.${this.name}.link-tmp`);
-      symlinkSync(join('..data', this.name), link);
-      renameSync(link, this.file);
+    for (const name of Object.keys(files)) {
+      const file = join(this.dir, name);
+      if (isSymlink(file)) continue;
+      const link = join(this.dir, `.${name}.link-tmp`);
+      symlinkSync(join('..data', name), link);
+      renameSync(link, file);
     }
     if (previous) rmSync(join(this.dir, previous), { recursive: true, force: true });
   }
