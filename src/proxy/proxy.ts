@@ -87,10 +87,14 @@ function speaksH2(endpoint: EndpointState): boolean {
   return configured === 'h2' || configured === 'h2c' || (configured === 'auto' && endpoint.tls !== undefined);
 }
 
-/** How much of the body to keep for a retry; 0 when this request can never be retried. */
-function keepLimit(route: CompiledRoute, method: string, grpc: boolean): number {
+/**
+ * How much of the body to keep for a retry; 0 when this request can never be
+ * retried. To an HTTP/2 upstream any method may go again once, when the
+ * upstream refuses the stream unprocessed (isRefusedStream).
+ */
+function keepLimit(route: CompiledRoute, method: string, grpc: boolean, h2Upstream: boolean): number {
   if (route.retry && (RetryPlan.replayableMethod(route.retry, method) || (grpc && RetryPlan.namesGrpcCode(route.retry)))) return route.retry.bufferBody;
-  return IDEMPOTENT_METHODS.has(method) ? DEFAULT_KEEP_BODY : 0;
+  return IDEMPOTENT_METHODS.has(method) || h2Upstream ? DEFAULT_KEEP_BODY : 0;
 }
 
 /** What the breaker and outlier ejection count as the upstream's failure (SPEC "Breaker failures"). */
@@ -180,7 +184,8 @@ class Flight implements ClientWatcher, BreakerTrial<AttemptOutcome>, HeadJudge {
     this.target = target;
     this.exchange = exchange;
     this.deadline = deadline;
-    this.body = requestBody(req, exchange, route.maxBody, keepLimit(route, method, grpc));
+    const first = target.upstream.endpoints[0];
+    this.body = requestBody(req, exchange, route.maxBody, keepLimit(route, method, grpc, first !== undefined && speaksH2(first)));
     this.plan = new RetryPlan({ policy: route.retry, method, deadline, budget: target.upstream.budget, grpc });
   }
 

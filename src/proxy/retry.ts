@@ -14,6 +14,8 @@
  * keep-alive connection was reset before any response byte is sent once more
  * at once. The upstream closed an idle connection just as we wrote to it; that
  * says nothing about its health, so this retry takes nothing from the budget.
+ * The same goes for a stream an HTTP/2 upstream refused unprocessed
+ * (REFUSED_STREAM, or above a GOAWAY's last stream), whatever its method.
  */
 import type { RetryConfig } from '../config/schema.ts';
 import type { RetryStop } from '../observe/exchange.ts';
