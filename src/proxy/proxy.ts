@@ -23,6 +23,7 @@ import { tlsInfoOf } from '../tls/connection.ts';
 import type { TLSSocket } from 'node:tls';
 import { IDEMPOTENT_METHODS, RetryPlan, conditionOf, type RetryCondition, type Verdict } from './retry.ts';
 import { formatGrpcTimeout, grpcRetryName, grpcStatusOf, isFailureStatus, isGrpcCall, parseGrpcTimeout } from '../h2/grpc.ts';
+import { isRefusedStream, protocolMismatch, speaksH2 } from '../h2/upstream.ts';
 import type { Admission } from '../policy/chain.ts';
 
 /** Where and how the request goes. */
@@ -81,12 +82,6 @@ export function tryHeaders(
   return upstreamRequestHeaders(req.rawHeaders, req.headers, info, route.requestHeaders);
 }
 
-/** Whether `endpoint` may speak HTTP/2: fixed by its `protocol`, or by ALPN on an https endpoint with `auto`. */
-function speaksH2(endpoint: EndpointState): boolean {
-  const { configured } = endpoint.protocol;
-  return configured === 'h2' || configured === 'h2c' || (configured === 'auto' && endpoint.tls !== undefined);
-}
-
 /**
  * How much of the body to keep for a retry; 0 when this request can never be
  * retried. To an HTTP/2 upstream any method may go again once, when the
@@ -119,11 +114,6 @@ function failureOf(outcome: AttemptOutcome, grpcStatus: number | undefined): str
   }
 }
 
-/** An HTTP/2 upstream refused the stream before processing it (RFC 9113 8.7): it may go again, whatever its method. */
-function isRefusedStream(cause: unknown): boolean {
-  const message = (cause as { message?: unknown } | undefined)?.message;
-  return typeof message === 'string' && (message.includes('NGHTTP2_REFUSED_STREAM') || message.includes('"GOAWAY" frame received'));
-}
 
 /**
  * One request's journey through its tries. The listener's one 'close'
@@ -296,22 +286,6 @@ export async function proxyRequest(
     // A connection that closes after this answer needs nothing more read.
     if (!req.complete && res.shouldKeepAlive) discardRest(req);
   }
-}
-
-/**
- * gRPC needs HTTP/2 end to end (trailers, streams both ways at once): across
- * HTTP/1.1 on either side the sidecar refuses the call with a clear error
- * rather than pass on something the other side cannot read.
- */
-function protocolMismatch(req: ClientRequest, target: ProxyTarget): ProxyError | undefined {
-  if (req.httpVersion !== '2') return new ProxyError('protocol_mismatch', `gRPC needs HTTP/2: this call came over HTTP/${req.httpVersion}`);
-  const upstream = target.upstream;
-  const endpoint = upstream.endpoints[0];
-  if (endpoint && !speaksH2(endpoint)) {
-    const hint = endpoint.tls ? 'h2 or auto' : 'h2c';
-    return new ProxyError('protocol_mismatch', `gRPC needs HTTP/2: the upstream "${upstream.name}" is spoken to over HTTP/1.1 (set upstreams.${upstream.name}.protocol: ${hint})`);
-  }
-  return undefined;
 }
 
 /**
