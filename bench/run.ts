@@ -69,7 +69,15 @@ async function main(): Promise<number> {
       const sinkDown = await waitTcp(otlpPort, sink, 10_000);
       if (sinkDown) throw new Error(`the OTLP sink did not start: ${sinkDown}`);
     }
-    const env: Env = { tmp, www, upstreamPort, tcpSourcePort, tools, cpu: cpuProxy, readyMs: 20_000, otlpPort, tls: makeCertificate(tmp) };
+    // The h2c gRPC upstream, only when a gRPC scenario runs; on the load CPU like the HTTP upstream.
+    let grpcUpstreamPort: number | undefined;
+    if (scenarios.some((scenario) => scenario.kind === 'grpc')) {
+      grpcUpstreamPort = await freePort();
+      const grpcUpstream = start('grpc-upstream', NODE, [join(BENCH, 'servers/grpc-upstream.ts'), String(grpcUpstreamPort)], join(tmp, 'grpc-upstream.log'), { cpu: cpuLoad });
+      const grpcDown = await waitTcp(grpcUpstreamPort, grpcUpstream, 10_000);
+      if (grpcDown) throw new Error(`the gRPC upstream did not start: ${grpcDown}`);
+    }
+    const env: Env = { tmp, www, upstreamPort, tcpSourcePort, tools, cpu: cpuProxy, readyMs: 20_000, otlpPort, tls: makeCertificate(tmp), grpcUpstreamPort };
     const peers = new Map<string, Peer>();
     const skipped = new Map<string, string>();
     const about = new Map<string, string>();
@@ -92,7 +100,7 @@ async function main(): Promise<number> {
       warmupSeconds: options.warmupSeconds,
       upstreamPort,
       tcpSourcePort,
-      load: { loader, wrkPath: tools.wrk.path, tmpDir: tmp, cpu: cpuLoad },
+      load: { loader, wrkPath: tools.wrk.path, h2loadPath: tools.h2load.path, tmpDir: tmp, cpu: cpuLoad },
     } as const;
     const cells = await measure(scenarios, peers, skipped, plan, log);
     const results = summarize(scenarios, cells);

@@ -376,6 +376,12 @@ export class Sidecar {
       const change = tls ? 'adding ingress.tls' : 'removing ingress.tls';
       return { ok: false, errors: [`ingress.tls: ${change} needs a restart (the listener would change between HTTP and HTTPS)`] };
     }
+    // A plain listener tells h2c from HTTP/1.1 by a front that sees each connection first: made at bind time.
+    const h2cOf = (snapshot: Snapshot | undefined) => (snapshot?.ingress?.settings as { h2c?: boolean } | undefined)?.h2c ?? false;
+    const h2c = h2cOf(this.store.current());
+    if (!tls && h2cOf(next) !== h2c) {
+      return { ok: false, errors: [`ingress.h2c: turning h2c ${h2c ? 'off' : 'on'} needs a restart`] };
+    }
     if (!tls || !this.#ingressTls) return { ok: true, commit: () => undefined, abort: () => undefined };
     return this.#ingressTls.prepare({ tls, headersTimeout: next.ingress!.settings.headersTimeout });
   }

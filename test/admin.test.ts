@@ -41,7 +41,7 @@ ingress:
     const metrics = await get('/metrics');
     expect(metrics.status).toBe(200);
     expect(metrics.headers['content-type']).toContain('text/plain');
-    expect(metrics.text).toMatch(/sidecar_requests_total\{listener="ingress",route="echo",upstream="echo",method="GET",code="200"\} [1-9]/);
+    expect(metrics.text).toMatch(/sidecar_requests_total\{listener="ingress",route="echo",upstream="echo",method="GET",code="200",protocol="1.1"\} [1-9]/);
     expect(metrics.text).toContain('sidecar_request_duration_seconds_bucket');
     expect(metrics.text).toContain('sidecar_process_cpu_seconds_total');
     expect(metrics.text).toContain('sidecar_config_reloads_total{result="success"}');

@@ -66,7 +66,7 @@ ingress:
   it('counts static responses in the metrics', async () => {
     const metrics = await (await request(sidecar.admin('/metrics'))).body.text();
     expect(metrics).toMatch(/sidecar_static_responses_total\{route="assets",code="200"\} [1-9]/);
-    expect(metrics).toMatch(/sidecar_requests_total\{listener="ingress",route="assets",upstream="",method="GET",code="200"\} [1-9]/);
+    expect(metrics).toMatch(/sidecar_requests_total\{listener="ingress",route="assets",upstream="",method="GET",code="200",protocol="1.1"\} [1-9]/);
   });
 });
 

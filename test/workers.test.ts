@@ -63,7 +63,7 @@ ingress:
 
   it('the admin port sums the workers: metrics and upstream state', async () => {
     const metrics = await (await admin('/metrics')).body.text();
-    const served = /sidecar_requests_total\{listener="ingress",route="app",upstream="app",method="GET",code="200"\} (\d+)/.exec(metrics);
+    const served = /sidecar_requests_total\{listener="ingress",route="app",upstream="app",method="GET",code="200",protocol="1.1"\} (\d+)/.exec(metrics);
     expect(Number(served?.[1])).toBeGreaterThanOrEqual(40);
     const upstreams = (await (await admin('/upstreams')).body.json()) as { workers: number; upstreams: Record<string, unknown> };
     expect(upstreams.workers).toBe(2);

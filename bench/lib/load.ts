@@ -41,6 +41,8 @@ export interface HttpLoad {
 export interface LoadContext {
   loader: 'wrk' | 'autocannon';
   wrkPath?: string;
+  /** h2load (nghttp2-client), for the HTTP/2 scenarios. */
+  h2loadPath?: string;
   tmpDir: string;
   /** CPU list for the load generator (taskset). */
   cpu?: string;
@@ -154,6 +156,57 @@ export async function runHttp(load: HttpLoad, ctx: LoadContext, rssPid?: number)
   const result = ctx.loader === 'wrk' ? parseWrk(text) : (JSON.parse(text.trim().split('\n').pop() ?? '{}') as Measurement);
   if (result.rps === undefined) throw new Error(`${ctx.loader} printed no result: ${text.slice(-300)}`);
   return { ...result, rssBytes: usage.rssBytes, cpuUs: perUnit(usage.cpuSeconds, result.requests) };
+}
+
+/** HTTP/2 load with h2load: `streams` concurrent streams on each of `connections` connections. */
+export interface H2Load {
+  port: number;
+  target: string;
+  tls: boolean;
+  /** gRPC unary calls: a POST of one framed message, with the gRPC headers. */
+  grpc: boolean;
+  connections: number;
+  streams: number;
+  seconds: number;
+}
+
+/** A gRPC request body: one message ("hello"), uncompressed, framed. */
+const GRPC_REQUEST = Buffer.concat([Buffer.from([0, 0, 0, 0, 5]), Buffer.from('hello')]);
+
+/** Runs h2load against port; `rssPid` is the process whose memory is sampled. */
+export async function runH2(load: H2Load, ctx: LoadContext, rssPid?: number): Promise<Measurement> {
+  const id = ++sequence;
+  const out = join(ctx.tmpDir, `h2load-${id}.out`);
+  const url = `${load.tls ? 'https' : 'http'}://${HOST}:${load.port}${load.target}`;
+  const args = [`-c${load.connections}`, `-m${load.streams}`, `-D${load.seconds}`, '-t1'];
+  if (load.grpc) {
+    const body = join(ctx.tmpDir, 'grpc-request.bin');
+    writeFileSync(body, GRPC_REQUEST);
+    args.push('-d', body, '-H', 'content-type: application/grpc', '-H', 'te: trailers');
+  }
+  const [, usage] = await withUsage(rssPid, () => {
+    const proc = start(`h2load#${id}`, ctx.h2loadPath ?? 'h2load', [...args, url], out, { cpu: ctx.cpu });
+    return finished(proc, (load.seconds + 20) * 1000);
+  });
+  const result = parseH2load(readFileSync(out, 'utf8'));
+  return { ...result, rssBytes: usage.rssBytes, cpuUs: perUnit(usage.cpuSeconds, result.requests) };
+}
+
+/** Parses h2load's summary: req/s, requests done, failures and non-2xx; mean request time stands in for the median. */
+export function parseH2load(text: string): Measurement {
+  const rps = /finished in [\d.]+\w+, ([\d.]+) req\/s/.exec(text);
+  if (!rps) throw new Error(`unreadable h2load output: ${text.trim().split('\n').slice(-3).join(' | ')}`);
+  const requests = /requests: \d+ total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored, (\d+) timeout/.exec(text);
+  const codes = /status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx/.exec(text);
+  const mean = /time for request:\s+\S+\s+\S+\s+([\d.]+)(us|ms|s)/.exec(text);
+  const failed = requests ? Number(requests[3]) + Number(requests[4]) + Number(requests[5]) : 0;
+  const non2xx = codes ? Number(codes[2]) + Number(codes[3]) + Number(codes[4]) : 0;
+  return {
+    rps: Number(rps[1]),
+    p50ms: mean ? Number(mean[1]) * UNIT_MS[mean[2]] : undefined,
+    requests: requests ? Number(requests[1]) : undefined,
+    errors: failed + non2xx,
+  };
 }
 
 export interface ConnectLoad {

@@ -5,8 +5,8 @@
  * checked once for a correct answer before any load is sent.
  */
 import { truncateSync } from 'node:fs';
-import { runConnect, runHttp, type LoadContext, type Measurement } from './load.ts';
-import { probe, probeConnect } from './net.ts';
+import { runConnect, runH2, runHttp, type LoadContext, type Measurement } from './load.ts';
+import { probe, probeConnect, probeH2 } from './net.ts';
 import type { Peer } from './peers.ts';
 import { tail } from './procs.ts';
 import type { Scenario } from './scenarios.ts';
@@ -29,7 +29,11 @@ export interface Plan {
   load: LoadContext;
 }
 
-type Target = { http: { port: number; target: string; https?: boolean; newConnections?: boolean; headers?: Readonly<Record<string, string>> } } | { connect: { proxyPort?: number } } | { missing: string };
+type Target =
+  | { http: { port: number; target: string; https?: boolean; newConnections?: boolean; headers?: Readonly<Record<string, string>> } }
+  | { h2: { port: number; target: string; tls: boolean; grpc: boolean; streams: number } }
+  | { connect: { proxyPort?: number } }
+  | { missing: string };
 
 function targetOf(scenario: Scenario, peer: Peer, plan: Plan): Target {
   const isDirect = peer.name === 'direct';
@@ -53,6 +57,13 @@ function targetOf(scenario: Scenario, peer: Peer, plan: Plan): Target {
     case 'connect':
       if (isDirect) return { connect: {} };
       return peer.forward ? { connect: { proxyPort: peer.forward } } : { missing: 'no forward-proxy port' };
+    case 'h2':
+    case 'grpc': {
+      if (!plan.load.h2loadPath) return { missing: 'the HTTP/2 scenarios need h2load (nghttp2-client)' };
+      const port = scenario.kind === 'h2' ? peer.h2 : peer.grpc;
+      if (!port) return { missing: scenario.kind === 'h2' ? 'no HTTP/2 (TLS) port' : 'no gRPC (h2c) port' };
+      return { h2: { port, target: scenario.path, tls: scenario.kind === 'h2', grpc: scenario.kind === 'grpc', streams: scenario.streams ?? 1 } };
+    }
   }
 }
 
@@ -69,6 +80,11 @@ async function smoke(scenario: Scenario, target: Target, plan: Plan): Promise<st
       } else if (res.status !== 200 || res.bytes !== scenario.expectBytes) {
         return `GET ${target.http.target} answered ${res.status} with ${res.bytes} bytes (want 200 with ${scenario.expectBytes}): ${res.text.slice(0, 160)}`;
       }
+    } else if ('h2' in target) {
+      const res = await probeH2(target.h2.port, target.h2.target, target.h2.tls, target.h2.grpc, 5000);
+      if (res.status !== 200 || res.bytes !== scenario.expectBytes || (target.h2.grpc && res.grpcStatus !== '0')) {
+        return `HTTP/2 ${target.h2.target} answered ${res.status}, grpc-status ${String(res.grpcStatus)}, ${res.bytes} bytes (want 200 with ${scenario.expectBytes}${target.h2.grpc ? ', grpc-status 0' : ''})`;
+      }
     } else if ('connect' in target && target.connect.proxyPort !== undefined) {
       const status = await probeConnect(target.connect.proxyPort, `127.0.0.1:${plan.tcpSourcePort}`, 5000);
       if (status !== 200) return `CONNECT 127.0.0.1:${plan.tcpSourcePort} answered ${status}`;
@@ -76,7 +92,7 @@ async function smoke(scenario: Scenario, target: Target, plan: Plan): Promise<st
     return undefined;
   } catch (err) {
     const code = (err as { code?: string }).code;
-    const port = 'http' in target ? target.http.port : 'connect' in target ? target.connect.proxyPort : undefined;
+    const port = 'http' in target ? target.http.port : 'h2' in target ? target.h2.port : 'connect' in target ? target.connect.proxyPort : undefined;
     if (code === 'ECONNREFUSED') return `nothing listens on 127.0.0.1:${port} (its ${scenario.kind} listener is not bound)`;
     return `check request failed: ${err instanceof Error ? err.message : String(err)}`;
   }
@@ -93,6 +109,9 @@ async function once(scenario: Scenario, peer: Peer, target: Target, plan: Plan, 
   const pid = peer.proc?.pid;
   if ('http' in target) {
     return runHttp({ ...target.http, connections: scenario.connections, seconds }, plan.load, pid);
+  }
+  if ('h2' in target) {
+    return runH2({ ...target.h2, connections: scenario.connections, seconds }, plan.load, pid);
   }
   if ('connect' in target) {
     const load = { ...target.connect, targetPort: plan.tcpSourcePort, tunnels: scenario.connections, seconds, warmupSeconds: 1 };
@@ -146,7 +165,7 @@ export async function measure(scenarios: readonly Scenario[], peers: ReadonlyMap
         try {
           const m = await once(scenario, peer, target, plan, plan.seconds);
           cell.samples.push(m);
-          const value = m.mbps !== undefined ? `${m.mbps.toFixed(1)} MB/s` : `${Math.round(m.rps ?? 0)} req/s, p99 ${m.p99ms?.toFixed(2)} ms`;
+          const value = m.mbps !== undefined ? `${m.mbps.toFixed(1)} MB/s` : `${Math.round(m.rps ?? 0)} req/s${m.p99ms !== undefined ? `, p99 ${m.p99ms.toFixed(2)} ms` : ''}`;
           log(`  round ${round + 1}/${plan.rounds} ${scenario.name} ${name}: ${value}${m.errors ? `, ${m.errors} errors` : ''}`);
         } catch (err) {
           const why = err instanceof Error ? err.message : String(err);

@@ -3,6 +3,7 @@
  * Every wait here has a deadline; nothing talks to anything but 127.0.0.1.
  */
 import http from 'node:http';
+import http2 from 'node:http2';
 import https from 'node:https';
 import net from 'node:net';
 import type { Proc } from './procs.ts';
@@ -61,6 +62,37 @@ export function probe(
     req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs}ms`)));
     req.on('error', reject);
     req.end();
+  });
+}
+
+/** One HTTP/2 request (a gRPC unary call when `grpc`) with a hard deadline: status, body bytes, grpc-status. */
+export function probeH2(port: number, path: string, tls: boolean, grpc: boolean, timeoutMs = 2000): Promise<{ status: number; bytes: number; grpcStatus?: string }> {
+  return new Promise((resolve, reject) => {
+    // The bench's certificate is self-signed: what is checked here is the answer, not the certificate.
+    const session = http2.connect(`${tls ? 'https' : 'http'}://${HOST}:${port}`, tls ? { rejectUnauthorized: false } : {});
+    const timer = setTimeout(() => session.destroy(new Error(`no HTTP/2 answer within ${timeoutMs}ms`)), timeoutMs);
+    session.on('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    const headers = grpc ? { ':method': 'POST', ':path': path, 'content-type': 'application/grpc', te: 'trailers' } : { ':path': path };
+    const stream = session.request(headers);
+    let status = 0;
+    let bytes = 0;
+    let grpcStatus: string | undefined;
+    stream.on('response', (head) => {
+      status = Number(head[':status']);
+      if (head['grpc-status'] !== undefined) grpcStatus = String(head['grpc-status']);
+    });
+    stream.on('trailers', (trailers) => (grpcStatus = String(trailers['grpc-status'])));
+    stream.on('data', (chunk: Buffer) => (bytes += chunk.length));
+    stream.on('end', () => {
+      clearTimeout(timer);
+      session.close();
+      resolve({ status, bytes, grpcStatus });
+    });
+    stream.on('error', reject);
+    stream.end(grpc ? Buffer.concat([Buffer.from([0, 0, 0, 0, 5]), Buffer.from('hello')]) : undefined);
   });
 }
 

@@ -7,7 +7,7 @@
 import { execFileSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { nginxConf, sidecarYaml, squidConf, type BenchCertificate, type SidecarPolicies } from './configs.ts';
+import { nginxConf, sidecarGrpcYaml, sidecarYaml, squidConf, type BenchCertificate, type SidecarPolicies } from './configs.ts';
 import { freePort, probe, waitHttp, waitUntil } from './net.ts';
 import { NODE, start, tail, type Proc } from './procs.ts';
 import type { ToolStatus } from './tools.ts';
@@ -27,6 +27,8 @@ export interface Env {
   tls?: BenchCertificate | string;
   /** The OTLP sink (servers/otlp-sink.ts) that sidecars with tracing export to. */
   otlpPort?: number;
+  /** The h2c gRPC upstream (servers/grpc-upstream.ts), when a gRPC scenario runs. */
+  grpcUpstreamPort?: number;
 }
 
 /** A running peer and the ports of the roles it offers. */
@@ -42,6 +44,10 @@ export interface Peer {
   forward?: number;
   /** HTTPS reverse proxy port (TLS offload of the same upstream). */
   https?: number;
+  /** HTTP/2 over TLS (ALPN h2) to the same upstream. */
+  h2?: number;
+  /** gRPC over h2c to the gRPC upstream. */
+  grpc?: number;
   /** Reverse proxy port that compresses answers, and the codings it can produce. */
   compress?: number;
   encodings?: readonly string[];
@@ -116,7 +122,15 @@ export const nginx: PeerSpec = {
     const dir = join(env.tmp, 'nginx');
     mkdirSync(dir, { recursive: true });
     const tls = typeof env.tls === 'object' ? env.tls : undefined;
-    const ports = { proxy: await freePort(), static: await freePort(), upstream: env.upstreamPort, compress: await freePort(), https: tls ? await freePort() : undefined };
+    const ports = {
+      proxy: await freePort(),
+      static: await freePort(),
+      upstream: env.upstreamPort,
+      compress: await freePort(),
+      https: tls ? await freePort() : undefined,
+      grpc: env.grpcUpstreamPort ? await freePort() : undefined,
+      grpcUpstream: env.grpcUpstreamPort,
+    };
     const conf = join(dir, 'nginx.conf');
     const brotli = env.tools.nginx.brotliModule;
     writeFileSync(conf, nginxConf(dir, env.www, ports, brotli, tls));
@@ -131,6 +145,8 @@ export const nginx: PeerSpec = {
       ingress: ports.proxy,
       static: ports.static,
       https: ports.https,
+      h2: ports.https,
+      grpc: ports.grpc,
       compress: ports.compress,
       encodings: brotli ? ['gzip', 'br'] : ['gzip'],
     };
@@ -228,7 +244,7 @@ export async function launchSidecar(env: Env, name: string, launch: SidecarLaunc
     env: sidecarEnv,
   });
   check(await waitHttp(ports.admin, '/readyz', proc, env.readyMs, 200), [stderr, stdout]);
-  if (launch.tls) return { name, proc, https: ports.ingress, forward: ports.egress, truncate: [stdout] };
+  if (launch.tls) return { name, proc, https: ports.ingress, h2: ports.ingress, forward: ports.egress, truncate: [stdout] };
   const compress = launch.policies?.compress ? { compress: ports.ingress, encodings: ['gzip', 'br'] } : {};
   return { name, proc, ingress: ports.ingress, static: ports.ingress, forward: ports.egress, truncate: [stdout], ...compress };
 }
@@ -267,6 +283,25 @@ export const sidecarTls: PeerSpec = {
 };
 export const sidecarTwoWorkers = sidecarPeer('sidecar-2w', true, 2, false);
 
+/** h2c on ingress to the h2c gRPC upstream: the subject of the gRPC scenario. */
+export const sidecarGrpc: PeerSpec = {
+  name: 'sidecar-grpc',
+  about: 'the sidecar with h2c on ingress and an h2c gRPC upstream (protocol: h2c), access log on',
+  async start(env) {
+    if (env.grpcUpstreamPort === undefined) throw new Error('no gRPC upstream in this run');
+    const ports = { admin: await freePort(), ingress: await freePort(), grpcUpstream: env.grpcUpstreamPort };
+    const dir = join(env.tmp, 'sidecar-grpc');
+    mkdirSync(dir, { recursive: true });
+    const config = join(dir, 'sidecar.yaml');
+    writeFileSync(config, sidecarGrpcYaml(ports));
+    const stdout = join(dir, 'sidecar-stdout.log');
+    const stderr = join(dir, 'sidecar-stderr.log');
+    const proc = start('sidecar-grpc', NODE, ['--max-semi-space-size=8', join(ROOT, 'src/cli.ts'), '--config', config], stderr, { cpu: env.cpu, cwd: ROOT, stdoutFile: stdout });
+    check(await waitHttp(ports.admin, '/readyz', proc, env.readyMs, 200), [stderr, stdout]);
+    return { name: 'sidecar-grpc', proc, grpc: ports.ingress, truncate: [stdout] };
+  },
+};
+
 /** Every peer, in start order. */
 export const ALL_PEERS: readonly PeerSpec[] = [
   direct,
@@ -289,4 +324,5 @@ export const ALL_PEERS: readonly PeerSpec[] = [
   sidecarUnpinned,
   sidecarTwoWorkers,
   sidecarTls,
+  sidecarGrpc,
 ];

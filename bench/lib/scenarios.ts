@@ -4,7 +4,7 @@
  */
 
 /** What a scenario exercises, and so which port of a peer it uses. */
-export type Kind = 'ingress' | 'forward' | 'connect' | 'static' | 'https' | 'compress';
+export type Kind = 'ingress' | 'forward' | 'connect' | 'static' | 'https' | 'compress' | 'h2' | 'grpc';
 
 export interface Scenario {
   name: string;
@@ -27,6 +27,8 @@ export interface Scenario {
   subject: string;
   /** Each request on a new connection (`Connection: close`): for HTTPS, a TCP and TLS handshake per request. */
   newConnections?: boolean;
+  /** HTTP/2 (h2load -m): concurrent streams per connection. */
+  streams?: number;
 }
 
 const INGRESS_PEERS = ['direct', 'nginx', 'undici-ceiling', 'fastify-http-proxy', 'http-proxy', 'sidecar'];
@@ -49,6 +51,10 @@ export const SCENARIOS: readonly Scenario[] = [
   { name: 'https-handshakes-c10', title: 'HTTPS ingress, a new connection and TLS handshake per request (req/s = handshakes/s), 10 connections', kind: 'https', path: '/', connections: 10, expectBytes: 5, unit: 'req/s', peers: ['nginx', 'sidecar-tls'], subject: 'sidecar-tls', newConnections: true },
   // Tracing's cost: the closing note gives 1% and 100% sampled against off, from this one run (targets.ts tracingNote).
   { name: 'tracing-c50', title: 'sidecar tracing off vs sampled 1% vs 100% (OTLP/HTTP to a local sink), "hello", 50 connections', kind: 'ingress', path: '/', connections: 50, expectBytes: 5, unit: 'req/s', peers: ['sidecar-trace-off', 'sidecar-trace-1pct', 'sidecar-trace-100pct'], subject: 'sidecar-trace-off' },
+  // HTTP/2 (issue 18), h2load: many streams over few connections. HTTPS with ALPN h2 to the same HTTP/1.1 upstream,
+  // and gRPC unary calls over h2c to an h2c gRPC upstream (NGINX: http2 + proxy_pass, and grpc_pass).
+  { name: 'h2-tls-c4-m25', title: 'HTTP/2 over TLS (ALPN h2), "hello", 4 connections x 25 streams', kind: 'h2', path: '/', connections: 4, streams: 25, expectBytes: 5, unit: 'req/s', peers: ['nginx', 'sidecar-tls'], subject: 'sidecar-tls' },
+  { name: 'grpc-unary-c4-m25', title: 'gRPC unary over h2c to an h2c gRPC upstream, 4 connections x 25 streams', kind: 'grpc', path: '/bench.Echo/Unary', connections: 4, streams: 25, expectBytes: 10, unit: 'req/s', peers: ['nginx', 'sidecar-grpc'], subject: 'sidecar-grpc' },
   { name: 'accesslog-c50', title: 'sidecar access log on vs off, "hello", 50 connections', kind: 'ingress', path: '/', connections: 50, expectBytes: 5, unit: 'req/s', peers: ['sidecar-nolog', 'sidecar-log'], subject: 'sidecar-log' },
   // Issue 19: compression of a proxied 64 KiB JSON answer at the same level as NGINX's (gzip 5, brotli 4).
   { name: 'compress-gzip-64k', title: 'compression, 64 KiB JSON proxied, gzip level 5, 10 connections', kind: 'compress', path: '/json64k', connections: 10, expectBytes: 64 * KiB, headers: { 'accept-encoding': 'gzip' }, encoding: 'gzip', unit: 'req/s', peers: ['nginx', 'sidecar-compress'], subject: 'sidecar-compress' },

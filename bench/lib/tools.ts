@@ -1,6 +1,6 @@
 /**
- * The external programs the benchmark compares with or drives: wrk (load),
- * NGINX and Squid (peers), and NGINX's brotli filter module (the brotli
+ * The external programs the benchmark compares with or drives: wrk and h2load
+ * (load; h2load comes in Debian's nghttp2-client), NGINX and Squid (peers), and NGINX's brotli filter module (the brotli
  * compression scenario). Missing ones are installed with apt-get when we are
  * root and the package mirror answers; otherwise their peers (or the
  * scenario) are skipped with the reason.
@@ -8,8 +8,11 @@
 import { spawnSync } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 
-export const TOOLS = ['wrk', 'nginx', 'squid'] as const;
+export const TOOLS = ['wrk', 'nginx', 'squid', 'h2load'] as const;
 export type Tool = (typeof TOOLS)[number];
+
+/** The Debian package of each tool. */
+const PACKAGE: Record<Tool, string> = { wrk: 'wrk', nginx: 'nginx', squid: 'squid', h2load: 'nghttp2-client' };
 
 /** Absolute path of each tool found, or why it is missing; for nginx also its brotli filter module, when there is one. */
 export type ToolStatus = Record<Tool, { path?: string; missing?: string; brotliModule?: string }>;
@@ -66,7 +69,7 @@ export function ensureTools(allowInstall: boolean, log: (line: string) => void):
   for (const tool of TOOLS) {
     const path = find(tool);
     status[tool] = path ? { path } : { missing: 'not installed' };
-    if (!path) missing.push(tool);
+    if (!path) missing.push(PACKAGE[tool]);
   }
   if (!findBrotliModule()) missing.push(BROTLI_PACKAGE);
   if (missing.length === 0) return withBrotli(status);
@@ -83,7 +86,7 @@ export function ensureTools(allowInstall: boolean, log: (line: string) => void):
     if (!install.ok) why = `apt-get install failed: ${install.output}`;
   }
   for (const tool of TOOLS) {
-    if (!missing.includes(tool)) continue;
+    if (!missing.includes(PACKAGE[tool])) continue;
     const path = find(tool);
     status[tool] = path ? { path } : { missing: why ?? 'apt-get install ran but the binary is still missing' };
   }

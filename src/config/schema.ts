@@ -114,6 +114,8 @@ const headersPolicy = z.strictObject({
 const retryOn = z.union([
   z.enum(['connect-failure', 'reset', 'timeout']),
   z.number().int().min(500).max(599),
+  // gRPC status codes by name (h2/grpc.ts), retried when a trailers-only answer carries them (Envoy's retry_on names).
+  z.enum(['cancelled', 'deadline-exceeded', 'resource-exhausted', 'internal', 'unavailable']),
 ]);
 
 /** Retries; by default a route does not retry (SPEC "Precise semantics"). */
@@ -282,8 +284,12 @@ const listenerTlsSchema = z.strictObject({
   cert: pemFile('The certificate, followed by its chain'),
   key: pemFile('The private key of `cert` (unencrypted)'),
   minVersion: tlsVersion.default('TLSv1.2').meta({ description: 'Oldest TLS version accepted (TLSv1.2 as in Mozilla\'s "intermediate" profile).' }),
-  // http/1.1 only until the HTTP/2 listener lands; ALPN offers with no protocol in common are refused, as NGINX does.
-  alpn: z.array(z.enum(['http/1.1'])).min(1).default(['http/1.1']).meta({ description: 'ALPN protocols offered, in order of preference.' }),
+  // ALPN offers with no protocol in common are refused, as NGINX does.
+  alpn: z
+    .array(z.enum(['h2', 'http/1.1']))
+    .min(1)
+    .default(['h2', 'http/1.1'])
+    .meta({ description: 'ALPN protocols offered, in order of preference: h2 goes to the HTTP/2 server (src/h2/), http/1.1 to the HTTP/1.1 one.' }),
   ciphers: z.string().min(1).optional().meta({ description: "OpenSSL cipher list for TLS 1.2 (default: Node's)." }),
   sni: z
     .array(
@@ -306,11 +312,44 @@ const listenerTlsSchema = z.strictObject({
   allowExpired: z.boolean().default(false).meta({ description: 'Start and reload with an expired certificate (default: refused; `check` only warns).' }),
 });
 
+/**
+ * HTTP/2 limits of a listener (src/h2/sessions.ts). Node's own defaults are
+ * looser (maxConcurrentStreams is effectively unlimited); these follow
+ * NGINX's http2_max_concurrent_streams and Envoy's defenses against the
+ * 2023 rapid-reset attack and control-frame floods.
+ */
+const http2Schema = z
+  .strictObject({
+    maxConcurrentStreams: z.number().int().min(1).max(10_000).default(100).meta({ description: 'Streams a client may have open on one connection (SETTINGS_MAX_CONCURRENT_STREAMS).' }),
+    initialWindowSize: size
+      .default(1024 * 1024)
+      .refine((value) => value >= 65_535 && value <= 2 ** 31 - 1, { message: 'must be between 64KiB - 1 and 2GiB - 1 (RFC 9113 6.9.2)' })
+      .meta({ description: 'Flow-control window of each stream (and 4x that for the connection): what a client may send ahead unread.' }),
+    maxResets: z
+      .number()
+      .int()
+      .min(1)
+      .default(100)
+      .meta({ description: 'Streams a client may reset before their answer ended, once they are more than half of its streams: then GOAWAY (rapid reset, CVE-2023-44487).' }),
+    maxControlFrames: z
+      .number()
+      .int()
+      .min(1)
+      .default(100)
+      .meta({ description: 'SETTINGS and PING frames a client may send in any 10 s: beyond, GOAWAY (control-frame flood).' }),
+  })
+  .default({ maxConcurrentStreams: 100, initialWindowSize: 1024 * 1024, maxResets: 100, maxControlFrames: 100 });
+
 export const ingressSchema = z.strictObject({
   listen: listenAddress.default('0.0.0.0:8080'),
   ...listenerLimits,
   ...listenerTrust,
   tls: listenerTlsSchema.optional(),
+  h2c: z
+    .boolean()
+    .default(false)
+    .meta({ description: 'Cleartext HTTP/2 with prior knowledge on a plain listener, beside HTTP/1.1 on the same port (told apart by the connection preface). A change needs a restart.' }),
+  http2: http2Schema.meta({ description: 'HTTP/2 limits (h2 by ALPN on TLS, h2c).' }),
   compress: compressSchema.optional().meta({ description: 'The compress of routes that set none.' }),
   routes: z.array(ingressRouteSchema).default([]),
 });
@@ -365,6 +404,13 @@ export const upstreamSchema = z.strictObject({
   balance: z.enum(['round-robin', 'least-request', 'random']).default('round-robin'),
   connections: z.number().int().min(1).default(128).meta({ description: 'Max connections per endpoint.' }),
   connectTimeout: duration.default(2_000),
+  protocol: z
+    .enum(['http1', 'h2', 'h2c', 'auto'])
+    .default('http1')
+    .meta({
+      description:
+        'HTTP version to the endpoints: http1; h2 (https:// endpoints, ALPN must choose h2); h2c (cleartext HTTP/2 with prior knowledge, http:// endpoints); auto (ALPN on https://, HTTP/1.1 on http://). gRPC needs h2 or h2c.',
+    }),
   idleTimeout: duration
     .default(4_000)
     .meta({ description: "Keep-alive idle; stays below the endpoint's own keep-alive timeout (Node's default: 5s)." }),
@@ -405,6 +451,12 @@ export const upstreamSchema = z.strictObject({
     })
     .optional(),
 }).superRefine((upstream, ctx) => {
+  const schemes = upstream.endpoints?.map((url) => url.slice(0, url.indexOf(':'))) ?? [upstream.discovery?.dns.scheme ?? 'http'];
+  if (upstream.protocol === 'h2' && schemes.some((scheme) => scheme !== 'https')) {
+    ctx.addIssue({ code: 'custom', path: ['protocol'], message: 'h2 is negotiated by TLS: every endpoint must be https:// (use h2c for cleartext HTTP/2)' });
+  } else if (upstream.protocol === 'h2c' && schemes.some((scheme) => scheme !== 'http')) {
+    ctx.addIssue({ code: 'custom', path: ['protocol'], message: 'h2c is cleartext HTTP/2: every endpoint must be http:// (use h2 for https://)' });
+  }
   if (upstream.endpoints === undefined && upstream.discovery === undefined) {
     // The same issue zod gives a missing required key (config/issues.ts words it, salvage.ts takes the block out).
     ctx.addIssue({ code: 'invalid_type', expected: 'array', input: undefined, path: ['endpoints'], message: 'required key is missing' });
@@ -505,6 +557,7 @@ export type AppConfig = z.output<typeof appSchema>;
 export type TracingConfig = z.output<typeof tracingSchema>;
 export type ListenerConfig = z.output<typeof ingressSchema> | z.output<typeof egressSchema>;
 export type ListenerTlsConfig = z.output<typeof listenerTlsSchema>;
+export type Http2Config = z.output<typeof http2Schema>;
 export type UpstreamTlsConfig = NonNullable<UpstreamConfig['tls']>;
 
 /** JSON Schema (draft 2020-12) of what may be written in the YAML file. */

@@ -4,7 +4,10 @@
  * rules) before `200 Connection Established`. Then the first bytes decide:
  *
  * - a TLS ClientHello (or bytes of some other protocol, or silence: a protocol
- *   where the server speaks first) is a blind tunnel (tunnel.ts);
+ *   where the server speaks first) is a blind tunnel (tunnel.ts); so is the
+ *   HTTP/2 connection preface (cleartext h2, what gRPC clients send through
+ *   `grpc_proxy` / `http_proxy`): its calls reach the destination as they
+ *   are, under the tunnel's route, one access line for the tunnel;
  * - anything that starts like an HTTP request line is HTTP/1.1, served by an
  *   internal HTTP server, and every request on it is routed like an
  *   absolute-form request to the CONNECT's host:port. Node's fetch with
@@ -33,6 +36,7 @@ import { absolutePath, parseAuthority } from './target.ts';
 import { openTunnel, type TunnelConnect, type TunnelTarget } from './tunnel.ts';
 import type { EgressUpgrades } from './websocket.ts';
 import { refusalOf, UpstreamHold } from '../upstream/held.ts';
+import { prefaceOf } from '../h2/preface.ts';
 import type { EndpointState } from '../upstream/registry.ts';
 
 /**
@@ -60,10 +64,14 @@ type FirstBytes = { readonly kind: 'http' | 'tunnel'; readonly chunk: Buffer | u
  */
 const MAX_LEADING_BLANK = 1024;
 
-/** What the bytes so far are; undefined while they are only empty lines (wait for more). */
+/** What the bytes so far are; undefined while they are only empty lines, or the start of the h2 preface (wait for more). */
 function classify(seen: Buffer): FirstBytes | undefined {
   const at = seen.findIndex((byte) => byte !== 0x0d && byte !== 0x0a);
   if (at === -1) return seen.length > MAX_LEADING_BLANK ? { kind: 'tunnel', chunk: seen } : undefined;
+  // `PRI * HTTP/2.0` starts like a request line, but no HTTP/1.1 server can read what follows it.
+  const h2 = at === 0 ? prefaceOf(seen) : 'other';
+  if (h2 === undefined) return undefined;
+  if (h2 === 'h2') return { kind: 'tunnel', chunk: seen };
   const first = seen[at];
   // 0x16 = TLS handshake record; 'A'..'Z' = the start of a method token. Node's HTTP parser skips the empty lines itself.
   const http = first !== 0x16 && first >= 0x41 && first <= 0x5a;

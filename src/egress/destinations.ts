@@ -179,9 +179,12 @@ function createState(key: DestinationKey, own: DestinationRules['own']): Upstrea
     keepAliveTimeoutThreshold: 1_000,
     headersTimeout: 0,
     bodyTimeout: 0,
+    // HTTP/1.1, as the app asked: undici 8 would otherwise offer h2 by ALPN to https:// destinations.
+    allowH2: false,
     connect: {
       timeout: config.connectTimeout,
       lookup,
+      allowH2: false,
     },
   });
   return new UpstreamState(hostPort(key.host, key.port), config, [new EndpointState(url, pool, `egress:${url}`, { lookup })], key.route);

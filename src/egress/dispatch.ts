@@ -96,6 +96,7 @@ export class EgressDispatcher {
       pathOf(typeof path === 'string' ? path : dest?.path ?? req.url ?? ''),
       snapshot.config.log.access,
     );
+    exchange.protocol = req.httpVersion; // the metrics' protocol label, whether or not the access line is written
     return { exchange, path };
   }
 

@@ -1,10 +1,12 @@
 /**
  * The ingress listener: the sidecar in front of the app. A request takes one
  * snapshot at entry, finds its route (first match), and is served by a static
- * route or proxied to the route's upstream. WebSocket upgrades are relayed
+ * route or proxied to the route's upstream, whether it came over HTTP/1.1 or
+ * as an HTTP/2 stream (src/h2/). WebSocket upgrades are relayed
  * (websocket.ts) on routes that allow them.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage } from 'node:http';
+import type { ClientRequest, ClientResponse, ObservedClientResponse } from '../net/client.ts';
 import type { Duplex } from 'node:stream';
 import type { CompiledRoute, ListenerSnapshot } from '../config/compile.ts';
 import type { ConfigStore } from '../config/store.ts';
@@ -18,7 +20,6 @@ import { normalizeTarget } from '../net/normalize-path.ts';
 import { headProblem } from '../net/request-head.ts';
 import { Listener } from '../net/listener.ts';
 import { clientErrorHandler } from '../net/raw-answer.ts';
-import type { ObservedResponse } from '../net/observed-response.ts';
 import type { SecureFront } from '../net/listener.ts';
 import { StaticHandlers } from './static-routes.ts';
 import { forwardWebSocket } from './websocket.ts';
@@ -43,7 +44,7 @@ export interface IngressDeps {
 }
 
 /** A bug, not a fault of the client or the upstream: logged, and answered 500 when the head is not sent yet. */
-function failed(res: ServerResponse, exchange: Exchange, err: unknown): void {
+function failed(res: ClientResponse, exchange: Exchange, err: unknown): void {
   log.error({ err, reqId: exchange.reqId }, 'ingress request failed unexpectedly');
   refuse(res, exchange, new ProxyError('internal_error'));
 }
@@ -60,11 +61,13 @@ export class IngressServer {
       upgrade: (req, socket, head) => this.#onUpgrade(req, socket, head),
       clientError: clientErrorHandler('ingress', () => deps.store.current().config.log.access),
       headRecord: { listener: 'ingress', accessLog: () => deps.store.current().config.log.access },
+      // HTTP/2 streams (src/h2/) are requests like any other from here on.
+      h2: (req, res) => this.#onRequest(req, res),
     }, deps.tls);
     deps.store.onSwap((next) => this.#statics.retain(next));
   }
 
-  #onRequest(req: IncomingMessage, res: ObservedResponse): void {
+  #onRequest(req: ClientRequest, res: ObservedClientResponse): void {
     const snapshot = this.#deps.store.current();
     const ingress = snapshot.ingress;
     const raw = req.url ?? '/';
@@ -75,6 +78,7 @@ export class IngressServer {
     const path = pathOf(typeof target === 'string' ? target : raw);
     const exchange = new Exchange('ingress', requestIdOf(req.headers), req.method ?? 'GET', hostInfo?.host ?? '', path, snapshot.config.log.access);
     res.observer = exchange;
+    exchange.protocol = req.httpVersion; // the metrics' protocol label, whether or not the access line is written
     if (snapshot.tracing) exchange.trace = traceContextOf(req.headers.traceparent, snapshot.tracing);
 
     if (!ingress || !hostInfo) return refuse(res, exchange, new ProxyError(ingress ? 'bad_request' : 'no_route'));
@@ -91,7 +95,7 @@ export class IngressServer {
    * on to the next match. Not async: a hot static file is answered before
    * this returns, without a promise.
    */
-  #route(req: IncomingMessage, res: ServerResponse, ingress: ListenerSnapshot, input: RouteInput, exchange: Exchange, from: number): void {
+  #route(req: ClientRequest, res: ClientResponse, ingress: ListenerSnapshot, input: RouteInput, exchange: Exchange, from: number): void {
     let pending: 'served' | Promise<'served' | 'miss'>;
     let index: number;
     try {
@@ -120,7 +124,7 @@ export class IngressServer {
     );
   }
 
-  async #proxy(req: IncomingMessage, res: ServerResponse, route: CompiledRoute, exchange: Exchange, admission: Admission | undefined): Promise<'served'> {
+  async #proxy(req: ClientRequest, res: ClientResponse, route: CompiledRoute, exchange: Exchange, admission: Admission | undefined): Promise<'served'> {
     const upstream = route.upstream === undefined ? undefined : this.#deps.registry.get(route.upstream);
     if (!upstream) {
       // Only possible when a reload removed the upstream while this request was queued.

@@ -15,7 +15,7 @@
  * like every answer of a compressible type it says `Vary: Accept-Encoding`.
  */
 import type { BigIntStats } from 'node:fs';
-import type { IncomingMessage } from 'node:http';
+import type { ClientRequest } from '../net/client.ts';
 import type { Coding } from '../policy/accept-encoding.ts';
 import type { Compression, Encoder } from '../policy/compression.ts';
 import { compressionBytesTotal, compressionTotal } from '../observe/metrics.ts';
@@ -46,7 +46,7 @@ export class StaticEncoding {
   }
 
   /** The coding to compress this answer with, or undefined to send the file as it is. */
-  choose(req: IncomingMessage, type: string, size: number): Coding | undefined {
+  choose(req: ClientRequest, type: string, size: number): Coding | undefined {
     if (req.method !== 'GET' || req.headers.range !== undefined) return undefined;
     if (size === 0 || size < this.#compression.minLength || !this.#compression.compressible(type)) return undefined;
     return this.#compression.choose(req.headers['accept-encoding']);

@@ -16,7 +16,8 @@
  *   to the full path (and memory stays bounded by the cache).
  */
 import type { BigIntStats } from 'node:fs';
-import type { IncomingMessage, OutgoingHttpHeaders } from 'node:http';
+import type { OutgoingHttpHeaders } from 'node:http';
+import type { ClientRequest } from '../net/client.ts';
 import { isConditional } from './static-negotiate.ts';
 
 /** Bound on remembered request targets; past it the memo starts over (query-string cache busters must not grow memory). */
@@ -44,7 +45,7 @@ export class HotAnswers {
   }
 
   /** The answer to give this request, when it is a plain GET of a target answered lately. */
-  find(req: IncomingMessage): HotAnswer | undefined {
+  find(req: ClientRequest): HotAnswer | undefined {
     if (req.method !== 'GET' || req.url === undefined) return undefined;
     const answer = this.#answers.get(req.url);
     if (answer === undefined) return undefined;

@@ -5,7 +5,7 @@
  * shorter than announced (it shrank meanwhile) cuts the answer, so the client
  * sees a broken body rather than a short one.
  */
-import type { ServerResponse } from 'node:http';
+import type { ClientResponse } from '../net/client.ts';
 import type { FileHandle } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import type { Encoder } from '../policy/compression.ts';
@@ -20,7 +20,7 @@ export interface Streamed {
 }
 
 /** Sends bytes `start`..`end` (inclusive) of the file, `length` of them, and ends the response. */
-export async function streamFile(res: ServerResponse, handle: FileHandle, start: number, end: number, length: number, encoder?: Encoder): Promise<Streamed> {
+export async function streamFile(res: ClientResponse, handle: FileHandle, start: number, end: number, length: number, encoder?: Encoder): Promise<Streamed> {
   const stream = handle.createReadStream({ start, end, highWaterMark: STREAM_CHUNK });
   let encoded = 0;
   try {

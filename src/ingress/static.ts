@@ -14,7 +14,8 @@
  * `x-sidecar-error`. 404/412/416 are file-server answers, not sidecar faults:
  * they have a small JSON body but no `x-sidecar-error`.
  */
-import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type { OutgoingHttpHeaders } from 'node:http';
+import type { ClientRequest, ClientResponse } from '../net/client.ts';
 import { constants } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -70,7 +71,7 @@ export interface StaticHandler {
    * no file exists) without touching res. 'served' at once, without a
    * promise, when a hot answer (static-hot.ts) served it.
    */
-  handle(req: IncomingMessage, res: ServerResponse, sent?: BodyCounter): 'served' | Promise<'served' | 'miss'>;
+  handle(req: ClientRequest, res: ClientResponse, sent?: BodyCounter): 'served' | Promise<'served' | 'miss'>;
   /** Drops the memory cache (there are no watchers to stop). */
   close(): void;
   /** Hot-file cache counters, for tests and the admin port. */
@@ -118,7 +119,7 @@ class StaticFiles implements StaticHandler {
     this.#hot = new HotAnswers(route.config.precompressed || this.#encoding !== undefined);
   }
 
-  handle(req: IncomingMessage, res: ServerResponse, sent: BodyCounter = { bytesOut: 0 }): 'served' | Promise<'served' | 'miss'> {
+  handle(req: ClientRequest, res: ClientResponse, sent: BodyCounter = { bytesOut: 0 }): 'served' | Promise<'served' | 'miss'> {
     try {
       if (this.#serveHot(req, res, sent)) return 'served';
     } catch (err) {
@@ -138,7 +139,7 @@ class StaticFiles implements StaticHandler {
   }
 
   /** A hot answer (static-hot.ts) with its body from the cache; false when the request needs the full path. */
-  #serveHot(req: IncomingMessage, res: ServerResponse, sent: BodyCounter): boolean {
+  #serveHot(req: ClientRequest, res: ClientResponse, sent: BodyCounter): boolean {
     const answer = this.#hot.find(req);
     if (!answer) return false;
     const body = this.#cache.hit(answer.real, answer.stat);
@@ -150,7 +151,7 @@ class StaticFiles implements StaticHandler {
     return true;
   }
 
-  async #handleFully(req: IncomingMessage, res: ServerResponse, sent: BodyCounter): Promise<'served' | 'miss'> {
+  async #handleFully(req: ClientRequest, res: ClientResponse, sent: BodyCounter): Promise<'served' | 'miss'> {
     try {
       return await this.#handle(req, res, sent);
     } catch (err) {
@@ -158,7 +159,7 @@ class StaticFiles implements StaticHandler {
     }
   }
 
-  #failed(req: IncomingMessage, res: ServerResponse, sent: BodyCounter, err: unknown): 'served' {
+  #failed(req: ClientRequest, res: ClientResponse, sent: BodyCounter, err: unknown): 'served' {
     if (res.headersSent) {
       res.destroy();
       return 'served';
@@ -169,7 +170,7 @@ class StaticFiles implements StaticHandler {
     return 'served';
   }
 
-  async #handle(req: IncomingMessage, res: ServerResponse, sent: BodyCounter): Promise<'served' | 'miss'> {
+  async #handle(req: ClientRequest, res: ClientResponse, sent: BodyCounter): Promise<'served' | 'miss'> {
     const config = this.#config;
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       // With fallthrough the app behind may well accept a POST on this path.
@@ -212,7 +213,7 @@ class StaticFiles implements StaticHandler {
   }
 
   /** The precompressed sibling (`name.br`, `name.gz`) the client prefers, when it exists inside the root. */
-  async #variant(req: IncomingMessage, name: string, identity: Resolved, lookups: LookupWindow): Promise<{ file: Resolved; encoding?: Encoding }> {
+  async #variant(req: ClientRequest, name: string, identity: Resolved, lookups: LookupWindow): Promise<{ file: Resolved; encoding?: Encoding }> {
     if (!this.#config.precompressed) return { file: identity };
     for (const encoding of acceptedEncodings(req.headers['accept-encoding'])) {
       const file = await this.#paths.resolve(name + ENCODING_SUFFIX[encoding], lookups);
@@ -222,8 +223,8 @@ class StaticFiles implements StaticHandler {
   }
 
   async #send(
-    req: IncomingMessage,
-    res: ServerResponse,
+    req: ClientRequest,
+    res: ClientResponse,
     sent: BodyCounter,
     file: Resolved,
     encoding: Encoding | undefined,
@@ -355,13 +356,13 @@ class StaticFiles implements StaticHandler {
     }
   }
 
-  #notFound(req: IncomingMessage, res: ServerResponse, sent: BodyCounter): 'served' | 'miss' {
+  #notFound(req: ClientRequest, res: ClientResponse, sent: BodyCounter): 'served' | 'miss' {
     if (this.#config.fallthrough) return 'miss';
     this.#plain(req, res, sent, 404, 'not_found', 'no such file');
     return 'served';
   }
 
-  #redirect(res: ServerResponse, sent: BodyCounter, location: string): 'served' {
+  #redirect(res: ClientResponse, sent: BodyCounter, location: string): 'served' {
     this.#count(301);
     res.writeHead(301, { location, 'content-length': 0, 'cache-control': this.#cacheControl, ...idHeader(sent) });
     res.end();
@@ -369,7 +370,7 @@ class StaticFiles implements StaticHandler {
   }
 
   /** A file-server answer with a small JSON body (not a sidecar fault: no x-sidecar-error). */
-  #plain(req: IncomingMessage, res: ServerResponse, sent: BodyCounter, status: number, error: string, message: string, extra?: OutgoingHttpHeaders): void {
+  #plain(req: ClientRequest, res: ClientResponse, sent: BodyCounter, status: number, error: string, message: string, extra?: OutgoingHttpHeaders): void {
     this.#count(status);
     const body = JSON.stringify({ error, message });
     const length = Buffer.byteLength(body);

@@ -8,7 +8,10 @@
  * A TLS listener binds a plain TCP server in front instead: each connection
  * passes its front door (src/tls/front-door.ts) and is then handed to the
  * same node:http server, so limits, upgrades, parser errors and the drain
- * work the same on both.
+ * work the same on both; a connection whose ALPN chose h2 goes to the
+ * listener's HTTP/2 server (src/h2/sessions.ts). A plain listener with
+ * `h2c: true` has a TCP server in front too, which tells an h2c preface from
+ * HTTP/1.1 by the first bytes (src/h2/preface.ts).
  */
 import { createServer, type IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -20,6 +23,8 @@ import { admitHead, upgradeWanted, type HeadRecord } from './request-head.ts';
 import { ObservedResponse, tellObserver, type ObservedServer, type ServerLifecycle } from './observed-response.ts';
 import { activeConnections } from '../observe/metrics.ts';
 import { log } from '../observe/log.ts';
+import { H2Sessions, type H2Handler } from '../h2/sessions.ts';
+import { sortByPreface } from '../h2/preface.ts';
 
 /** How often Node checks headersTimeout/requestTimeout; short so the slowloris guard really bites. */
 const CONNECTIONS_CHECK_MS = 250;
@@ -33,6 +38,8 @@ export interface ListenerHandlers {
   clientError?(err: Error & { code?: string }, socket: Duplex): void;
   /** Where a head the listener refuses (request-head.ts) is logged and counted; not recorded when absent (admin). */
   headRecord?: HeadRecord;
+  /** HTTP/2 requests (h2 by ALPN on TLS, h2c with `h2c: true`); a listener without it speaks HTTP/1.x only. */
+  h2?: H2Handler;
 }
 
 /**
@@ -95,7 +102,10 @@ export class Listener {
       },
     );
     lifecycles.set(server, lifecycle);
+    const h2c = (this.#limits as { h2c?: boolean } | undefined)?.h2c === true;
+    if (handlers.h2 && (this.#secure || h2c)) lifecycle.h2 = new H2Sessions(this.name as ListenerName, this.#limits, handlers.h2, handlers.headRecord);
     if (this.#secure) lifecycle.front = this.#frontOf(server, lifecycle);
+    else if (lifecycle.h2) lifecycle.front = this.#plainFrontOf(server, lifecycle);
     if (this.#limits) boundOf(server).maxConnections = this.#limits.maxConnections;
     if (handlers.upgrade) server.on('upgrade', handlers.upgrade);
     if (handlers.connect) server.on('connect', handlers.connect);
@@ -114,15 +124,27 @@ export class Listener {
 
   /** The TCP server bound in front of `server` for a TLS listener: every connection goes through the front door first. */
   #frontOf(server: ObservedServer, lifecycle: ServerLifecycleState): TcpServer {
-    const door = this.#secure!.frontDoor((socket) => {
-      // Only http/1.1 is offered by ALPN for now; h2 goes to an http2 server here once HTTP/2 lands.
-      server.emit('connection', socket);
+    const door = this.#secure!.frontDoor((socket, protocol) => {
+      if (protocol === 'h2' && lifecycle.h2) lifecycle.h2.accept(socket);
+      else server.emit('connection', socket);
     });
     return createTcpServer({ noDelay: true }, (raw) => {
       // Tracked from the start: a connection still in its handshake is cut at the shutdown deadline too.
       lifecycle.sockets.add(raw);
       raw.once('close', () => lifecycle.sockets.delete(raw));
       door.accept(raw);
+    });
+  }
+
+  /** The TCP server in front of a plain listener with h2c: an h2 preface goes to HTTP/2, anything else to HTTP/1.1. */
+  #plainFrontOf(server: ObservedServer, lifecycle: ServerLifecycleState): TcpServer {
+    return createTcpServer({ noDelay: true }, (raw) => {
+      lifecycle.sockets.add(raw);
+      raw.once('close', () => lifecycle.sockets.delete(raw));
+      sortByPreface(raw, this.#limits?.headersTimeout ?? 10_000, (socket, protocol) => {
+        if (protocol === 'h2') lifecycle.h2!.accept(socket);
+        else server.emit('connection', socket);
+      });
     });
   }
 
@@ -154,6 +176,7 @@ export class Listener {
     this.#limits = limits;
     Object.assign(this.#server, serverLimits(limits));
     boundOf(this.#server).maxConnections = limits.maxConnections;
+    lifecycles.get(this.#server)?.h2?.setLimits(limits);
   }
 
   /**
@@ -263,8 +286,10 @@ interface ServerLifecycleState extends ServerLifecycle {
   stopped: Promise<void> | undefined;
   /** Every socket the server accepted and that is still open, whatever protocol it went on to speak. */
   readonly sockets: Set<Socket>;
-  /** The TCP server that accepts for it (TLS listeners). */
+  /** The TCP server that accepts for it (TLS listeners, h2c). */
   front: TcpServer | undefined;
+  /** Its HTTP/2 connections. */
+  h2?: H2Sessions;
 }
 /** Every server made by Listener.#createServer has one. */
 const lifecycles = new WeakMap<ObservedServer, ServerLifecycleState>();
@@ -280,6 +305,7 @@ function stopAccepting(server: ObservedServer): Promise<void> {
   // Responses not yet started end their connection (`connection: close`): a keep-alive
   // client is told to go elsewhere instead of finding its connection cut.
   lifecycle.stopping = true;
+  lifecycle.h2?.drain();
   const idleSweep = setInterval(() => server.closeIdleConnections(), 100);
   const closed = new Promise<void>((resolve) => server.close(() => resolve()));
   // A front's close ends once its last connection is gone (the HTTP server behind it counts none of them).

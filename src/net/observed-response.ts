@@ -14,10 +14,11 @@
  * to one core).
  */
 import { ServerResponse, type IncomingMessage, type OutgoingHttpHeader, type OutgoingHttpHeaders, type Server } from 'node:http';
+import type { ClientResponse } from './client.ts';
 
 /** Told once when a response closes: its end was written and flushed, or the connection went first. */
 export interface ResponseObserver {
-  responseClosed(res: ServerResponse): void;
+  responseClosed(res: ClientResponse): void;
 }
 
 /** Whether the server a response belongs to has begun a graceful stop. */

@@ -114,6 +114,7 @@ export function admitHead(req: IncomingMessage, res: ObservedResponse | ServerRe
   // The response's close finishes the record (observed-response.ts), with the client's address and the status.
   const exchange = new Exchange(record.listener, requestIdOf(req.headers), req.method ?? '', '', pathOf(req.url ?? ''), record.accessLog());
   res.observer = exchange;
+  exchange.protocol = req.httpVersion;
   refuse(res, exchange, problem);
   return false;
 }

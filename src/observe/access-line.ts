@@ -33,8 +33,12 @@ export interface AccessRecord {
   /** The TCP peer's port; 0 when unknown. */
   readonly clientPort: number;
   readonly userAgent: string | undefined;
-  /** HTTP version of the client's request ("1.1", "1.0"); empty when the request was never parsed. */
+  /** HTTP version of the client's request ("1.1", "1.0", "2"); empty when the request was never parsed. */
   readonly protocol: string;
+  /** HTTP version spoken to the upstream on the last try ("1.1", "2"); empty when nothing went upstream. */
+  readonly upstreamProtocol?: string;
+  /** grpc-status of a gRPC answer; undefined for anything else. */
+  readonly grpcStatus?: number | undefined;
   /** TLS version of the client's connection ("TLSv1.3"); undefined on plain HTTP. */
   readonly tls?: string;
   /** Subject of the client's verified certificate; undefined without one. */
@@ -150,6 +154,8 @@ export function accessLine(record: AccessRecord): string {
     `,"upstream":${upstreamField.json(record.upstream)},"endpoint":${endpointField.json(record.endpoint)},"attempts":${record.attempts}`;
   if (record.clientAddress !== undefined) line += `,"clientAddress":${clientField.json(record.clientAddress)},"clientPort":${record.clientPort}`;
   if (record.userAgent !== undefined) line += `,"userAgent":${userAgentField.json(record.userAgent)}`;
+  if (record.upstreamProtocol) line += `,"upstreamProtocol":"${record.upstreamProtocol}"`;
+  if (record.grpcStatus !== undefined) line += `,"grpcStatus":${record.grpcStatus}`;
   if (record.tls !== undefined) line += `,"tls":${tlsField.json(record.tls)}`;
   if (record.clientCert !== undefined) line += `,"clientCert":${clientCertField.json(record.clientCert)}`;
   const trace = record.trace;

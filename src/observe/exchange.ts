@@ -3,17 +3,17 @@
  * its end as one access-log line and the request metrics (SPEC.md "Access
  * log"). Plain fields, no closures: this object is made for every request.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { ErrorCode, ProxyError } from '../proxy/errors.ts';
 import type { ListenerName } from '../config/compile.ts';
 import type { ResponseObserver } from '../net/observed-response.ts';
+import type { ClientRequest, ClientResponse } from '../net/client.ts';
 import { logAccess } from './log.ts';
 import { tlsInfoOf } from '../tls/connection.ts';
 import { recordError } from '../status/recent-errors.ts';
 import type { TraceContext } from '../tracing/context.ts';
 import { spanExporter } from '../tracing/exporter.ts';
-import { badRequestsTotal, requestDuration, requestsInFlight, requestsTotal } from './metrics.ts';
+import { badRequestsTotal, grpcResponsesTotal, requestDuration, requestsInFlight, requestsTotal } from './metrics.ts';
 
 /**
  * The codes of requests refused as malformed, too large or too slow, whichever
@@ -43,28 +43,52 @@ const seriesCache = new Map<string, Series>();
 const SERIES_CACHE_MAX = 10_000;
 
 /** The labels of the last seriesOf call and its answer: under steady traffic most requests repeat them. */
-let last: { readonly listener: string; readonly route: string; readonly upstream: string; readonly method: string; readonly status: number; readonly series: Series } | undefined;
+let last:
+  | { readonly listener: string; readonly route: string; readonly upstream: string; readonly method: string; readonly status: number; readonly protocol: string; readonly series: Series }
+  | undefined;
 
-function seriesOf(listener: ListenerName, route: string, upstream: string, method: string, status: number): Series {
+function seriesOf(listener: ListenerName, route: string, upstream: string, method: string, status: number, protocol: string): Series {
   const previous = last;
-  if (previous && previous.status === status && previous.route === route && previous.method === method && previous.upstream === upstream && previous.listener === listener) {
+  if (
+    previous &&
+    previous.status === status &&
+    previous.route === route &&
+    previous.method === method &&
+    previous.upstream === upstream &&
+    previous.listener === listener &&
+    previous.protocol === protocol
+  ) {
     return previous.series;
   }
-  const series = cachedSeries(listener, route, upstream, method, status);
-  last = { listener, route, upstream, method, status, series };
+  const series = cachedSeries(listener, route, upstream, method, status, protocol);
+  last = { listener, route, upstream, method, status, protocol, series };
   return series;
 }
 
-function cachedSeries(listener: ListenerName, route: string, upstream: string, method: string, status: number): Series {
-  const key = `${listener}\u0000${route}\u0000${upstream}\u0000${method}\u0000${status}`;
+function cachedSeries(listener: ListenerName, route: string, upstream: string, method: string, status: number, protocol: string): Series {
+  const key = `${listener}\u0000${route}\u0000${upstream}\u0000${method}\u0000${status}\u0000${protocol}`;
   let series = seriesCache.get(key);
   if (!series) {
     if (seriesCache.size >= SERIES_CACHE_MAX) seriesCache.clear();
     series = {
-      requests: requestsTotal.series({ listener, route, upstream, method, code: String(status) }),
+      requests: requestsTotal.series({ listener, route, upstream, method, code: String(status), protocol }),
       duration: requestDuration.series({ listener, route, upstream }),
     };
     seriesCache.set(key, series);
+  }
+  return series;
+}
+
+/** The gRPC answers' series, cached like seriesCache (few: gRPC statuses are 17). */
+const grpcCache = new Map<string, { inc(): void }>();
+
+function grpcSeries(listener: ListenerName, route: string, upstream: string, status: number): { inc(): void } {
+  const key = `${listener}\u0000${route}\u0000${upstream}\u0000${status}`;
+  let series = grpcCache.get(key);
+  if (!series) {
+    if (grpcCache.size >= SERIES_CACHE_MAX) grpcCache.clear();
+    series = grpcResponsesTotal.series({ listener, route, upstream, grpc_status: String(status) });
+    grpcCache.set(key, series);
   }
   return series;
 }
@@ -108,8 +132,12 @@ export class Exchange implements ResponseObserver {
   clientAddress: string | undefined = undefined;
   clientPort = 0;
   userAgent: string | undefined = undefined;
-  /** HTTP version of the client's request; empty when the request was never parsed (a parser error). */
+  /** HTTP version of the client's request ("1.1", "2"); empty when the request was never parsed (a parser error). */
   protocol = '';
+  /** HTTP version spoken to the upstream on the last try ("1.1", "2"); empty when no try was made. */
+  upstreamProtocol = '';
+  /** grpc-status of a gRPC answer: the upstream's (trailers-only head or trailers) or the sidecar's own. */
+  grpcStatus: number | undefined = undefined;
   /** The TLS version of the client's connection ("TLSv1.3"); undefined on plain HTTP. */
   tls: string | undefined = undefined;
   /** The subject of the client's verified certificate (`clientAuth`); undefined without one. */
@@ -146,7 +174,7 @@ export class Exchange implements ResponseObserver {
    * traceparent sent upstream is only known then), so the request itself is
    * never kept: the access log's batch holds Exchanges.
    */
-  noteClient(req: IncomingMessage): void {
+  noteClient(req: ClientRequest): void {
     this.notePeer(req.socket);
     const headers = req.headers;
     this.userAgent = headers['user-agent'];
@@ -183,7 +211,7 @@ export class Exchange implements ResponseObserver {
    * function calls this as the response's observer): records how it ended,
    * stops a running flight when the client left first, and finishes.
    */
-  responseClosed(res: ServerResponse): void {
+  responseClosed(res: ClientResponse): void {
     const answeredRaw = this.#answeredRaw && !res.headersSent;
     if (!answeredRaw) this.status = res.headersSent ? res.statusCode : 499; // 499: the client left first (NGINX's code)
     if (!res.writableFinished) {
@@ -202,9 +230,10 @@ export class Exchange implements ResponseObserver {
     const ms = performance.now() - this.start;
     this.durationMs = Math.round(ms * 100) / 100;
     requestsInFlight[this.listener]--;
-    const series = seriesOf(this.listener, this.route, this.upstreamLabel, this.method, this.status);
+    const series = seriesOf(this.listener, this.route, this.upstreamLabel, this.method, this.status, this.protocol);
     series.requests.inc();
     series.duration.observe(ms / 1000);
+    if (this.grpcStatus !== undefined) grpcSeries(this.listener, this.route, this.upstreamLabel, this.grpcStatus).inc();
     if (this.error !== undefined) {
       if (BAD_REQUEST_CODES.has(this.error)) badRequestsTotal.inc({ listener: this.listener, code: this.error });
       recordError(this); // the status page's recent errors

@@ -148,8 +148,8 @@ interface HistogramValue {
 
 export const requestsTotal = new HotCounter({
   name: 'sidecar_requests_total',
-  help: 'Requests answered, by listener, route, upstream, method and status code.',
-  labelNames: ['listener', 'route', 'upstream', 'method', 'code'] as const,
+  help: 'Requests answered, by listener, route, upstream, method, status code and the client\'s HTTP version (protocol: 1.0, 1.1, 2; "" when the request was never parsed).',
+  labelNames: ['listener', 'route', 'upstream', 'method', 'code', 'protocol'] as const,
   registers: [registry],
 });
 
@@ -384,5 +384,21 @@ export const tracingDropped = {
 export const tracingExported = new Counter({
   name: 'sidecar_tracing_spans_exported_total',
   help: 'Spans the collector accepted.',
+  registers: [registry],
+});
+
+/** HTTP/2 connections the sidecar ended with GOAWAY because the client abused them (src/h2/guard.ts). */
+export const h2GoawaysTotal = new Counter({
+  name: 'sidecar_h2_goaways_total',
+  help: 'HTTP/2 client connections ended with GOAWAY for abuse, by listener and reason (rapid_reset, settings_flood, ping_flood, preface_timeout; protocol_error: ended by nghttp2, whose own rapid-reset limit included).',
+  labelNames: ['listener', 'reason'] as const,
+  registers: [registry],
+});
+
+/** gRPC answers by their grpc-status (the HTTP status of a gRPC answer is 200 whatever happened). */
+export const grpcResponsesTotal = new HotCounter({
+  name: 'sidecar_grpc_responses_total',
+  help: 'gRPC calls answered, by listener, route, upstream and grpc-status (the upstream\'s, or the sidecar\'s own answer\'s).',
+  labelNames: ['listener', 'route', 'upstream', 'grpc_status'] as const,
   registers: [registry],
 });

@@ -4,7 +4,7 @@
  * route's `rateLimit` and `compress` (or its listener's `compress`). The
  * listeners call `admit` once per request, right after routing.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ClientRequest, ClientResponse } from '../net/client.ts';
 import type { BlockList } from 'node:net';
 import type { ListenerName } from '../config/compile.ts';
 import type { CompressConfig, RateLimitConfig } from '../config/schema.ts';
@@ -32,7 +32,7 @@ export class PolicyChain {
   }
 
   /** Runs every policy on the request head; undefined when none had anything to say. */
-  admit(req: IncomingMessage, state: PolicyState): Admission | undefined {
+  admit(req: ClientRequest, state: PolicyState): Admission | undefined {
     const policies = this.policies;
     if (policies.length === 0) return undefined;
     const request = { req, state, now: performance.now() };
@@ -57,7 +57,7 @@ export class PolicyChain {
  * the error's status (429), or for gRPC the error's grpc-status in a
  * trailers-only answer.
  */
-export function answerRefusal(res: ServerResponse, request: AnsweredRequest, refusal: ProxyError, headers: Record<string, string> | undefined): void {
+export function answerRefusal(res: ClientResponse, request: AnsweredRequest, refusal: ProxyError, headers: Record<string, string> | undefined): void {
   if (isGrpc(res.req.headers)) refuseGrpc(res, request, refusal, headers);
   else refuse(res, request, refusal, headers);
 }

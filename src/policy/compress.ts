@@ -19,7 +19,7 @@
  * same). A weak ETag is left alone: weak comparison already allows
  * different encodings of one resource. The ETag is never dropped.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ClientRequest, ClientResponse } from '../net/client.ts';
 import { compressionBytesTotal, compressionTotal, type HotSeries } from '../observe/metrics.ts';
 import { isGrpc } from '../proxy/errors.ts';
 import { CODINGS, type Coding } from './accept-encoding.ts';
@@ -96,7 +96,7 @@ class CompressFilter implements ResponseFilter {
     this.#restored = restored;
   }
 
-  head(status: number, headers: ResponseHeaders, res: ServerResponse, sent: SentBytes): BodyFilter | undefined {
+  head(status: number, headers: ResponseHeaders, res: ClientResponse, sent: SentBytes): BodyFilter | undefined {
     const compression = this.#policy.compression;
     if (status === 304) {
       addVary(headers);
@@ -156,7 +156,7 @@ function suffixEtag(headers: ResponseHeaders, coding: Coding): void {
  * the raw headers (the upstream request is built from the raw ones), and
  * returns the coding they named (the first, when several did).
  */
-function mapIfNoneMatch(req: IncomingMessage): Coding | undefined {
+function mapIfNoneMatch(req: ClientRequest): Coding | undefined {
   let restored: Coding | undefined;
   const unsuffix = (value: string): string =>
     value.replace(ENTITY_TAG, (tag, weak: string | undefined) => {

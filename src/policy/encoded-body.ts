@@ -25,7 +25,7 @@
  * together are flushed together, so a fast body pays about one flush per
  * socket read (a few bytes each).
  */
-import type { ServerResponse } from 'node:http';
+import type { ClientResponse } from '../net/client.ts';
 import type { HotSeries } from '../observe/metrics.ts';
 import type { Coding } from './accept-encoding.ts';
 import { flushKind, type Compression, type Encoder } from './compression.ts';
@@ -41,7 +41,7 @@ export interface CodingBytes {
 }
 
 export class EncodedBody implements BodyFilter {
-  readonly #res: ServerResponse;
+  readonly #res: ClientResponse;
   readonly #compression: Compression;
   readonly #coding: Coding;
   readonly #sent: SentBytes;
@@ -53,7 +53,7 @@ export class EncodedBody implements BodyFilter {
   #flushQueued = false;
   #ended = false;
 
-  constructor(res: ServerResponse, compression: Compression, coding: Coding, sent: SentBytes, bytes: CodingBytes) {
+  constructor(res: ClientResponse, compression: Compression, coding: Coding, sent: SentBytes, bytes: CodingBytes) {
     this.#res = res;
     this.#compression = compression;
     this.#coding = coding;

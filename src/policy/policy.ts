@@ -11,13 +11,13 @@
  * head to the admitted `response` filter. A route without policies has no
  * chain at all, so it pays one property read.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ClientRequest, ClientResponse } from '../net/client.ts';
 import type { ProxyError } from '../proxy/errors.ts';
 import type { PolicyState } from './state.ts';
 
 /** What a policy decides on: the request head (and the socket it came on), and the state kept across reloads. */
 export interface PolicyRequest {
-  readonly req: IncomingMessage;
+  readonly req: ClientRequest;
   readonly state: PolicyState;
   /** performance.now() of the decision, the same for every policy of the chain. */
   readonly now: number;
@@ -57,7 +57,7 @@ export interface ResponseFilter {
    * May rewrite `headers` in place; returns the filter the body must go
    * through, or undefined to let the body pass as it is.
    */
-  head(status: number, headers: ResponseHeaders, res: ServerResponse, sent: SentBytes): BodyFilter | undefined;
+  head(status: number, headers: ResponseHeaders, res: ClientResponse, sent: SentBytes): BodyFilter | undefined;
 }
 
 /**

@@ -13,7 +13,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { BlockList } from 'node:net';
-import type { IncomingMessage } from 'node:http';
+import type { ClientRequest } from '../net/client.ts';
 import type { ListenerName } from '../config/compile.ts';
 import { rateLimitDecisionsTotal, type HotSeries } from '../observe/metrics.ts';
 import { ProxyError } from '../proxy/errors.ts';
@@ -48,7 +48,7 @@ export interface RateLimitPlace {
 /** Header values longer than this are keyed by their hash, so a key costs a bounded amount of memory. */
 const MAX_KEY_LENGTH = 64;
 
-type KeyOf = (req: IncomingMessage) => string;
+type KeyOf = (req: ClientRequest) => string;
 
 function keyFunction(key: string, place: RateLimitPlace): KeyOf {
   if (key === 'route') return () => '';

@@ -10,7 +10,7 @@
  * (`body_too_large`). Between tries the client is not read from, so the
  * limit is only reached by bytes a try actually consumed.
  */
-import type { IncomingMessage } from 'node:http';
+import type { ClientRequest } from '../net/client.ts';
 import { PassThrough, Transform, type Readable, type TransformCallback } from 'node:stream';
 import type { Socket } from 'node:net';
 import type { Exchange } from '../observe/exchange.ts';
@@ -67,7 +67,8 @@ export interface RequestBody {
 
 const NO_BODY: RequestBody = { forAttempt: () => null, replayable: true };
 
-function hasBody(req: IncomingMessage): boolean {
+function hasBody(req: ClientRequest): boolean {
+  if (req.hasBody !== undefined) return req.hasBody;
   const length = req.headers['content-length'];
   if (length !== undefined) return length !== '0';
   return req.headers['transfer-encoding'] !== undefined;
@@ -77,7 +78,7 @@ function hasBody(req: IncomingMessage): boolean {
  * The body of `req`, metered against `maxBody`; kept for retries up to
  * `keepLimit` bytes (0 = stream only, never replayable).
  */
-export function requestBody(req: IncomingMessage, exchange: Exchange, maxBody: number, keepLimit: number): RequestBody {
+export function requestBody(req: ClientRequest, exchange: Exchange, maxBody: number, keepLimit: number): RequestBody {
   if (!hasBody(req)) return NO_BODY;
   const meter = new BodyMeter(exchange, maxBody, keepLimit <= 0);
   req.pipe(meter);

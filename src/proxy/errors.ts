@@ -3,7 +3,8 @@
  * ProxyError with a stable code; the code -> status table below is the only
  * place that decides the status (SPEC.md, "Answers the sidecar gives itself").
  */
-import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
+import type { IncomingHttpHeaders } from 'node:http';
+import type { ClientResponse } from '../net/client.ts';
 
 export const ERROR_STATUS = {
   bad_request: 400,
@@ -26,6 +27,7 @@ export const ERROR_STATUS = {
   overloaded: 503,
   app_not_ready: 503,
   upstream_timeout: 504,
+  protocol_mismatch: 502,
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_STATUS;
@@ -51,6 +53,7 @@ const DEFAULT_MESSAGE: Record<ErrorCode, string> = {
   overloaded: 'too many requests in flight to this upstream',
   app_not_ready: 'the application is not ready yet',
   upstream_timeout: 'the upstream did not answer in time',
+  protocol_mismatch: 'gRPC needs HTTP/2 from the client to the upstream',
 };
 
 /** A failure with a stable code; `cause` keeps the underlying error for logs. */
@@ -125,7 +128,7 @@ export function errorAnswer(error: ProxyError, extraHeaders?: Record<string, str
  * Does nothing to the body when headers already left (the caller then destroys
  * the connection instead). Returns the body bytes written, for `bytesOut`.
  */
-export function sendError(res: ServerResponse, error: ProxyError, extraHeaders?: Record<string, string>): number {
+export function sendError(res: ClientResponse, error: ProxyError, extraHeaders?: Record<string, string>): number {
   if (res.headersSent) {
     res.destroy(error);
     return 0;
@@ -146,6 +149,8 @@ export function sendError(res: ServerResponse, error: ProxyError, extraHeaders?:
 export interface AnsweredRequest {
   readonly reqId: string;
   error: ErrorCode | undefined;
+  /** The grpc-status of a gRPC answer (the access line's `grpcStatus`). */
+  grpcStatus?: number | undefined;
   /** The answer's body bytes are counted here (the access line's `bytesOut`). */
   bytesOut: number;
 }
@@ -157,7 +162,9 @@ export interface AnsweredRequest {
  * writeHead() down its slow path (every header merged and validated one by
  * one), which cost about 3 us per proxied request under load.
  */
-export function refuse(res: ServerResponse, request: AnsweredRequest, error: ProxyError, extraHeaders?: Record<string, string>): void {
+export function refuse(res: ClientResponse, request: AnsweredRequest, error: ProxyError, extraHeaders?: Record<string, string>): void {
+  // A gRPC client reads grpc-status, not the HTTP status: it gets the gRPC form of every answer of ours.
+  if (isGrpc(res.req.headers)) return refuseGrpc(res, request, error, extraHeaders);
   request.error = error.code;
   request.bytesOut += sendError(res, error, { 'x-request-id': request.reqId, ...extraHeaders });
 }
@@ -175,10 +182,24 @@ export const GRPC_STATUS: Partial<Record<ErrorCode, number>> = {
   upstream_timeout: 4,
   request_timeout: 4,
   no_route: 12,
+  protocol_mismatch: 12,
   overloaded: 8,
   rate_limited: 8,
   destination_denied: 7,
 };
+
+/**
+ * A grpc-message value: percent-encoded as gRPC says (every byte outside
+ * printable ASCII, and `%`); spaces, slashes and colons stay as they are,
+ * which gRPC clients decode back to the same text.
+ */
+export function grpcMessage(text: string): string {
+  let out = '';
+  for (const byte of Buffer.from(text, 'utf8')) {
+    out += byte >= 0x20 && byte <= 0x7e && byte !== 0x25 ? String.fromCharCode(byte) : `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
+  }
+  return out;
+}
 
 /** `content-type: application/grpc`, `application/grpc+proto` and the like. */
 export function isGrpc(headers: IncomingHttpHeaders): boolean {
@@ -192,16 +213,18 @@ export function isGrpc(headers: IncomingHttpHeaders): boolean {
  * grpc-status, not the HTTP status. `x-sidecar-error` and `extraHeaders` as
  * on every answer.
  */
-export function refuseGrpc(res: ServerResponse, request: AnsweredRequest, error: ProxyError, extraHeaders?: Record<string, string>): void {
+export function refuseGrpc(res: ClientResponse, request: AnsweredRequest, error: ProxyError, extraHeaders?: Record<string, string>): void {
   request.error = error.code;
   if (res.headersSent) {
     res.destroy(error);
     return;
   }
+  const status = GRPC_STATUS[error.code] ?? 2;
+  request.grpcStatus = status;
   res.writeHead(200, {
     'content-type': 'application/grpc',
-    'grpc-status': String(GRPC_STATUS[error.code] ?? 2),
-    'grpc-message': encodeURIComponent(error.message),
+    'grpc-status': String(status),
+    'grpc-message': grpcMessage(error.message),
     'x-sidecar-error': error.code,
     'x-request-id': request.reqId,
     'content-length': 0,

@@ -19,7 +19,7 @@
  * timers are ref'd, so with ref'd timers the list of each duration was made
  * again, and filed in a priority queue, for nearly every request.
  */
-import type { ServerResponse } from 'node:http';
+import type { ClientResponse } from '../net/client.ts';
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { HeaderRules } from '../config/compile.ts';
@@ -31,6 +31,7 @@ import { releaseAfterWrite } from '../net/read-buffer.ts';
 import { asTextBody } from '../net/text-body.ts';
 import { onlyChunked } from '../net/request-head.ts';
 import type { BodyFilter, ResponseFilter } from '../policy/policy.ts';
+import { grpcStatusOf } from '../h2/grpc.ts';
 
 export interface AttemptRequest {
   readonly endpoint: EndpointState;
@@ -80,7 +81,7 @@ class AttemptAborted extends Error {
 
 /** Undici dispatch handler that writes one upstream response to the client. */
 class ResponseWriter implements Dispatcher.DispatchHandler {
-  readonly #res: ServerResponse;
+  readonly #res: ClientResponse;
   readonly #exchange: Exchange;
   readonly #request: AttemptRequest;
   readonly #judge: HeadJudge;
@@ -103,14 +104,22 @@ class ResponseWriter implements Dispatcher.DispatchHandler {
   #trailers = false;
   /** What the body goes through on its way to the client (a compressor), when the response filter asked for one. */
   #body: BodyFilter | undefined;
+  /**
+   * Body chunks may be freed once written (net/read-buffer.ts): only over
+   * HTTP/1.1, where one socket read belongs to one response. An HTTP/2
+   * connection's reads may hold other streams' bytes.
+   */
+  #release = true;
 
-  constructor(res: ServerResponse, exchange: Exchange, request: AttemptRequest, judge: HeadJudge, settle: (o: AttemptOutcome) => void) {
+  constructor(res: ClientResponse, exchange: Exchange, request: AttemptRequest, judge: HeadJudge, settle: (o: AttemptOutcome) => void) {
     this.#res = res;
     this.#exchange = exchange;
     this.#request = request;
     this.#judge = judge;
     this.#settle = settle;
     exchange.upstreamHeaderMs = -1; // the last try's, or none
+    exchange.grpcStatus = undefined;
+    exchange.upstreamProtocol = request.endpoint.protocol.version;
     if (request.headTimeout > 0) this.#timer = setTimeout(headTimedOut, request.headTimeout, this).unref();
   }
 
@@ -147,7 +156,13 @@ class ResponseWriter implements Dispatcher.DispatchHandler {
     if (this.#settled || statusCode < 200) return; // 1xx: Node answers 100-continue itself
     clearTimeout(this.#timer);
     this.#timer = undefined;
-    this.#exchange.upstreamHeaderMs = performance.now() - this.#startedAt;
+    const exchange = this.#exchange;
+    exchange.upstreamHeaderMs = performance.now() - this.#startedAt;
+    // With `protocol: auto` the connection has told by now what ALPN chose.
+    exchange.upstreamProtocol = this.#request.endpoint.protocol.version;
+    this.#release = exchange.upstreamProtocol !== '2';
+    // A grpc-status in the head is a trailers-only answer (gRPC): the judge may retry on it, the breaker counts it.
+    if (headers['grpc-status'] !== undefined) exchange.grpcStatus = grpcStatusOf(headers);
     const coding = headers['transfer-encoding'];
     if (coding !== undefined && !onlyChunked(coding)) {
       // undici undoes only the chunking: relayed, `gzip, chunked` would reach the client as an unmarked gzip body.
@@ -200,12 +215,12 @@ class ResponseWriter implements Dispatcher.DispatchHandler {
       // A small one as latin1 text (net/text-body.ts); a big one's memory is freed once written (net/read-buffer.ts).
       this.#remaining = 0;
       this.#ended = true;
-      this.#res.end(asTextBody(chunk), 'latin1', releaseAfterWrite(chunk));
+      this.#res.end(asTextBody(chunk), 'latin1', this.#release ? releaseAfterWrite(chunk) : undefined);
       return;
     }
     if (this.#remaining > 0) this.#remaining -= chunk.length;
     this.#timer?.refresh();
-    if (!this.#res.write(chunk, releaseAfterWrite(chunk))) this.#waitForDrain(controller, this.#res);
+    if (!this.#res.write(chunk, this.#release ? releaseAfterWrite(chunk) : undefined)) this.#waitForDrain(controller, this.#res);
   }
 
   /** Pauses reading the upstream until `sink` (the client's response, or the body filter) drains. */
@@ -221,6 +236,7 @@ class ResponseWriter implements Dispatcher.DispatchHandler {
 
   onResponseEnd(_controller: Dispatcher.DispatchController, trailers: Record<string, string | string[] | undefined>): void {
     if (this.#settled) return;
+    if (trailers?.['grpc-status'] !== undefined) this.#exchange.grpcStatus = grpcStatusOf(trailers);
     const relayed = this.#trailers && trailers && !this.#ended ? clientTrailers(trailers, this.#request.responseRules) : undefined;
     const body = this.#body;
     if (body !== undefined) {
@@ -266,7 +282,7 @@ class ResponseWriter implements Dispatcher.DispatchHandler {
  * Trailers (RFC 9112 7.1.2) exist only there; an HTTP/1.1 client need not
  * send `TE: trailers` to receive them.
  */
-function chunkedFor(res: ServerResponse, status: number): boolean {
+function chunkedFor(res: ClientResponse, status: number): boolean {
   return res.useChunkedEncodingByDefault && status !== 204 && status !== 304 && res.req.method !== 'HEAD';
 }
 
@@ -285,7 +301,7 @@ export interface Attempt {
 }
 
 /** Sends one attempt upstream; the response (if accepted) is written to `res`. */
-export function startAttempt(res: ServerResponse, exchange: Exchange, request: AttemptRequest, judge: HeadJudge = acceptAll): Attempt {
+export function startAttempt(res: ClientResponse, exchange: Exchange, request: AttemptRequest, judge: HeadJudge = acceptAll): Attempt {
   let writer!: ResponseWriter;
   const endpoint = request.endpoint;
   const outcome = new Promise<AttemptOutcome>((resolve) => {

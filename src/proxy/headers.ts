@@ -83,6 +83,14 @@ export interface ForwardedInfo {
   readonly clientCert?: { readonly header: string; readonly value: string | undefined };
   /** The traceparent to send, decided by tracing (tracing/context.ts); absent: the client's, or a new one. */
   readonly traceparent?: string;
+  /**
+   * `TE: trailers` goes on: the client asked for trailers and the upstream
+   * speaks HTTP/2, where it is the one TE value allowed (RFC 9113 8.2.2; gRPC
+   * servers want it). To HTTP/1.1 it is hop-by-hop, and dropped.
+   */
+  readonly teTrailers?: boolean;
+  /** The `grpc-timeout` to send instead of the client's: what is left of the deadline (h2/grpc.ts). */
+  readonly grpcTimeout?: string;
 }
 
 /** The request id: the incoming `x-request-id` when it is sane, else a new UUID. */
@@ -170,6 +178,7 @@ export function upstreamRequestHeaders(
 ): string[] {
   const dropped = connectionTokens(headers.connection);
   const certHeader = info.clientCert?.header;
+  const grpcTimeout = info.grpcTimeout;
   const out: string[] = ['host', info.host];
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const name = rawHeaders[i].toLowerCase();
@@ -177,8 +186,11 @@ export function upstreamRequestHeaders(
     if (HOP_BY_HOP.has(name) || REBUILT.has(name) || name === 'trailer') continue;
     if (dropped?.has(name) || name === certHeader) continue;
     if (rules?.remove.has(name)) continue;
+    if (grpcTimeout !== undefined && name === 'grpc-timeout') continue;
     out.push(name, rawHeaders[i + 1]);
   }
+  if (info.teTrailers) out.push('te', 'trailers');
+  if (grpcTimeout !== undefined) out.push('grpc-timeout', grpcTimeout);
   if (info.keepUpgrade && headers.upgrade) out.push('connection', 'upgrade', 'upgrade', String(headers.upgrade));
 
   const trusted = info.trusted;

@@ -7,7 +7,7 @@
  * decides); once response bytes left, the outcome is final. Shared by ingress
  * and egress; what differs (Host, path) arrives in `ProxyTarget`.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ClientRequest, ClientResponse } from '../net/client.ts';
 import type { CompiledRoute } from '../config/compile.ts';
 import type { ClientWatcher, Exchange } from '../observe/exchange.ts';
 import { retryStopsTotal, upstreamRetriesTotal } from '../observe/metrics.ts';
@@ -21,7 +21,9 @@ import { upstreamRequestHeaders } from './headers.ts';
 import { isTrustedPeer } from '../net/trusted-proxies.ts';
 import { tlsInfoOf } from '../tls/connection.ts';
 import type { TLSSocket } from 'node:tls';
-import { IDEMPOTENT_METHODS, RetryPlan, conditionOf, type Verdict } from './retry.ts';
+import { IDEMPOTENT_METHODS, RetryPlan, conditionOf, type RetryCondition, type Verdict } from './retry.ts';
+import { formatGrpcTimeout, grpcRetryName, grpcStatusOf, isFailureStatus, isGrpcCall, parseGrpcTimeout } from '../h2/grpc.ts';
+import { isRefusedStream, protocolMismatch, speaksH2 } from '../h2/upstream.ts';
 import type { Admission } from '../policy/chain.ts';
 
 /** Where and how the request goes. */
@@ -49,16 +51,18 @@ export function rewritePath(url: string, route: CompiledRoute): string {
 /**
  * The headers of one try on `endpoint` (headers.ts) with `route`'s request
  * rules and trusted proxies, for a proxied request and a WebSocket upgrade
- * (upgrade/relay.ts, `keepUpgrade`) alike; `traceparent` is what tracing sends (tracing/context.ts).
+ * (upgrade/relay.ts, `keepUpgrade`) alike; `traceparent` is what tracing sends (tracing/context.ts),
+ * `grpcTimeout` what is left of a gRPC call's deadline.
  */
 export function tryHeaders(
-  req: IncomingMessage,
+  req: ClientRequest,
   target: ProxyTarget,
   endpoint: EndpointState,
   requestId: string,
   route: CompiledRoute,
   keepUpgrade: boolean,
   traceparent?: string,
+  grpcTimeout?: string,
 ): string[] {
   const clientAddress = req.socket.remoteAddress;
   const certHeader = route.clientCertHeader;
@@ -72,32 +76,44 @@ export function tryHeaders(
     keepUpgrade,
     clientCert: certHeader === undefined ? undefined : { header: certHeader, value: tlsInfoOf(req.socket)?.clientCertHeader },
     traceparent,
+    teTrailers: req.headers.te !== undefined && speaksH2(endpoint) && req.headers.te.includes('trailers'),
+    grpcTimeout,
   } as const;
   return upstreamRequestHeaders(req.rawHeaders, req.headers, info, route.requestHeaders);
 }
 
-/** How much of the body to keep for a retry; 0 when this request can never be retried. */
-function keepLimit(route: CompiledRoute, method: string): number {
-  if (route.retry && RetryPlan.replayableMethod(route.retry, method)) return route.retry.bufferBody;
-  return IDEMPOTENT_METHODS.has(method) ? DEFAULT_KEEP_BODY : 0;
+/**
+ * How much of the body to keep for a retry; 0 when this request can never be
+ * retried. To an HTTP/2 upstream any method may go again once, when the
+ * upstream refuses the stream unprocessed (isRefusedStream).
+ */
+function keepLimit(route: CompiledRoute, method: string, grpc: boolean, h2Upstream: boolean): number {
+  if (route.retry && (RetryPlan.replayableMethod(route.retry, method) || (grpc && RetryPlan.namesGrpcCode(route.retry)))) return route.retry.bufferBody;
+  return IDEMPOTENT_METHODS.has(method) || h2Upstream ? DEFAULT_KEEP_BODY : 0;
 }
 
 /** What the breaker and outlier ejection count as the upstream's failure (SPEC "Breaker failures"). */
-function upstreamFailed(outcome: AttemptOutcome): boolean {
-  return failureOf(outcome) !== undefined;
+function upstreamFailed(outcome: AttemptOutcome, grpcStatus: number | undefined): boolean {
+  return failureOf(outcome, grpcStatus) !== undefined;
 }
 
-/** Why a try counts as the upstream's failure (an error code, or `HTTP 5xx`); undefined when it does not. */
-function failureOf(outcome: AttemptOutcome): string | undefined {
+/**
+ * Why a try counts as the upstream's failure (an error code, `HTTP 5xx`, or
+ * `grpc-status N` for DEADLINE_EXCEEDED, INTERNAL, UNAVAILABLE under an HTTP
+ * 200); undefined when it does not.
+ */
+function failureOf(outcome: AttemptOutcome, grpcStatus: number | undefined): string | undefined {
   switch (outcome.kind) {
     case 'failed':
       return outcome.error.code === 'payload_too_large' ? undefined : outcome.error.code;
     case 'broken':
       return 'upstream_reset'; // cut mid-response by the upstream (a client that left is filtered out by the caller)
     default:
-      return outcome.status >= 500 ? `HTTP ${outcome.status}` : undefined;
+      if (outcome.status >= 500) return `HTTP ${outcome.status}`;
+      return isFailureStatus(grpcStatus) ? `grpc-status ${grpcStatus}` : undefined;
   }
 }
+
 
 /**
  * One request's journey through its tries. The listener's one 'close'
@@ -115,8 +131,8 @@ function failureOf(outcome: AttemptOutcome): string | undefined {
  * judges a response head (`HeadJudge`): a try makes no closures of its own.
  */
 class Flight implements ClientWatcher, BreakerTrial<AttemptOutcome>, HeadJudge {
-  readonly req: IncomingMessage;
-  readonly res: ServerResponse;
+  readonly req: ClientRequest;
+  readonly res: ClientResponse;
   readonly route: CompiledRoute;
   readonly target: ProxyTarget;
   readonly exchange: Exchange;
@@ -136,18 +152,31 @@ class Flight implements ClientWatcher, BreakerTrial<AttemptOutcome>, HeadJudge {
   headVerdict: Verdict | undefined = undefined;
   /** What the route's policies said of the request head (headers for every answer, a response filter). */
   readonly admission: Admission | undefined;
+  /** A gRPC call (h2/grpc.ts): its deadline goes upstream in grpc-timeout, gRPC statuses may be retried. */
+  readonly grpc: boolean;
 
-  constructor(req: IncomingMessage, res: ServerResponse, route: CompiledRoute, target: ProxyTarget, exchange: Exchange, deadline: number, admission: Admission | undefined) {
+  constructor(
+    req: ClientRequest,
+    res: ClientResponse,
+    route: CompiledRoute,
+    target: ProxyTarget,
+    exchange: Exchange,
+    deadline: number,
+    admission: Admission | undefined,
+    grpc: boolean,
+  ) {
     const method = req.method ?? 'GET';
     this.admission = admission;
+    this.grpc = grpc;
     this.req = req;
     this.res = res;
     this.route = route;
     this.target = target;
     this.exchange = exchange;
     this.deadline = deadline;
-    this.body = requestBody(req, exchange, route.maxBody, keepLimit(route, method));
-    this.plan = new RetryPlan({ policy: route.retry, method, deadline, budget: target.upstream.budget });
+    const first = target.upstream.endpoints[0];
+    this.body = requestBody(req, exchange, route.maxBody, keepLimit(route, method, grpc, first !== undefined && speaksH2(first)));
+    this.plan = new RetryPlan({ policy: route.retry, method, deadline, budget: target.upstream.budget, grpc });
   }
 
   clientGone(): void {
@@ -156,10 +185,22 @@ class Flight implements ClientWatcher, BreakerTrial<AttemptOutcome>, HeadJudge {
     this.wakeBackoff?.();
   }
 
-  /** A head whose status the route retries on is refused while a retry is still possible. */
+  /**
+   * A head whose status the route retries on is refused while a retry is
+   * still possible; for a gRPC call, also a trailers-only head whose
+   * grpc-status `retry.on` names (nothing has reached the client yet).
+   */
   acceptHead(status: number, headers: Record<string, string | string[] | undefined>): boolean {
-    if (!this.route.retry?.on.includes(status)) return true;
-    const failure = { condition: status, reusedReset: false, retryAfter: headers['retry-after'] };
+    const retry = this.route.retry;
+    if (!retry) return true;
+    let condition: RetryCondition | undefined = retry.on.includes(status) ? status : undefined;
+    if (condition === undefined && this.grpc) {
+      const grpcStatus = grpcStatusOf(headers);
+      const name = grpcStatus === undefined ? undefined : grpcRetryName(grpcStatus);
+      if (name !== undefined && retry.on.includes(name)) condition = name;
+    }
+    if (condition === undefined) return true;
+    const failure = { condition, reusedReset: false, retryAfter: headers['retry-after'] };
     this.headVerdict = this.plan.next(failure, this.body.replayable, performance.now());
     return !this.headVerdict.retry;
   }
@@ -170,7 +211,9 @@ class Flight implements ClientWatcher, BreakerTrial<AttemptOutcome>, HeadJudge {
     const endpoint = this.endpoint!;
     exchange.attempts++;
     exchange.endpoint = endpoint.shownAuthority;
-    const headers = tryHeaders(req, target, endpoint, exchange.reqId, route, false, exchange.trace?.upstreamTraceparent(endpoint, target.path));
+    // A gRPC call's upstream learns how long it has left (the deadline is the smaller of the route's and the client's).
+    const grpcTimeout = this.grpc && this.deadline !== Infinity ? formatGrpcTimeout(this.deadline - performance.now()) : undefined;
+    const headers = tryHeaders(req, target, endpoint, exchange.reqId, route, false, exchange.trace?.upstreamTraceparent(endpoint, target.path), grpcTimeout);
     const attempt = startAttempt(
       this.res,
       exchange,
@@ -196,7 +239,7 @@ class Flight implements ClientWatcher, BreakerTrial<AttemptOutcome>, HeadJudge {
 
   /** What the breaker counts against the upstream; a client that left is nobody's failure. */
   failed(outcome: AttemptOutcome): boolean {
-    return !this.gone && upstreamFailed(outcome);
+    return !this.gone && upstreamFailed(outcome, this.exchange.grpcStatus);
   }
 }
 
@@ -206,8 +249,8 @@ class Flight implements ClientWatcher, BreakerTrial<AttemptOutcome>, HeadJudge {
  * request (policy/chain.ts), already admitted.
  */
 export async function proxyRequest(
-  req: IncomingMessage,
-  res: ServerResponse,
+  req: ClientRequest,
+  res: ClientResponse,
   route: CompiledRoute,
   target: ProxyTarget,
   exchange: Exchange,
@@ -221,9 +264,17 @@ export async function proxyRequest(
     return refuse(res, exchange, new ProxyError('payload_too_large'), admission?.headers);
   }
 
-  const deadline = route.timeout > 0 ? exchange.start + route.timeout : Infinity;
+  const grpc = isGrpcCall(req.headers);
+  if (grpc) {
+    const mismatch = protocolMismatch(req, target);
+    if (mismatch) return refuse(res, exchange, mismatch, admission?.headers);
+  }
+  // grpc-timeout bounds the route timeout: the smaller wins (SPEC "HTTP/2 and gRPC").
+  const clientDeadline = grpc ? parseGrpcTimeout(req.headers['grpc-timeout']) : undefined;
+  const budget = Math.min(route.timeout > 0 ? route.timeout : Infinity, clientDeadline ?? Infinity);
+  const deadline = budget === Infinity ? Infinity : exchange.start + budget;
   target.upstream.budget.deposit(performance.now());
-  const flight = new Flight(req, res, route, target, exchange, deadline, admission);
+  const flight = new Flight(req, res, route, target, exchange, deadline, admission, grpc);
   exchange.watcher = flight;
   try {
     await run(flight);
@@ -244,7 +295,7 @@ export async function proxyRequest(
  * read. node:http does the same for a body its handler never reads, but not
  * for one that was being read. The server's requestTimeout still bounds it.
  */
-function discardRest(req: IncomingMessage): void {
+function discardRest(req: ClientRequest): void {
   req.unpipe();
   req.resume();
 }
@@ -280,14 +331,18 @@ async function run(flight: Flight): Promise<void> {
     if (outcome.kind === 'failed') flight.exchange.trace?.endTry(0, outcome.error.code);
     else flight.exchange.trace?.endTry(outcome.status, outcome.kind === 'broken' ? 'response_cut' : undefined);
     if (flight.gone) return; // the client left: nothing to answer, nothing to blame the endpoint for
-    const why = failureOf(outcome);
+    const why = failureOf(outcome, flight.exchange.grpcStatus);
     if (why !== undefined) endpoint.noteFailure(why);
     upstream.report(endpoint, why !== undefined);
 
     let verdict = flight.headVerdict;
     if (outcome.kind === 'done' || outcome.kind === 'broken') return noteStop(flight, verdict);
     if (outcome.kind === 'failed') {
-      const failure = { condition: conditionOf(outcome.error.code), reusedReset: isReusedSocketReset(outcome.error.cause) };
+      const failure = {
+        condition: conditionOf(outcome.error.code),
+        reusedReset: isReusedSocketReset(outcome.error.cause),
+        refused: isRefusedStream(outcome.error.cause),
+      };
       verdict = flight.plan.next(failure, flight.body.replayable, performance.now());
       if (!verdict.retry) {
         noteStop(flight, verdict);

@@ -14,16 +14,23 @@
  * keep-alive connection was reset before any response byte is sent once more
  * at once. The upstream closed an idle connection just as we wrote to it; that
  * says nothing about its health, so this retry takes nothing from the budget.
+ * The same goes for a stream an HTTP/2 upstream refused unprocessed
+ * (REFUSED_STREAM, or above a GOAWAY's last stream), whatever its method.
  */
 import type { RetryConfig } from '../config/schema.ts';
 import type { RetryStop } from '../observe/exchange.ts';
 import type { ErrorCode } from './errors.ts';
+import { GRPC_RETRY_NAMES, type GrpcRetryName } from '../h2/grpc.ts';
 
 /** RFC 9110 9.2.2. */
 export const IDEMPOTENT_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
 
-/** What went wrong with a try, in `retry.on` terms. */
-export type RetryCondition = 'connect-failure' | 'reset' | 'timeout' | number;
+/** What went wrong with a try, in `retry.on` terms: one of ours, an HTTP status, or a gRPC status by name. */
+export type RetryCondition = 'connect-failure' | 'reset' | 'timeout' | number | GrpcRetryName;
+
+function isGrpcCondition(condition: RetryCondition | undefined): boolean {
+  return typeof condition === 'string' && condition in GRPC_RETRY_NAMES;
+}
 
 /** The retry condition of one of our error codes (a garbled answer is not retried). */
 export function conditionOf(code: ErrorCode): RetryCondition | undefined {
@@ -80,12 +87,16 @@ export interface RetryContext {
   readonly deadline: number;
   readonly budget: BudgetLike;
   readonly random?: () => number;
+  /** A gRPC call: a gRPC status named in `retry.on` makes it retryable, POST as it is (as in Envoy). */
+  readonly grpc?: boolean;
 }
 
 export interface TryFailure {
   readonly condition: RetryCondition | undefined;
   /** The try died on a reused keep-alive connection before any response byte. */
   readonly reusedReset: boolean;
+  /** An HTTP/2 upstream refused the stream unprocessed (REFUSED_STREAM, or above a GOAWAY's last stream): safe whatever the method. */
+  readonly refused?: boolean;
   readonly retryAfter?: string | string[];
 }
 
@@ -113,6 +124,11 @@ export class RetryPlan {
     return policy?.methods ? policy.methods.includes(method) : IDEMPOTENT_METHODS.has(method);
   }
 
+  /** True when `retry.on` names a gRPC code: gRPC calls are then retryable, POST as they are. */
+  static namesGrpcCode(policy: RetryConfig): boolean {
+    return policy.on.some(isGrpcCondition);
+  }
+
   /** Decides after a failed try; a `retry` verdict has already taken its share of the budget. */
   next(failure: TryFailure, bodyReplayable: boolean, now: number): Verdict {
     const { policy } = this.#ctx;
@@ -120,7 +136,7 @@ export class RetryPlan {
     let stop: RetryStop | undefined;
     if (listed) {
       const delayMs = retryDelay(this.#tries, policy.backoff, failure.retryAfter, this.#ctx.random);
-      stop = this.#stopReason(policy, bodyReplayable, now, delayMs);
+      stop = this.#stopReason(policy, bodyReplayable, now, delayMs, failure.condition);
       if (stop === undefined) {
         this.#ctx.budget.withdraw(now);
         this.#tries++;
@@ -135,8 +151,9 @@ export class RetryPlan {
     return { retry: false, stop };
   }
 
-  #stopReason(policy: RetryConfig, bodyReplayable: boolean, now: number, delayMs: number): RetryStop | undefined {
-    if (!RetryPlan.replayableMethod(policy, this.#ctx.method)) return 'not_replayable';
+  #stopReason(policy: RetryConfig, bodyReplayable: boolean, now: number, delayMs: number, condition: RetryCondition | undefined): RetryStop | undefined {
+    const grpcRule = this.#ctx.grpc === true && isGrpcCondition(condition);
+    if (!grpcRule && !RetryPlan.replayableMethod(policy, this.#ctx.method)) return 'not_replayable';
     if (!bodyReplayable) return 'body_too_large';
     if (this.#tries >= policy.attempts) return 'exhausted';
     if (now + delayMs >= this.#ctx.deadline) return 'deadline';
@@ -146,9 +163,8 @@ export class RetryPlan {
 
   #implicitAllowed(failure: TryFailure, bodyReplayable: boolean, now: number): boolean {
     return (
-      failure.reusedReset &&
+      ((failure.reusedReset && IDEMPOTENT_METHODS.has(this.#ctx.method)) || failure.refused === true) &&
       !this.#implicitUsed &&
-      IDEMPOTENT_METHODS.has(this.#ctx.method) &&
       bodyReplayable &&
       now < this.#ctx.deadline
     );

@@ -23,6 +23,9 @@ function onSendHeaders(message: unknown): void {
   const { request, socket } = message as { request?: { body?: unknown }; socket?: Socket };
   const body = request?.body;
   if (typeof body !== 'object' || body === null || socket === undefined) return;
+  // An HTTP/2 connection is shared by streams, and each stream queues its body in nghttp2:
+  // an empty socket queue says nothing of this body's chunks (proxy/body.ts must not free them).
+  if ((socket as { alpnProtocol?: unknown }).alpnProtocol === 'h2') return;
   watchers.get(body)?.upstreamSocket(socket);
 }
 

@@ -34,6 +34,18 @@ export interface EndpointConnection {
   readonly lookup?: LookupFunction;
   /** The options its pool was made with: its health-check pool is made alike. */
   readonly poolOptions?: Pool.Options;
+  /** The HTTP version its connections speak, as far as it is known (protocolOf). */
+  readonly protocol?: UpstreamProtocol;
+}
+
+/**
+ * The HTTP version spoken to an endpoint: fixed by `protocol` (http1, h2,
+ * h2c), or, with `auto` on https, what ALPN chose on its last connection.
+ */
+export interface UpstreamProtocol {
+  readonly configured: UpstreamConfig['protocol'];
+  /** "1.1" or "2": the access log's `upstreamProtocol`. */
+  version: '1.1' | '2';
 }
 
 export class EndpointState {
@@ -63,6 +75,8 @@ export class EndpointState {
   readonly serverName: string | undefined;
   /** Connections outside the pool (WebSocket upgrades): the same TLS options, and lookup (agent.ts). */
   readonly agent: Agent;
+  /** The HTTP version of its pool's connections. */
+  readonly protocol: UpstreamProtocol;
   /** Requests, tunnels and WebSockets under way on it (GET /upstreams, least-request). */
   inFlight = 0;
   /**
@@ -93,6 +107,7 @@ export class EndpointState {
     this.serverName = connection.serverName;
     this.agent = endpointAgent(this.tls, connection.lookup);
     this.poolOptions = connection.poolOptions;
+    this.protocol = connection.protocol ?? { configured: 'http1', version: '1.1' };
   }
 
   /** Sets how the URL is shown; the authority is read from it as text, since [redacted] is no host a URL parser takes. */
@@ -273,17 +288,33 @@ function poolOptions(
   config: UpstreamConfig,
   url: string,
   material: UpstreamTlsMaterial | undefined,
-): { key: string; options: Pool.Options; tls: UpstreamTlsOptions | undefined; serverName: string | undefined } {
+): { key: string; options: Pool.Options; tls: UpstreamTlsOptions | undefined; serverName: string | undefined; protocol: UpstreamProtocol } {
   const tls = upstreamTlsOptions(config, url, material);
-  const connectOptions = { timeout: config.connectTimeout, ...tls };
+  const configured = config.protocol;
+  // undici 8 offers h2 by ALPN unless told not to: the config decides, never the default (issue 18).
+  const allowH2 = configured === 'h2' || configured === 'h2c' || (configured === 'auto' && tls !== undefined);
+  const useH2c = configured === 'h2c';
+  const protocol: UpstreamProtocol = { configured, version: allowH2 && (useH2c || configured === 'h2') ? '2' : '1.1' };
+  const connectOptions = { timeout: config.connectTimeout, ...tls, allowH2, useH2c, ...(configured === 'h2' ? { preferH2: true } : {}) };
   let connect: Pool.Options['connect'] = connectOptions;
   if (tls) {
     // What undici's Pool builds from an options object, with the request's server name replaced by ours.
     const connector = buildConnector(connectOptions);
-    connect = (request, callback) => connector({ ...request, servername: tls.servername }, callback);
+    connect = (request, callback) =>
+      connector({ ...request, servername: tls.servername }, (err, socket) => {
+        if (err || !socket) return callback(err, null);
+        const negotiated = (socket as { alpnProtocol?: string | false }).alpnProtocol === 'h2' ? '2' : '1.1';
+        if (configured === 'h2' && negotiated !== '2') {
+          socket.destroy();
+          return callback(Object.assign(new Error(`the endpoint did not choose h2 by ALPN (protocol: h2): it speaks HTTP/1.1 only`), { code: 'ERR_TLS_ALPN_H2_REFUSED' }), null);
+        }
+        protocol.version = negotiated;
+        callback(null, socket);
+      });
   }
   const options: Pool.Options = {
     connections: config.connections,
+    allowH2,
     // Below the endpoint's own keep-alive timeout, so we never reuse a socket it is closing.
     keepAliveTimeout: config.idleTimeout,
     keepAliveMaxTimeout: config.idleTimeout,
@@ -293,9 +324,9 @@ function poolOptions(
     headersTimeout: 0,
     bodyTimeout: 0,
   };
-  const key = JSON.stringify([config.connections, config.idleTimeout, config.connectTimeout, tls ? [config.tls ?? null, tls.servername ?? null, material?.hash ?? null] : null]);
+  const key = JSON.stringify([config.connections, config.idleTimeout, config.connectTimeout, configured, tls ? [config.tls ?? null, tls.servername ?? null, material?.hash ?? null] : null]);
   const host = new URL(url).hostname.replace(/^\[|\]$/g, '');
-  return { key, options, tls, serverName: tls ? (tls.servername ?? host) : undefined };
+  return { key, options, tls, serverName: tls ? (tls.servername ?? host) : undefined, protocol };
 }
 
 /** How a registry runs the policies that keep state; the defaults suit a single process. */
@@ -447,13 +478,13 @@ export class UpstreamRegistry {
    */
   #place(state: UpstreamState, planned: readonly PlannedEndpoint[]): EndpointState[] {
     const previous = new Map(state.endpoints.map((endpoint) => [endpoint.url, endpoint]));
-    const endpoints = planned.map(({ url, key, options, tls, serverName }) => {
+    const endpoints = planned.map(({ url, key, options, tls, serverName, protocol }) => {
       const kept = previous.get(url);
       if (kept && kept.poolKey === key) {
         previous.delete(url);
         return kept;
       }
-      const fresh = new EndpointState(url, new Pool(new URL(url).origin, options), key, { tls, serverName, poolOptions: options });
+      const fresh = new EndpointState(url, new Pool(new URL(url).origin, options), key, { tls, serverName, poolOptions: options, protocol });
       if (kept) fresh.inherit(kept);
       return fresh;
     });
