@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { UpstreamBreaker } from '../src/upstream/breaker.ts';
-import { ProxyError } from '../src/proxy/errors.ts';
+import { ProxyError } from '../src/core/errors.ts';
 
 const config = { errorRate: 0.5, minRequests: 4, window: 10_000, openFor: 60_000, maxConcurrent: 2 };
 const failed = (value: string) => value === 'fail';

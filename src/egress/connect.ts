@@ -24,7 +24,7 @@ import type { CompiledRoute, Snapshot } from '../config/compile.ts';
 import { serverLimits, type Listener } from '../net/listener.ts';
 import { Exchange } from '../observe/exchange.ts';
 import { log } from '../observe/log.ts';
-import { ProxyError } from '../proxy/errors.ts';
+import { ProxyError } from '../core/errors.ts';
 import { carriesOwnVia, requestIdOf } from '../proxy/headers.ts';
 import { clientErrorHandler, writeRawError } from '../net/raw-answer.ts';
 import { admitHead, upgradeWanted, type HeadRecord } from '../net/request-head.ts';

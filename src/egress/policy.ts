@@ -16,7 +16,7 @@ import { BlockList, isIP, type LookupFunction } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import type { CompiledRoute, Reach } from '../config/compile.ts';
 import { canonicalIp, embeddedIpv4 } from '../net/address.ts';
-import { ProxyError } from '../proxy/errors.ts';
+import { ProxyError } from '../core/errors.ts';
 
 /** An address:port this process listens on (ingress, egress, admin). */
 export interface OwnAddress {

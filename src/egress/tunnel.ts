@@ -18,7 +18,7 @@
 import { connect, type LookupFunction, type Socket } from 'node:net';
 import type { Exchange } from '../observe/exchange.ts';
 import { tunnelBytesTotal } from '../observe/metrics.ts';
-import { ProxyError, fromUpstreamError } from '../proxy/errors.ts';
+import { ProxyError, fromUpstreamError } from '../core/errors.ts';
 import { hostPort } from './target.ts';
 
 const upBytes = tunnelBytesTotal.series({ direction: 'up' });

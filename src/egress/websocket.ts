@@ -18,7 +18,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { ConfigStore } from '../config/store.ts';
 import type { PolicyState } from '../policy/state.ts';
-import { ProxyError } from '../proxy/errors.ts';
+import { ProxyError } from '../core/errors.ts';
 import { isWebSocketUpgrade, proxyUpgrade, refuseUpgrade } from '../upgrade/relay.ts';
 import { refusalHeaders, type EgressDispatcher } from './dispatch.ts';
 import type { Destination } from './target.ts';

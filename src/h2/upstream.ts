@@ -4,7 +4,7 @@
  * whether a failed try was a stream the upstream refused unprocessed.
  */
 import type { ClientRequest } from '../net/client.ts';
-import { ProxyError } from '../proxy/errors.ts';
+import { ProxyError } from '../core/errors.ts';
 import type { ProxyTarget } from '../proxy/proxy.ts';
 import type { EndpointState } from '../upstream/registry.ts';
 

@@ -3,7 +3,7 @@
  * IncomingMessage and ServerResponse (HTTP/1.x) satisfy these as they are, at
  * no cost; an HTTP/2 stream is adapted to them (src/h2/request.ts,
  * src/h2/response.ts). The attempt loop (proxy/proxy.ts), the response writer
- * (proxy/forward.ts), the sidecar's own answers (proxy/errors.ts), the
+ * (proxy/forward.ts), the sidecar's own answers (net/error-answer.ts), the
  * policies and static files use only what is here, so one attempt loop serves
  * both protocols instead of two copies of it.
  */

@@ -9,7 +9,7 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { ListenerName } from '../config/compile.ts';
 import { Exchange } from '../observe/exchange.ts';
-import { ProxyError, errorAnswer, type ErrorCode } from '../proxy/errors.ts';
+import { ProxyError, errorAnswer, type ErrorCode } from '../core/errors.ts';
 import { newUuid } from '../proxy/headers.ts';
 import { ObservedResponse } from './observed-response.ts';
 

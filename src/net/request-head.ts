@@ -12,7 +12,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ListenerName } from '../config/compile.ts';
 import { Exchange } from '../observe/exchange.ts';
-import { ProxyError, refuse, sendError } from '../proxy/errors.ts';
+import { ProxyError } from '../core/errors.ts';
+import { refuse, sendError } from './error-answer.ts';
 import { requestIdOf } from '../proxy/headers.ts';
 import { pathOf } from '../proxy/route.ts';
 import type { ObservedResponse } from './observed-response.ts';

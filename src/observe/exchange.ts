@@ -4,7 +4,7 @@
  * log"). Plain fields, no closures: this object is made for every request.
  */
 import type { Socket } from 'node:net';
-import type { ErrorCode, ProxyError } from '../proxy/errors.ts';
+import type { ErrorCode, ProxyError } from '../core/errors.ts';
 import type { ListenerName } from '../config/compile.ts';
 import type { ResponseObserver } from '../net/observed-response.ts';
 import type { ClientRequest, ClientResponse } from '../net/client.ts';

@@ -21,7 +21,7 @@
  */
 import type { ClientRequest, ClientResponse } from '../net/client.ts';
 import { compressionBytesTotal, compressionTotal, type HotSeries } from '../observe/metrics.ts';
-import { isGrpc } from '../proxy/errors.ts';
+import { isGrpc } from '../core/errors.ts';
 import { CODINGS, type Coding } from './accept-encoding.ts';
 import type { Compression } from './compression.ts';
 import { EncodedBody, type CodingBytes } from './encoded-body.ts';

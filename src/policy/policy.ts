@@ -12,7 +12,7 @@
  * chain at all, so it pays one property read.
  */
 import type { ClientRequest, ClientResponse } from '../net/client.ts';
-import type { ProxyError } from '../proxy/errors.ts';
+import type { ProxyError } from '../core/errors.ts';
 import type { PolicyState } from './state.ts';
 
 /** What a policy decides on: the request head (and the socket it came on), and the state kept across reloads. */

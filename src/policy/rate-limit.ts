@@ -16,7 +16,7 @@ import type { BlockList } from 'node:net';
 import type { ClientRequest } from '../net/client.ts';
 import type { ListenerName } from '../config/compile.ts';
 import { rateLimitDecisionsTotal, type HotSeries } from '../observe/metrics.ts';
-import { ProxyError } from '../proxy/errors.ts';
+import { ProxyError } from '../core/errors.ts';
 import { clientAddress } from '../net/trusted-proxies.ts';
 import type { Policy, PolicyDecision, PolicyRequest } from './policy.ts';
 import type { LimitIdentity } from './state.ts';

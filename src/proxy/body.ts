@@ -16,7 +16,7 @@ import type { Socket } from 'node:net';
 import type { Exchange } from '../observe/exchange.ts';
 import { WrittenChunks } from '../net/read-buffer.ts';
 import { watchBodySocket } from '../upstream/body-socket.ts';
-import { ProxyError } from './errors.ts';
+import { ProxyError } from '../core/errors.ts';
 
 /**
  * Counts request body bytes and refuses more than `limit` (0 = no limit).

@@ -26,7 +26,7 @@ import type { HeaderRules } from '../config/compile.ts';
 import type { Exchange } from '../observe/exchange.ts';
 import type { EndpointState } from '../upstream/registry.ts';
 import { clientResponseHeaders, clientTrailers } from './headers.ts';
-import { ProxyError, fromUpstreamError } from './errors.ts';
+import { ProxyError, fromUpstreamError } from '../core/errors.ts';
 import { releaseAfterWrite } from '../net/read-buffer.ts';
 import { asTextBody } from '../net/text-body.ts';
 import { onlyChunked } from '../net/request-head.ts';

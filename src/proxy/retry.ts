@@ -19,7 +19,7 @@
  */
 import type { RetryConfig } from '../config/schema.ts';
 import type { RetryStop } from '../observe/exchange.ts';
-import type { ErrorCode } from './errors.ts';
+import type { ErrorCode } from '../core/errors.ts';
 import { GRPC_RETRY_NAMES, type GrpcRetryName } from '../h2/grpc.ts';
 
 /** RFC 9110 9.2.2. */

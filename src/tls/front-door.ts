@@ -15,7 +15,7 @@ import type { X509Certificate } from 'node:crypto';
 import { refuseConnection } from '../net/raw-answer.ts';
 import { log } from '../observe/log.ts';
 import { tlsHandshakeErrorsTotal } from '../observe/metrics.ts';
-import { ProxyError } from '../proxy/errors.ts';
+import { ProxyError } from '../core/errors.ts';
 import { noteTlsConnection, type TlsConnectionInfo } from './connection.ts';
 import type { ListenerTls, TlsGeneration } from './listener-tls.ts';
 import { clientCertHeader, distinguishedName } from './x509.ts';

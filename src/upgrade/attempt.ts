@@ -26,7 +26,7 @@ import type { Duplex } from 'node:stream';
 import httpProxy from 'http-proxy';
 import type { HeaderRules } from '../config/compile.ts';
 import type { Exchange } from '../observe/exchange.ts';
-import { ProxyError, fromUpstreamError } from '../proxy/errors.ts';
+import { ProxyError, fromUpstreamError } from '../core/errors.ts';
 import { clientResponseHeaders } from '../proxy/headers.ts';
 import { writeRawError } from '../net/raw-answer.ts';
 import type { EndpointState } from '../upstream/registry.ts';

@@ -18,7 +18,7 @@ import type { Duplex } from 'node:stream';
 import type { CompiledRoute } from '../config/compile.ts';
 import type { Exchange } from '../observe/exchange.ts';
 import { log } from '../observe/log.ts';
-import { ProxyError, type ErrorCode } from '../proxy/errors.ts';
+import { ProxyError, type ErrorCode } from '../core/errors.ts';
 import { tryHeaders, type ProxyTarget } from '../proxy/proxy.ts';
 import { writeRawError } from '../net/raw-answer.ts';
 import { UpstreamHold, type TryVerdict } from '../upstream/held.ts';

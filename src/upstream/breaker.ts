@@ -23,7 +23,7 @@
  */
 import CircuitBreaker from 'opossum';
 import type { UpstreamConfig } from '../config/schema.ts';
-import { ProxyError } from '../proxy/errors.ts';
+import { ProxyError } from '../core/errors.ts';
 import { circuitState } from '../observe/metrics.ts';
 import { log } from '../observe/log.ts';
 

@@ -15,7 +15,7 @@
  * No retry on another endpoint: as for a request on a route without `retry`,
  * one try, whose failure the client sees.
  */
-import { ProxyError } from '../proxy/errors.ts';
+import { ProxyError } from '../core/errors.ts';
 import type { EndpointState, UpstreamState } from './registry.ts';
 
 /** What a try's result says about its endpoint. */

@@ -1,10 +1,12 @@
 /**
- * Answers the sidecar gives itself. Every failure on a request's path becomes a
- * ProxyError with a stable code; the code -> status table below is the only
- * place that decides the status (SPEC.md, "Answers the sidecar gives itself").
+ * The error vocabulary: answers the sidecar gives itself. Every failure on a
+ * request's path becomes a ProxyError with a stable code; the code -> status
+ * table below is the only place that decides the status (SPEC.md, "Answers the
+ * sidecar gives itself"). It sits below net/, upstream/, observe/ and proxy/,
+ * which all speak it, and imports none of them (as undici keeps core/errors.js);
+ * writing an answer to a response is net/error-answer.ts.
  */
 import type { IncomingHttpHeaders } from 'node:http';
-import type { ClientResponse } from '../net/client.ts';
 
 export const ERROR_STATUS = {
   bad_request: 400,
@@ -124,52 +126,6 @@ export function errorAnswer(error: ProxyError, extraHeaders?: Record<string, str
 }
 
 /**
- * Writes the sidecar's own answer: `x-sidecar-error: CODE` and a JSON body.
- * Does nothing to the body when headers already left (the caller then destroys
- * the connection instead). Returns the body bytes written, for `bytesOut`.
- */
-export function sendError(res: ClientResponse, error: ProxyError, extraHeaders?: Record<string, string>): number {
-  if (res.headersSent) {
-    res.destroy(error);
-    return 0;
-  }
-  const { body, headers } = errorAnswer(error, extraHeaders);
-  // A malformed request leaves the connection in an unknown state: close it.
-  if (error.code === 'bad_request') headers.connection = 'close';
-  res.writeHead(error.status, headers);
-  if (res.req?.method === 'HEAD') {
-    res.end();
-    return 0;
-  }
-  res.end(body);
-  return headers['content-length'] as number;
-}
-
-/** The part of a request's record (observe/exchange.ts) that an answer touches. */
-export interface AnsweredRequest {
-  readonly reqId: string;
-  error: ErrorCode | undefined;
-  /** The grpc-status of a gRPC answer (the access line's `grpcStatus`). */
-  grpcStatus?: number | undefined;
-  /** The answer's body bytes are counted here (the access line's `bytesOut`). */
-  bytesOut: number;
-}
-
-/**
- * The sidecar's own answer to a request: records the code for the access log
- * and carries the request id, as every answer does. The listeners do not set
- * `x-request-id` up front with setHeader(): a header set that way sends Node's
- * writeHead() down its slow path (every header merged and validated one by
- * one), which cost about 3 us per proxied request under load.
- */
-export function refuse(res: ClientResponse, request: AnsweredRequest, error: ProxyError, extraHeaders?: Record<string, string>): void {
-  // A gRPC client reads grpc-status, not the HTTP status: it gets the gRPC form of every answer of ours.
-  if (isGrpc(res.req.headers)) return refuseGrpc(res, request, error, extraHeaders);
-  request.error = error.code;
-  request.bytesOut += sendError(res, error, { 'x-request-id': request.reqId, ...extraHeaders });
-}
-
-/**
  * grpc-status of the sidecar's own answers to gRPC requests (SPEC "HTTP/2 and
  * gRPC"); a code not listed is 2 UNKNOWN.
  */
@@ -205,30 +161,4 @@ export function grpcMessage(text: string): string {
 export function isGrpc(headers: IncomingHttpHeaders): boolean {
   const type = headers['content-type'];
   return type !== undefined && type.startsWith('application/grpc');
-}
-
-/**
- * The sidecar's own answer to a gRPC request: HTTP 200 and trailers-only (the
- * status travels in the head, there is no body), since a gRPC client reads
- * grpc-status, not the HTTP status. `x-sidecar-error` and `extraHeaders` as
- * on every answer.
- */
-export function refuseGrpc(res: ClientResponse, request: AnsweredRequest, error: ProxyError, extraHeaders?: Record<string, string>): void {
-  request.error = error.code;
-  if (res.headersSent) {
-    res.destroy(error);
-    return;
-  }
-  const status = GRPC_STATUS[error.code] ?? 2;
-  request.grpcStatus = status;
-  res.writeHead(200, {
-    'content-type': 'application/grpc',
-    'grpc-status': String(status),
-    'grpc-message': grpcMessage(error.message),
-    'x-sidecar-error': error.code,
-    'x-request-id': request.reqId,
-    'content-length': 0,
-    ...extraHeaders,
-  });
-  res.end();
 }
