@@ -161,6 +161,8 @@ export class IngressServer {
     if (typeof target !== 'string') return refuseUpgrade(socket, exchange, target ?? new ProxyError('bad_request'));
     // The rewrite and http-proxy read req.url: they see what was routed.
     if (target !== raw) req.url = target;
+    // An upgrade is a request of the app like any other: not relayed before the app is ready.
+    if (!this.#deps.appReady()) return refuseUpgrade(socket, exchange, new ProxyError('app_not_ready'), { 'retry-after': '1' });
     const input: RouteInput = { method: exchange.method, host: hostInfo.host, port: hostInfo.port, path: exchange.path, headers: req.headers };
     const index = findRoute(ingress.routes, input);
     const route = index === -1 ? undefined : ingress.routes[index];
