@@ -1,6 +1,6 @@
 /**
  * A tiny gRPC service to try the sidecar's gRPC relay with, and a client for
- * it (docs/drafts/h2.md). Messages are JSON rather than protobuf, which gRPC
+ * it (docs/http2.md). Messages are JSON rather than protobuf, which gRPC
  * frames like any bytes, so there is no .proto to compile. Uses
  * @grpc/grpc-js (a devDependency: `npm ci` installs it).
  *
