@@ -20,7 +20,9 @@
  *
  * Ending is a GOAWAY with ENHANCE_YOUR_CALM, then the connection closes; it
  * counts in `sidecar_h2_goaways_total{listener,reason}` and is logged once.
- * nghttp2's own rapid-reset limit (1000 resets in a burst) stays behind ours.
+ * nghttp2's own rapid-reset limit stays behind ours: sessions.ts sets it from
+ * `maxResets` (a burst of twice that, refilled at a tenth of it per second)
+ * when the listener starts, so a reload does not change it.
  */
 import { constants, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
 import type { ListenerName } from '../config/compile.ts';

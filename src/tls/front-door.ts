@@ -6,8 +6,8 @@
  * as NGINX does. A finished handshake is judged against `clientAuth` (a
  * refused client certificate is logged and counted, never answered: there is
  * no HTTP yet), noted (protocol, client certificate) and handed to the
- * listener by its ALPN protocol: http/1.1 goes to node:http today, h2 will go
- * to node:http2 from the same place.
+ * listener by its ALPN protocol: http/1.1 goes to node:http, h2 to the
+ * node:http2 server (src/h2/sessions.ts).
  */
 import type { Socket } from 'node:net';
 import { createServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
