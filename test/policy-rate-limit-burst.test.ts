@@ -89,6 +89,15 @@ ingress:
     expect(refused.text).toBe('');
   });
 
+  it('answers a gRPC-Web request in its own content type, which gRPC-Web clients check', async () => {
+    const web = { 'content-type': 'application/grpc-web+proto', 'x-grpc-web': '1' };
+    await get('/grpc/svc/Other', web);
+    const refused = await get('/grpc/svc/Other', web);
+    expect(refused.status).toBe(200);
+    expect(refused.headers['grpc-status']).toBe('8');
+    expect(refused.headers['content-type']).toBe('application/grpc-web+proto');
+  });
+
   it('limits a static route the same way, its files carrying the fields', async () => {
     const answers = [];
     for (let i = 0; i < 3; i++) answers.push(await get('/files/a.txt'));

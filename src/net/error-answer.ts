@@ -68,7 +68,7 @@ export function refuseGrpc(res: ClientResponse, request: AnsweredRequest, error:
   const status = GRPC_STATUS[error.code] ?? 2;
   request.grpcStatus = status;
   res.writeHead(200, {
-    'content-type': 'application/grpc',
+    'content-type': grpcAnswerType(res.req.headers['content-type']),
     'grpc-status': String(status),
     'grpc-message': grpcMessage(error.message),
     'x-sidecar-error': error.code,
@@ -78,3 +78,14 @@ export function refuseGrpc(res: ClientResponse, request: AnsweredRequest, error:
   });
   res.end();
 }
+
+/**
+ * The content type of a gRPC answer of ours: a gRPC-Web client (browsers,
+ * through HTTP/1.1) checks that the answer is gRPC-Web too, so it gets its own
+ * media type back; every other gRPC client gets `application/grpc`.
+ */
+function grpcAnswerType(requestType: string | undefined): string {
+  if (requestType?.startsWith('application/grpc-web')) return requestType.split(';', 1)[0].trim();
+  return 'application/grpc';
+}
+
