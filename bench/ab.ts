@@ -92,7 +92,7 @@ async function round(index: number, sides: readonly Side[], env: Env, load: Load
       peers.push(side.peer ? await side.peer.start(env) : await launchSidecar(env, `sidecar-${side.label}-${index}`, { access: true, root: side.root, tracing: side.tracing }));
     }
     const runAll = (seconds: number) =>
-      Promise.all(peers.map((peer) => runHttp({ port: peer.ingress as number, target: options.path, connections: options.connections, seconds }, load, peer.proc?.pid)));
+      Promise.all(peers.map((peer) => runHttp({ port: peer.ingress as number, target: options.path, connections: options.connections, seconds }, load, { proxy: peer.proc?.pid })));
     await runAll(2);
     const measured = await runAll(options.seconds);
     return new Map(order.map((side, i) => [side.label, measured[i]]));
@@ -147,7 +147,7 @@ async function main(): Promise<number> {
       const sinkDown = await waitHttp(otlpPort, '/', sink, 10_000, 200);
       if (sinkDown) throw new Error(`the OTLP sink did not start: ${sinkDown}`);
     }
-    const env: Env = { tmp, www: makeDocumentRoot(tmp), upstreamPort, tcpSourcePort: await freePort(), tools, cpu: '0', readyMs: 20_000, otlpPort };
+    const env: Env = { tmp, www: makeDocumentRoot(tmp), upstreamPort, nodeUpstreamPort: upstreamPort, tcpSourcePort: await freePort(), tools, cpu: '0', readyMs: 20_000, otlpPort };
     const load: LoadContext = { loader: 'wrk', wrkPath: tools.wrk.path, tmpDir: tmp, cpu: '1' };
 
     const traced = (ratio: string | undefined) => (ratio === undefined ? '' : ` (tracing, sampleRatio ${ratio})`);

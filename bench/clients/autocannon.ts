@@ -14,6 +14,8 @@ interface Options {
   path?: string;
   host?: string;
   headers?: Record<string, string>;
+  /** POST a body of this many bytes with every request. */
+  bodyBytes?: number;
 }
 
 interface AutocannonResult {
@@ -34,7 +36,11 @@ const result = await autocannon({
   url: options.url,
   connections: options.connections,
   duration: options.seconds,
-  requests: [{ method: 'GET', path: options.path ?? new URL(options.url).pathname }],
+  requests: [
+    options.bodyBytes
+      ? { method: 'POST', path: options.path ?? new URL(options.url).pathname, body: Buffer.alloc(options.bodyBytes, 'u') }
+      : { method: 'GET', path: options.path ?? new URL(options.url).pathname },
+  ],
   headers: { ...options.headers, ...(options.host ? { host: options.host } : {}) },
 });
 process.stdout.write(`${JSON.stringify({

@@ -4,6 +4,7 @@
  *   --scenario A[,B]       only scenarios whose name contains A or B
  *   --rounds N             interleaved rounds (default 3, quick 1)
  *   --duration S           seconds of load per measurement (default 5, quick 1)
+ *   --latency-duration S   seconds of each latency measurement (default 10, quick 2)
  *   --loader wrk|autocannon  force a load generator (default: wrk when installed)
  *   --no-install           never apt-get install missing tools
  *   --no-pin               no taskset pinning
@@ -15,6 +16,7 @@ export interface Options {
   scenario?: string;
   rounds: number;
   seconds: number;
+  latencySeconds: number;
   warmupSeconds: number;
   loader?: 'wrk' | 'autocannon';
   install: boolean;
@@ -29,6 +31,7 @@ export function parseArgs(argv: readonly string[]): Options {
     quick,
     rounds: quick ? 1 : 3,
     seconds: quick ? 1 : 5,
+    latencySeconds: quick ? 2 : 10,
     warmupSeconds: quick ? 1 : 2,
     install: true,
     pin: true,
@@ -46,6 +49,7 @@ export function parseArgs(argv: readonly string[]): Options {
       case '--scenario': options.scenario = value(); break;
       case '--rounds': options.rounds = positive(arg, value()); break;
       case '--duration': options.seconds = positive(arg, value()); break;
+      case '--latency-duration': options.latencySeconds = positive(arg, value()); break;
       case '--loader': {
         const loader = value();
         if (loader !== 'wrk' && loader !== 'autocannon') throw new Error('--loader is wrk or autocannon');

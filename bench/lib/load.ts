@@ -1,12 +1,16 @@
 /**
  * Drives load from a separate process pinned to the load CPU: wrk when it is
- * installed (latency from `--latency`, absolute-form through a generated Lua
- * script), else autocannon, and the CONNECT bulk client for tunnels.
+ * installed (latency from `--latency`, absolute-form and uploads through a
+ * generated Lua script), else autocannon, the CONNECT bulk client for
+ * tunnels, and a constant-rate client (hey, or clients/paced.ts) for the
+ * latency scenarios. Every run also measures how busy the upstream and the
+ * load generator were: a run where either is near a full core measured them,
+ * not the proxy.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { HOST } from './net.ts';
-import { NODE, start, stop, treeCpuSeconds, treeRss, type Proc } from './procs.ts';
+import { NODE, reapedChildrenCpuSeconds, start, stop, treeCpuSeconds, treeRss, type Proc } from './procs.ts';
 
 /** One measurement of one peer in one scenario and round. */
 export interface Measurement {
@@ -15,6 +19,11 @@ export interface Measurement {
   mbps?: number;
   p50ms?: number;
   p99ms?: number;
+  /** Latency scenarios only. */
+  p999ms?: number;
+  /** Latency scenarios: the rate asked for (req/s), and requests that found their connection still busy (paced client). */
+  targetRps?: number;
+  late?: number;
   requests?: number;
   /** Non-2xx answers, socket errors and timeouts together. */
   errors: number;
@@ -22,6 +31,16 @@ export interface Measurement {
   rssBytes?: number;
   /** CPU (user + system) the proxy's process tree spent per request, or per MB for CONNECT bulk, in microseconds. */
   cpuUs?: number;
+  /** Share of one core (0..1) used during the run by the proxy, the upstream and the load generator. */
+  proxyCpu?: number;
+  upstreamCpu?: number;
+  loadCpu?: number;
+}
+
+/** The processes watched during a run: the proxy (RSS, CPU) and the upstream it forwards to (CPU). */
+export interface Watch {
+  proxy?: number;
+  upstream?: number;
 }
 
 export interface HttpLoad {
@@ -36,6 +55,8 @@ export interface HttpLoad {
   newConnections?: boolean;
   /** Headers of every request (Accept-Encoding for the compression scenarios). */
   headers?: Readonly<Record<string, string>>;
+  /** POST a body of this many bytes with every request (the uploads scenario). */
+  bodyBytes?: number;
 }
 
 export interface LoadContext {
@@ -43,6 +64,8 @@ export interface LoadContext {
   wrkPath?: string;
   /** h2load (nghttp2-client), for the HTTP/2 scenarios. */
   h2loadPath?: string;
+  /** hey, the constant-rate client of the latency scenarios (else clients/paced.ts). */
+  heyPath?: string;
   tmpDir: string;
   /** CPU list for the load generator (taskset). */
   cpu?: string;
@@ -62,28 +85,51 @@ async function finished(proc: Proc, timeoutMs: number): Promise<void> {
   }
 }
 
-/** What the proxy's process tree used during one run. */
+/** What the processes used during one run. */
 interface Usage {
-  /** Peak RSS, sampled every 250 ms. */
+  /** Peak RSS of the proxy's tree, sampled every 250 ms. */
   rssBytes?: number;
-  /** CPU (user + system) spent from just before the run started to its end. */
+  /** CPU (user + system) the proxy's tree spent from just before the run started to its end. */
   cpuSeconds?: number;
+  /** Shares of one core over the run's wall time. */
+  proxyCpu?: number;
+  upstreamCpu?: number;
+  loadCpu?: number;
 }
 
-/** Runs `run` while watching `pid` (and its children): peak RSS and CPU spent. */
-async function withUsage<T>(pid: number | undefined, run: () => Promise<T>): Promise<[T, Usage]> {
-  if (pid === undefined) return [await run(), {}];
-  const cpuBefore = treeCpuSeconds(pid);
+const cpuOf = (pid: number | undefined) => (pid === undefined ? 0 : treeCpuSeconds(pid));
+
+/**
+ * Runs `run` (which starts and awaits the one load process) while watching
+ * the proxy (peak RSS, CPU) and the upstream (CPU); the load generator's CPU
+ * is what this process's reaped children gained meanwhile.
+ */
+async function withUsage<T>(watch: Watch, run: () => Promise<T>): Promise<[T, Usage]> {
+  const { proxy, upstream } = watch;
+  const before = { proxy: cpuOf(proxy), upstream: cpuOf(upstream), load: reapedChildrenCpuSeconds(), at: process.hrtime.bigint() };
   let peak = 0;
-  const timer = setInterval(() => {
-    peak = Math.max(peak, treeRss(pid));
+  const timer = proxy === undefined ? undefined : setInterval(() => {
+    peak = Math.max(peak, treeRss(proxy));
   }, 250);
   try {
     const result = await run();
-    return [result, { rssBytes: peak || undefined, cpuSeconds: treeCpuSeconds(pid) - cpuBefore }];
+    const wall = Number(process.hrtime.bigint() - before.at) / 1e9;
+    const cpuSeconds = proxy === undefined ? undefined : cpuOf(proxy) - before.proxy;
+    return [result, {
+      rssBytes: peak || undefined,
+      cpuSeconds,
+      proxyCpu: cpuSeconds === undefined ? undefined : cpuSeconds / wall,
+      upstreamCpu: upstream === undefined ? undefined : (cpuOf(upstream) - before.upstream) / wall,
+      loadCpu: (reapedChildrenCpuSeconds() - before.load) / wall,
+    }];
   } finally {
-    clearInterval(timer);
+    if (timer) clearInterval(timer);
   }
+}
+
+/** The usage fields of a Measurement. */
+function usageFields(usage: Usage, units: number | undefined): Partial<Measurement> {
+  return { rssBytes: usage.rssBytes, cpuUs: perUnit(usage.cpuSeconds, units), proxyCpu: usage.proxyCpu, upstreamCpu: usage.upstreamCpu, loadCpu: usage.loadCpu };
 }
 
 /** CPU microseconds per unit of work (request, MB), when both are known. */
@@ -128,6 +174,11 @@ function loadArgs(load: HttpLoad, ctx: LoadContext, id: number): [string, string
       const script = join(ctx.tmpDir, `absolute-${id}.lua`);
       writeFileSync(script, `wrk.path = ${JSON.stringify(load.target)}\nwrk.headers["Host"] = ${JSON.stringify(new URL(load.target).host)}\n`);
       args.push('-s', script);
+    } else if (load.bodyBytes) {
+      // The body is built once; wrk sends it with a Content-Length on every request.
+      const script = join(ctx.tmpDir, `upload-${id}.lua`);
+      writeFileSync(script, `wrk.method = "POST"\nwrk.body = string.rep("u", ${load.bodyBytes})\nwrk.headers["Content-Type"] = "application/octet-stream"\n`);
+      args.push('-s', script);
     }
     return [ctx.wrkPath ?? 'wrk', [...args, absolute ? `${url}/` : `${url}${load.target}`]];
   }
@@ -139,23 +190,24 @@ function loadArgs(load: HttpLoad, ctx: LoadContext, id: number): [string, string
     path: load.target,
     host: absolute ? new URL(load.target).host : undefined,
     headers: load.headers,
+    bodyBytes: load.bodyBytes,
   };
   return [NODE, [join(BENCH, 'clients/autocannon.ts'), JSON.stringify(options)]];
 }
 
-/** Runs HTTP load against port; `rssPid` is the process whose memory is sampled. */
-export async function runHttp(load: HttpLoad, ctx: LoadContext, rssPid?: number): Promise<Measurement> {
+/** Runs HTTP load against port, watching the proxy and the upstream. */
+export async function runHttp(load: HttpLoad, ctx: LoadContext, watch: Watch = {}): Promise<Measurement> {
   const id = ++sequence;
   const out = join(ctx.tmpDir, `load-${id}.out`);
   const [cmd, args] = loadArgs(load, ctx, id);
-  const [, usage] = await withUsage(rssPid, () => {
+  const [, usage] = await withUsage(watch, () => {
     const proc = start(`${ctx.loader}#${id}`, cmd, args, out, { cpu: ctx.cpu });
     return finished(proc, (load.seconds + 20) * 1000);
   });
   const text = readFileSync(out, 'utf8');
   const result = ctx.loader === 'wrk' ? parseWrk(text) : (JSON.parse(text.trim().split('\n').pop() ?? '{}') as Measurement);
   if (result.rps === undefined) throw new Error(`${ctx.loader} printed no result: ${text.slice(-300)}`);
-  return { ...result, rssBytes: usage.rssBytes, cpuUs: perUnit(usage.cpuSeconds, result.requests) };
+  return { ...result, ...usageFields(usage, result.requests) };
 }
 
 /** HTTP/2 load with h2load: `streams` concurrent streams on each of `connections` connections. */
@@ -173,8 +225,8 @@ export interface H2Load {
 /** A gRPC request body: one message ("hello"), uncompressed, framed. */
 const GRPC_REQUEST = Buffer.concat([Buffer.from([0, 0, 0, 0, 5]), Buffer.from('hello')]);
 
-/** Runs h2load against port; `rssPid` is the process whose memory is sampled. */
-export async function runH2(load: H2Load, ctx: LoadContext, rssPid?: number): Promise<Measurement> {
+/** Runs h2load against port, watching the proxy and the upstream. */
+export async function runH2(load: H2Load, ctx: LoadContext, watch: Watch = {}): Promise<Measurement> {
   const id = ++sequence;
   const out = join(ctx.tmpDir, `h2load-${id}.out`);
   const url = `${load.tls ? 'https' : 'http'}://${HOST}:${load.port}${load.target}`;
@@ -184,12 +236,12 @@ export async function runH2(load: H2Load, ctx: LoadContext, rssPid?: number): Pr
     writeFileSync(body, GRPC_REQUEST);
     args.push('-d', body, '-H', 'content-type: application/grpc', '-H', 'te: trailers');
   }
-  const [, usage] = await withUsage(rssPid, () => {
+  const [, usage] = await withUsage(watch, () => {
     const proc = start(`h2load#${id}`, ctx.h2loadPath ?? 'h2load', [...args, url], out, { cpu: ctx.cpu });
     return finished(proc, (load.seconds + 20) * 1000);
   });
   const result = parseH2load(readFileSync(out, 'utf8'));
-  return { ...result, rssBytes: usage.rssBytes, cpuUs: perUnit(usage.cpuSeconds, result.requests) };
+  return { ...result, ...usageFields(usage, result.requests) };
 }
 
 /** Parses h2load's summary: req/s, requests done, failures and non-2xx; mean request time stands in for the median. */
@@ -219,11 +271,11 @@ export interface ConnectLoad {
 }
 
 /** Runs the CONNECT bulk client; MB/s through the proxy. */
-export async function runConnect(load: ConnectLoad, ctx: LoadContext, rssPid?: number): Promise<Measurement> {
+export async function runConnect(load: ConnectLoad, ctx: LoadContext, watch: Watch = {}): Promise<Measurement> {
   const id = ++sequence;
   const out = join(ctx.tmpDir, `connect-${id}.out`);
   // CPU over the whole client run, warm-up second included: it moves data too, at the same rate.
-  const [, usage] = await withUsage(rssPid, () => {
+  const [, usage] = await withUsage(watch, () => {
     const proc = start(`connect-bulk#${id}`, NODE, [join(BENCH, 'clients/connect-bulk.ts'), JSON.stringify(load)], out, { cpu: ctx.cpu });
     return finished(proc, (load.seconds + load.warmupSeconds + 20) * 1000);
   });
@@ -237,5 +289,87 @@ export async function runConnect(load: ConnectLoad, ctx: LoadContext, rssPid?: n
   }
   if (parsed.opened === 0) throw new Error(`no tunnel opened: ${parsed.errors.join('; ') || 'no answer'}`);
   const megabytes = parsed.mbps * (load.seconds + load.warmupSeconds);
-  return { mbps: parsed.mbps, errors: Math.max(parsed.errorCount, parsed.tunnels - parsed.opened), rssBytes: usage.rssBytes, cpuUs: perUnit(usage.cpuSeconds, megabytes) };
+  return { mbps: parsed.mbps, errors: Math.max(parsed.errorCount, parsed.tunnels - parsed.opened), ...usageFields(usage, megabytes) };
+}
+
+/** A latency run: `rate` req/s in all over `connections` keep-alive connections, for `seconds`. */
+export interface LatencyLoad {
+  port: number;
+  target: string;
+  connections: number;
+  rate: number;
+  seconds: number;
+  /** hey (workers paced by tickers that start together: bursts of `connections`), or clients/paced.ts (evenly spaced). */
+  client: 'hey' | 'paced';
+}
+
+/**
+ * A percentile of latencies that hey rounded to `step` (its CSV has 0.1 ms
+ * steps): the rank is placed inside its step as if the values there were
+ * spread evenly (the grouped-data median), which resolves differences smaller
+ * than a step when there are many samples.
+ */
+export function steppedPercentile(sorted: readonly number[], q: number, step: number): number | undefined {
+  if (sorted.length === 0) return undefined;
+  const rank = q * sorted.length;
+  const index = Math.min(sorted.length - 1, Math.max(0, Math.ceil(rank) - 1));
+  const value = sorted[index];
+  let first = index;
+  while (first > 0 && sorted[first - 1] === value) first--;
+  let last = index;
+  while (last < sorted.length - 1 && sorted[last + 1] === value) last++;
+  const within = (rank - first) / (last - first + 1);
+  return Math.max(0, value - step / 2 + Math.min(1, Math.max(0, within)) * step);
+}
+
+/** Parses `hey -o csv`: requests that dialled a connection are left out (a run's first ones); non-200 answers are errors. */
+export function parseHeyCsv(text: string, seconds: number): Measurement {
+  const lines = text.split('\n');
+  if (!lines[0]?.startsWith('response-time,')) throw new Error(`unreadable hey output: ${text.trim().split('\n').slice(-3).join(' | ')}`);
+  const latencies: number[] = [];
+  let answered = 0;
+  let errors = 0;
+  let first = Infinity;
+  let last = -Infinity;
+  for (let i = 1; i < lines.length; i++) {
+    const cols = lines[i].split(',');
+    if (cols.length < 8) continue;
+    answered++;
+    const offset = Number(cols[7]);
+    first = Math.min(first, offset);
+    last = Math.max(last, offset);
+    if (cols[6] !== '200') errors++;
+    else if (Number(cols[1]) === 0) latencies.push(Number(cols[0]) * 1000);
+  }
+  latencies.sort((a, b) => a - b);
+  const at = (q: number) => steppedPercentile(latencies, q, 0.1);
+  // The rate held: requests over the span of their start times (hey's first moments go to dialling).
+  const span = last > first ? last - first : seconds;
+  return { rps: answered / Math.min(seconds, span + 1 / Math.max(answered / seconds, 1)), requests: answered, errors, p50ms: at(0.5), p99ms: at(0.99), p999ms: at(0.999) };
+}
+
+/** Runs a constant-rate client against port, watching the proxy and the upstream. */
+export async function runLatency(load: LatencyLoad, ctx: LoadContext, watch: Watch = {}): Promise<Measurement> {
+  const id = ++sequence;
+  const out = join(ctx.tmpDir, `latency-${id}.out`);
+  const url = `http://${HOST}:${load.port}${load.target}`;
+  const [cmd, args] =
+    load.client === 'hey'
+      ? [ctx.heyPath ?? 'hey', ['-z', `${load.seconds}s`, '-c', String(load.connections), '-q', String(load.rate / load.connections), '-t', '5', '-disable-compression', '-o', 'csv', url]]
+      : [NODE, [join(BENCH, 'clients/paced.ts'), JSON.stringify({ port: load.port, path: load.target, connections: load.connections, rate: load.rate, seconds: load.seconds })]];
+  const [, usage] = await withUsage(watch, () => {
+    const proc = start(`${load.client}#${id}`, cmd, args, out, { cpu: ctx.cpu });
+    return finished(proc, (load.seconds + 20) * 1000);
+  });
+  const text = readFileSync(out, 'utf8');
+  let result: Measurement;
+  if (load.client === 'hey') result = parseHeyCsv(text, load.seconds);
+  else {
+    try {
+      result = JSON.parse(text.trim().split('\n').pop() ?? '') as Measurement;
+    } catch {
+      throw new Error(`the paced client printed no result: ${text.slice(-300)}`);
+    }
+  }
+  return { ...result, targetRps: load.rate, ...usageFields(usage, result.requests) };
 }

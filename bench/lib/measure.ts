@@ -5,7 +5,7 @@
  * checked once for a correct answer before any load is sent.
  */
 import { truncateSync } from 'node:fs';
-import { runConnect, runH2, runHttp, type LoadContext, type Measurement } from './load.ts';
+import { runConnect, runH2, runHttp, runLatency, type LoadContext, type Measurement, type Watch } from './load.ts';
 import { probe, probeConnect, probeH2 } from './net.ts';
 import type { Peer } from './peers.ts';
 import { tail } from './procs.ts';
@@ -23,14 +23,28 @@ export interface Cell {
 export interface Plan {
   rounds: number;
   seconds: number;
+  /** Seconds of each latency measurement (`hey -z`). */
+  latencySeconds: number;
   warmupSeconds: number;
   upstreamPort: number;
   tcpSourcePort: number;
   load: LoadContext;
+  /** Pids of the upstreams, whose CPU use is measured with every run: the throughput one, the node one, the TCP source, the gRPC upstream. */
+  upstreams: { main?: number; node?: number; tcp?: number; grpc?: number };
+}
+
+/** The upstream process a scenario's requests end at (none for static files). */
+function upstreamOf(scenario: Scenario, plan: Plan): number | undefined {
+  if (scenario.upstream === 'node' || scenario.kind === 'compress') return plan.upstreams.node;
+  if (scenario.kind === 'connect') return plan.upstreams.tcp;
+  if (scenario.kind === 'grpc') return plan.upstreams.grpc;
+  if (scenario.kind === 'static') return undefined;
+  return plan.upstreams.main;
 }
 
 type Target =
-  | { http: { port: number; target: string; https?: boolean; newConnections?: boolean; headers?: Readonly<Record<string, string>> } }
+  | { http: { port: number; target: string; https?: boolean; newConnections?: boolean; headers?: Readonly<Record<string, string>>; bodyBytes?: number } }
+  | { latency: { port: number; target: string } }
   | { h2: { port: number; target: string; tls: boolean; grpc: boolean; streams: number } }
   | { connect: { proxyPort?: number } }
   | { missing: string };
@@ -38,8 +52,12 @@ type Target =
 function targetOf(scenario: Scenario, peer: Peer, plan: Plan): Target {
   const isDirect = peer.name === 'direct';
   switch (scenario.kind) {
-    case 'ingress':
-      return peer.ingress ? { http: { port: peer.ingress, target: scenario.path } } : { missing: 'no reverse-proxy port' };
+    case 'ingress': {
+      const port = scenario.upstream === 'node' ? peer.ingressNode : peer.ingress;
+      return port ? { http: { port, target: scenario.path, bodyBytes: scenario.bodyBytes } } : { missing: scenario.upstream === 'node' ? 'no reverse-proxy port to the node upstream' : 'no reverse-proxy port' };
+    }
+    case 'latency':
+      return peer.ingress ? { latency: { port: peer.ingress, target: scenario.path } } : { missing: 'no reverse-proxy port' };
     case 'static':
       return peer.static ? { http: { port: peer.static, target: scenario.path } } : { missing: 'no static port' };
     case 'https':
@@ -70,15 +88,16 @@ function targetOf(scenario: Scenario, peer: Peer, plan: Plan): Target {
 /** One correct answer before load; returns the reason when the peer answers wrong. */
 async function smoke(scenario: Scenario, target: Target, plan: Plan): Promise<string | undefined> {
   try {
-    if ('http' in target) {
-      const res = await probe(target.http.port, target.http.target, 5000, target.http.headers, target.http.https ? 'https' : 'http');
+    if ('http' in target || 'latency' in target) {
+      const http = 'http' in target ? target.http : { ...target.latency, headers: undefined, https: false };
+      const res = await probe(http.port, http.target, 5000, http.headers, http.https ? 'https' : 'http');
       if (scenario.encoding !== undefined) {
         const encoding = res.headers['content-encoding'];
         if (res.status !== 200 || encoding !== scenario.encoding || res.bytes >= scenario.expectBytes) {
-          return `GET ${target.http.target} answered ${res.status}, content-encoding ${String(encoding)}, ${res.bytes} bytes (want 200, ${scenario.encoding}, fewer than ${scenario.expectBytes})`;
+          return `GET ${http.target} answered ${res.status}, content-encoding ${String(encoding)}, ${res.bytes} bytes (want 200, ${scenario.encoding}, fewer than ${scenario.expectBytes})`;
         }
       } else if (res.status !== 200 || res.bytes !== scenario.expectBytes) {
-        return `GET ${target.http.target} answered ${res.status} with ${res.bytes} bytes (want 200 with ${scenario.expectBytes}): ${res.text.slice(0, 160)}`;
+        return `GET ${http.target} answered ${res.status} with ${res.bytes} bytes (want 200 with ${scenario.expectBytes}): ${res.text.slice(0, 160)}`;
       }
     } else if ('h2' in target) {
       const res = await probeH2(target.h2.port, target.h2.target, target.h2.tls, target.h2.grpc, 5000);
@@ -92,7 +111,7 @@ async function smoke(scenario: Scenario, target: Target, plan: Plan): Promise<st
     return undefined;
   } catch (err) {
     const code = (err as { code?: string }).code;
-    const port = 'http' in target ? target.http.port : 'h2' in target ? target.h2.port : 'connect' in target ? target.connect.proxyPort : undefined;
+    const port = 'http' in target ? target.http.port : 'latency' in target ? target.latency.port : 'h2' in target ? target.h2.port : 'connect' in target ? target.connect.proxyPort : undefined;
     if (code === 'ECONNREFUSED') return `nothing listens on 127.0.0.1:${port} (its ${scenario.kind} listener is not bound)`;
     return `check request failed: ${err instanceof Error ? err.message : String(err)}`;
   }
@@ -106,19 +125,25 @@ async function once(scenario: Scenario, peer: Peer, target: Target, plan: Plan, 
       // not created yet
     }
   }
-  const pid = peer.proc?.pid;
+  const watch: Watch = { proxy: peer.proc?.pid, upstream: upstreamOf(scenario, plan) };
   if ('http' in target) {
-    return runHttp({ ...target.http, connections: scenario.connections, seconds }, plan.load, pid);
+    return runHttp({ ...target.http, connections: scenario.connections, seconds }, plan.load, watch);
+  }
+  if ('latency' in target) {
+    const client = scenario.client === 'hey' && plan.load.heyPath ? 'hey' : 'paced';
+    return runLatency({ ...target.latency, connections: scenario.connections, rate: scenario.rate ?? 1000, seconds, client }, plan.load, watch);
   }
   if ('h2' in target) {
-    return runH2({ ...target.h2, connections: scenario.connections, seconds }, plan.load, pid);
+    return runH2({ ...target.h2, connections: scenario.connections, seconds }, plan.load, watch);
   }
   if ('connect' in target) {
     const load = { ...target.connect, targetPort: plan.tcpSourcePort, tunnels: scenario.connections, seconds, warmupSeconds: 1 };
-    return runConnect(load, plan.load, pid);
+    return runConnect(load, plan.load, watch);
   }
   throw new Error(target.missing);
 }
+
+const pct = (share: number | undefined) => (share === undefined ? '-' : `${Math.round(share * 100)}%`);
 
 function rotate<T>(items: readonly T[], by: number): T[] {
   const k = by % Math.max(items.length, 1);
@@ -159,14 +184,19 @@ export async function measure(scenarios: readonly Scenario[], peers: ReadonlyMap
             log(`  ${scenario.name} ${name}: skipped, ${wrong}`);
             continue;
           }
-          // Warm-up (JIT, connection pools, page cache): measured, then thrown away.
-          if (scenario.kind !== 'connect') await once(scenario, peer, target, plan, plan.warmupSeconds).catch(() => undefined);
+          // Warm-up (JIT, connection pools, page cache): measured, then thrown away. A latency
+          // peer is warm from the throughput scenarios already: one second at the rate suffices.
+          const warmup = scenario.kind === 'latency' ? 1 : plan.warmupSeconds;
+          if (scenario.kind !== 'connect') await once(scenario, peer, target, plan, warmup).catch(() => undefined);
         }
         try {
-          const m = await once(scenario, peer, target, plan, plan.seconds);
+          const m = await once(scenario, peer, target, plan, scenario.kind === 'latency' ? plan.latencySeconds : plan.seconds);
           cell.samples.push(m);
-          const value = m.mbps !== undefined ? `${m.mbps.toFixed(1)} MB/s` : `${Math.round(m.rps ?? 0)} req/s${m.p99ms !== undefined ? `, p99 ${m.p99ms.toFixed(2)} ms` : ''}`;
-          log(`  round ${round + 1}/${plan.rounds} ${scenario.name} ${name}: ${value}${m.errors ? `, ${m.errors} errors` : ''}`);
+          const value = m.mbps !== undefined
+            ? `${m.mbps.toFixed(1)} MB/s`
+            : `${Math.round(m.rps ?? 0)} req/s${m.p50ms !== undefined && scenario.kind === 'latency' ? `, p50 ${m.p50ms.toFixed(3)} ms` : ''}${m.p99ms !== undefined ? `, p99 ${m.p99ms.toFixed(2)} ms` : ''}`;
+          const busy = `upstream ${pct(m.upstreamCpu)}, load ${pct(m.loadCpu)}`;
+          log(`  round ${round + 1}/${plan.rounds} ${scenario.name} ${name}: ${value}${m.errors ? `, ${m.errors} errors` : ''} (${busy})`);
         } catch (err) {
           const why = err instanceof Error ? err.message : String(err);
           cell.failures.push(why);

@@ -7,7 +7,7 @@
 import { execFileSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { nginxConf, sidecarGrpcYaml, sidecarYaml, squidConf, type BenchCertificate, type SidecarPolicies } from './configs.ts';
+import { haproxyConf, nginxConf, sidecarGrpcYaml, sidecarYaml, squidConf, type BenchCertificate, type SidecarPolicies } from './configs.ts';
 import { freePort, probe, waitHttp, waitUntil } from './net.ts';
 import { NODE, start, tail, type Proc } from './procs.ts';
 import type { ToolStatus } from './tools.ts';
@@ -17,7 +17,10 @@ export interface Env {
   tmp: string;
   /** Document root that holds static/1k.bin and static/1m.bin. */
   www: string;
+  /** The upstream of the throughput scenarios: NGINX when installed, else the node upstream. */
   upstreamPort: number;
+  /** The node:http upstream (servers/upstream.ts): JSON for compression, uploads; the same port as upstreamPort without NGINX. */
+  nodeUpstreamPort: number;
   tcpSourcePort: number;
   tools: ToolStatus;
   /** CPU list for the proxy under test. */
@@ -38,6 +41,8 @@ export interface Peer {
   proc?: Proc;
   /** Reverse proxy port (GET / and /1mib reach the upstream). */
   ingress?: number;
+  /** Reverse proxy port to the node upstream (scenarios with `upstream: 'node'`: uploads). */
+  ingressNode?: number;
   /** Port that serves /static/1k.bin and /static/1m.bin. */
   static?: number;
   /** Forward proxy port (absolute-form requests and CONNECT). */
@@ -53,6 +58,8 @@ export interface Peer {
   encodings?: readonly string[];
   /** Extra files of interest, truncated between runs (the sidecar's access log). */
   truncate?: string[];
+  /** RSS of the process tree after every peer was ready, before any load (run.ts). */
+  startRssBytes?: number;
 }
 
 export interface PeerSpec {
@@ -78,14 +85,15 @@ async function nodePeer(env: Env, name: string, script: string, extra: string): 
   return { proc, port };
 }
 
-function proxyPeer(name: string, about: string, script: string): PeerSpec {
+/** A Node reverse proxy to the throughput upstream, or (`toNode`) to the node upstream, where it serves only `upstream: 'node'` scenarios. */
+function proxyPeer(name: string, about: string, script: string, toNode = false): PeerSpec {
   return {
     name,
     about,
     async start(env) {
-      const { proc, port } = await nodePeer(env, name, script, String(env.upstreamPort));
+      const { proc, port } = await nodePeer(env, name, script, String(toNode ? env.nodeUpstreamPort : env.upstreamPort));
       check(await waitHttp(port, '/', proc, env.readyMs, 200), [proc.logFile]);
-      return { name, proc, ingress: port };
+      return toNode ? { name, proc, ingressNode: port } : { name, proc, ingress: port };
     },
   };
 }
@@ -94,12 +102,13 @@ export const direct: PeerSpec = {
   name: 'direct',
   about: 'no proxy: the load generator talks to the upstream (or the TCP source) itself',
   async start(env) {
-    return { name: 'direct', ingress: env.upstreamPort };
+    return { name: 'direct', ingress: env.upstreamPort, ingressNode: env.nodeUpstreamPort };
   },
 };
 
 export const undiciCeiling = proxyPeer('undici-ceiling', 'bare undici Pool.stream reverse proxy (bench/peers/undici-ceiling.ts): the Node ceiling', 'peers/undici-ceiling.ts');
 export const undiciFloor = proxyPeer('undici-floor', 'bare undici dispatch reverse proxy (bench/peers/undici-floor.ts): what node:http and undici cost before any feature', 'peers/undici-floor.ts');
+export const undiciFloorNode = proxyPeer('undici-floor-node', 'the same floor, a process of its own in front of the node upstream (uploads)', 'peers/undici-floor.ts', true);
 export const fastifyProxy = proxyPeer('fastify-http-proxy', '@fastify/http-proxy on fastify, defaults, logger off', 'peers/fastify-proxy.ts');
 export const httpProxy = proxyPeer('http-proxy', 'http-proxy with a keep-alive agent behind node:http', 'peers/http-proxy.ts');
 
@@ -126,6 +135,8 @@ export const nginx: PeerSpec = {
       proxy: await freePort(),
       static: await freePort(),
       upstream: env.upstreamPort,
+      nodeUpstream: env.nodeUpstreamPort,
+      proxyNode: await freePort(),
       compress: await freePort(),
       https: tls ? await freePort() : undefined,
       grpc: env.grpcUpstreamPort ? await freePort() : undefined,
@@ -143,6 +154,7 @@ export const nginx: PeerSpec = {
       name: 'nginx',
       proc,
       ingress: ports.proxy,
+      ingressNode: ports.proxyNode,
       static: ports.static,
       https: ports.https,
       h2: ports.https,
@@ -150,6 +162,25 @@ export const nginx: PeerSpec = {
       compress: ports.compress,
       encodings: brotli ? ['gzip', 'br'] : ['gzip'],
     };
+  },
+};
+
+export const haproxy: PeerSpec = {
+  name: 'haproxy',
+  about: 'HAProxy mode http, one thread, keep-alive to the upstream (http-reuse always), no log',
+  async start(env) {
+    const bin = env.tools.haproxy.path;
+    if (!bin) throw new Error(`haproxy ${env.tools.haproxy.missing}`);
+    const dir = join(env.tmp, 'haproxy');
+    mkdirSync(dir, { recursive: true });
+    const port = await freePort();
+    const conf = join(dir, 'haproxy.cfg');
+    writeFileSync(conf, haproxyConf(dir, port, env.upstreamPort));
+    const log = join(dir, 'haproxy.out');
+    // -db: stay in the foreground, so the process group is ours to stop.
+    const proc = start('haproxy', bin, ['-db', '-f', conf], log, { cpu: env.cpu });
+    check(await waitHttp(port, '/', proc, env.readyMs, 200), [log]);
+    return { name: 'haproxy', proc, ingress: port };
   },
 };
 
@@ -203,6 +234,8 @@ export interface SidecarLaunch {
   tls?: BenchCertificate;
   /** Tracing on with this sampleRatio, exporting to env.otlpPort. */
   tracing?: number;
+  /** The app upstream's port (default env.upstreamPort); a sidecar sent to the node upstream serves only its scenarios. */
+  upstreamPort?: number;
 }
 
 /** Starts a sidecar from `root` with the realistic config on fresh ports and waits for /readyz. */
@@ -214,7 +247,7 @@ export async function launchSidecar(env: Env, name: string, launch: SidecarLaunc
     admin: await freePort(),
     ingress: await freePort(),
     egress: await freePort(),
-    upstream: env.upstreamPort,
+    upstream: launch.upstreamPort ?? env.upstreamPort,
     tcpSource: env.tcpSourcePort,
   };
   const dir = join(env.tmp, name);
@@ -246,12 +279,13 @@ export async function launchSidecar(env: Env, name: string, launch: SidecarLaunc
   check(await waitHttp(ports.admin, '/readyz', proc, env.readyMs, 200), [stderr, stdout]);
   if (launch.tls) return { name, proc, https: ports.ingress, h2: ports.ingress, forward: ports.egress, truncate: [stdout] };
   const compress = launch.policies?.compress ? { compress: ports.ingress, encodings: ['gzip', 'br'] } : {};
-  return { name, proc, ingress: ports.ingress, static: ports.ingress, forward: ports.egress, truncate: [stdout], ...compress };
+  const toNode = launch.upstreamPort !== undefined && launch.upstreamPort !== env.upstreamPort ? { ingressNode: ports.ingress } : {};
+  return { name, proc, ingress: ports.ingress, static: ports.ingress, forward: ports.egress, truncate: [stdout], ...compress, ...toNode };
 }
 
-/** The realistic config plus a policy on the app route (issue 19), a process used only for its scenario. */
-function policyPeer(name: string, about: string, policies: SidecarPolicies): PeerSpec {
-  return { name, about, start: (env) => launchSidecar(env, name, { access: true, policies }) };
+/** The realistic config plus a policy on the app route (issue 19), a process used only for its scenario; `toNode`: its app upstream is the node upstream. */
+function policyPeer(name: string, about: string, policies: SidecarPolicies, toNode = false): PeerSpec {
+  return { name, about, start: (env) => launchSidecar(env, name, { access: true, policies, upstreamPort: toNode ? env.nodeUpstreamPort : undefined }) };
 }
 
 export const sidecar = sidecarPeer('sidecar', true);
@@ -263,7 +297,9 @@ export const sidecarNoLog = sidecarPeer('sidecar-nolog', false);
  * two fresh processes show).
  */
 export const sidecarLog = sidecarPeer('sidecar-log', true, 1, true, 'the realistic sidecar config (access log on), a process used only to compare with sidecar-nolog');
-export const sidecarCompress = policyPeer('sidecar-compress', 'the realistic sidecar config with compress on the app route (gzip 5, br 4)', { compress: true });
+export const sidecarCompress = policyPeer('sidecar-compress', 'the realistic sidecar config with compress on the app route (gzip 5, br 4), to the node upstream (its JSON)', { compress: true }, true);
+/** The uploads scenario: 1 MiB request bodies streamed to the node upstream, which reads and discards them. */
+export const sidecarUpload = policyPeer('sidecar-upload', 'the realistic sidecar config to the node upstream, a process used only for the uploads scenario', {}, true);
 export const sidecarUnlimited = policyPeer('sidecar-unlimited', 'the realistic sidecar config, a process used only to compare with sidecar-ratelimit', {});
 export const sidecarRateLimit = policyPeer('sidecar-ratelimit', 'the realistic sidecar config with a rateLimit (key client-ip) on the app route that never trips', { rateLimit: true });
 /** The tracing comparison: three fresh processes of the realistic config, tracing off, on at 1% and on at 100%. */
@@ -309,6 +345,8 @@ export const ALL_PEERS: readonly PeerSpec[] = [
   squid,
   undiciCeiling,
   undiciFloor,
+  undiciFloorNode,
+  haproxy,
   fastifyProxy,
   httpProxy,
   sendStatic,
@@ -316,6 +354,7 @@ export const ALL_PEERS: readonly PeerSpec[] = [
   sidecarNoLog,
   sidecarLog,
   sidecarCompress,
+  sidecarUpload,
   sidecarUnlimited,
   sidecarRateLimit,
   sidecarTraceOff,

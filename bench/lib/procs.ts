@@ -231,3 +231,16 @@ export function treeCpuSeconds(pid: number): number {
   });
   return ticks / USER_HZ;
 }
+
+/**
+ * CPU time (user + system, seconds) of this process's children that have
+ * exited and been reaped (cutime + cstime of /proc/self/stat). Its change
+ * across one load run is the CPU the load generator used (a run starts and
+ * reaps exactly one child: wrk, hey, h2load or a client of bench/clients).
+ */
+export function reapedChildrenCpuSeconds(): number {
+  const stat = readFileSync('/proc/self/stat', 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // cutime is field 16 and cstime field 17 of stat(5), so 13 and 14 after state (field 3).
+  return (Number(fields[13]) + Number(fields[14])) / USER_HZ;
+}

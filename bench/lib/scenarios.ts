@@ -1,10 +1,12 @@
 /**
- * The scenarios of issue 7. Each names the peers it compares and the subject
- * (the sidecar) whose ratios to them are reported.
+ * The scenarios (issue 7, restated by issue 22). Each names the peers it
+ * compares and the subject (the sidecar) whose ratios to them are reported.
+ * Throughput scenarios forward to the NGINX upstream when NGINX is installed;
+ * `upstream: 'node'` ones to the node:http upstream (uploads, JSON).
  */
 
 /** What a scenario exercises, and so which port of a peer it uses. */
-export type Kind = 'ingress' | 'forward' | 'connect' | 'static' | 'https' | 'compress' | 'h2' | 'grpc';
+export type Kind = 'ingress' | 'forward' | 'connect' | 'static' | 'https' | 'compress' | 'h2' | 'grpc' | 'latency';
 
 export interface Scenario {
   name: string;
@@ -29,17 +31,35 @@ export interface Scenario {
   newConnections?: boolean;
   /** HTTP/2 (h2load -m): concurrent streams per connection. */
   streams?: number;
+  /** The node:http upstream rather than the throughput one (peers reach it by their `ingressNode` port). */
+  upstream?: 'node';
+  /** POST bodies of this many bytes (uploads). */
+  bodyBytes?: number;
+  /** Latency scenarios: the constant rate over all connections (req/s), and the client that holds it. */
+  rate?: number;
+  client?: 'hey' | 'paced';
 }
 
 const INGRESS_PEERS = ['direct', 'nginx', 'undici-ceiling', 'fastify-http-proxy', 'http-proxy', 'sidecar'];
 /** The c50 run also measures the floor (bench/peers/undici-floor.ts), so the targets can say which ratios any node:http + undici proxy could reach. */
-const INGRESS_PEERS_WITH_FLOOR = ['direct', 'nginx', 'undici-ceiling', 'undici-floor', 'fastify-http-proxy', 'http-proxy', 'sidecar'];
+const INGRESS_PEERS_WITH_FLOOR = ['direct', 'nginx', 'haproxy', 'undici-ceiling', 'undici-floor', 'fastify-http-proxy', 'http-proxy', 'sidecar'];
+/** Latency under a steady load: added over direct, for the sidecar against the floor and the two C proxies. */
+const LATENCY_PEERS = ['direct', 'undici-floor', 'sidecar', 'nginx', 'haproxy'];
 const KiB = 1024;
+const MiB = 1024 * KiB;
 
 export const SCENARIOS: readonly Scenario[] = [
   { name: 'ingress-small-c1', title: 'ingress reverse proxy, "hello", 1 connection', kind: 'ingress', path: '/', connections: 1, expectBytes: 5, unit: 'req/s', peers: INGRESS_PEERS, subject: 'sidecar' },
   { name: 'ingress-small-c50', title: 'ingress reverse proxy, "hello", 50 connections', kind: 'ingress', path: '/', connections: 50, expectBytes: 5, unit: 'req/s', peers: INGRESS_PEERS_WITH_FLOOR, subject: 'sidecar' },
+  // Issue 22: latency at a fixed rate well under saturation, 20 connections, client on CPU 1; p50/p99/p99.9 added over direct.
+  // hey paces each connection with its own ticker, all started together: requests come in bursts of 20.
+  { name: 'latency-2k', title: 'latency at 2,000 req/s over 20 connections (hey -q 100 -c 20: bursts of 20 every 10 ms)', kind: 'latency', path: '/', connections: 20, rate: 2000, client: 'hey', expectBytes: 5, unit: 'req/s', peers: LATENCY_PEERS, subject: 'sidecar' },
+  { name: 'latency-5k', title: 'latency at 5,000 req/s over 20 connections (hey -q 250 -c 20: bursts of 20 every 4 ms)', kind: 'latency', path: '/', connections: 20, rate: 5000, client: 'hey', expectBytes: 5, unit: 'req/s', peers: LATENCY_PEERS, subject: 'sidecar' },
+  // The same rate with requests evenly spaced (clients/paced.ts): what one request alone waits in each proxy.
+  { name: 'latency-2k-paced', title: 'latency at 2,000 req/s over 20 connections, evenly spaced (one request every 0.5 ms, clients/paced.ts)', kind: 'latency', path: '/', connections: 20, rate: 2000, client: 'paced', expectBytes: 5, unit: 'req/s', peers: LATENCY_PEERS, subject: 'sidecar' },
   { name: 'ingress-1mib-c10', title: 'ingress reverse proxy, 1 MiB response, 10 connections', kind: 'ingress', path: '/1mib', connections: 10, expectBytes: 1024 * KiB, unit: 'req/s', peers: INGRESS_PEERS, subject: 'sidecar' },
+  // Issue 22: 1 MiB request bodies streamed through the proxy to the node upstream, which reads and discards them.
+  { name: 'uploads-1mib-c10', title: 'uploads: 1 MiB POST bodies streamed to the node upstream (read and discarded), 10 connections', kind: 'ingress', path: '/upload', connections: 10, expectBytes: 5, bodyBytes: MiB, upstream: 'node', unit: 'req/s', peers: ['direct', 'nginx', 'undici-floor-node', 'sidecar-upload'], subject: 'sidecar-upload' },
   { name: 'egress-absolute-c50', title: 'egress forward proxy, absolute-form GET "hello", 50 connections', kind: 'forward', path: '/', connections: 50, expectBytes: 5, unit: 'req/s', peers: ['direct', 'squid', 'sidecar'], subject: 'sidecar' },
   { name: 'egress-connect-bulk', title: 'egress CONNECT tunnels, bulk download, 4 tunnels', kind: 'connect', path: '', connections: 4, expectBytes: 0, unit: 'MB/s', peers: ['direct', 'squid', 'sidecar'], subject: 'sidecar' },
   { name: 'static-1k-c50', title: 'static file, 1 KiB, 50 connections', kind: 'static', path: '/static/1k.bin', connections: 50, expectBytes: KiB, unit: 'req/s', peers: ['nginx', 'send', 'sidecar'], subject: 'sidecar' },

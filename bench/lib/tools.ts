@@ -1,18 +1,20 @@
 /**
- * The external programs the benchmark compares with or drives: wrk and h2load
- * (load; h2load comes in Debian's nghttp2-client), NGINX and Squid (peers), and NGINX's brotli filter module (the brotli
- * compression scenario). Missing ones are installed with apt-get when we are
+ * The external programs the benchmark compares with or drives: wrk, hey and
+ * h2load (load; hey is the constant-rate client of the latency scenarios,
+ * h2load comes in Debian's nghttp2-client), NGINX (a peer, and the upstream of
+ * the throughput scenarios), HAProxy and Squid (peers), and NGINX's brotli
+ * filter module (the brotli compression scenario). Missing ones are installed with apt-get when we are
  * root and the package mirror answers; otherwise their peers (or the
  * scenario) are skipped with the reason.
  */
 import { spawnSync } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 
-export const TOOLS = ['wrk', 'nginx', 'squid', 'h2load'] as const;
+export const TOOLS = ['wrk', 'nginx', 'squid', 'h2load', 'haproxy', 'hey'] as const;
 export type Tool = (typeof TOOLS)[number];
 
 /** The Debian package of each tool. */
-const PACKAGE: Record<Tool, string> = { wrk: 'wrk', nginx: 'nginx', squid: 'squid', h2load: 'nghttp2-client' };
+const PACKAGE: Record<Tool, string> = { wrk: 'wrk', nginx: 'nginx', squid: 'squid', h2load: 'nghttp2-client', haproxy: 'haproxy', hey: 'hey' };
 
 /** Absolute path of each tool found, or why it is missing; for nginx also its brotli filter module, when there is one. */
 export type ToolStatus = Record<Tool, { path?: string; missing?: string; brotliModule?: string }>;
@@ -60,7 +62,7 @@ function run(cmd: string, args: string[], timeoutMs: number): { ok: boolean; out
 }
 
 /**
- * Finds wrk, nginx and squid; installs the missing ones when allowed.
+ * Finds the tools; installs the missing ones when allowed.
  * `log` receives one line per step, so a slow apt-get is visible.
  */
 export function ensureTools(allowInstall: boolean, log: (line: string) => void): ToolStatus {
@@ -76,7 +78,7 @@ export function ensureTools(allowInstall: boolean, log: (line: string) => void):
 
   let why: string | undefined;
   if (!allowInstall) why = 'not installed (--no-install given)';
-  else if (process.getuid?.() !== 0) why = 'not installed (apt-get needs root; run `apt-get install -y wrk nginx squid`)';
+  else if (process.getuid?.() !== 0) why = 'not installed (apt-get needs root; run `apt-get install -y wrk nginx squid haproxy hey nghttp2-client`)';
   else if (!find('apt-get')) why = 'not installed (no apt-get on this machine)';
   if (!why) {
     log(`setup: installing ${missing.join(' ')} with apt-get (bounded to 5 minutes)`);
