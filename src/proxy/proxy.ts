@@ -152,9 +152,11 @@ class Flight implements ClientWatcher, BreakerCall<AttemptOutcome>, TryReport<At
   readonly target: ProxyTarget;
   readonly exchange: Exchange;
   readonly body: RequestBody;
-  readonly plan: RetryPlan;
+  /** The retry decisions, made on the first failure (most requests have none). */
+  #plan: RetryPlan | undefined = undefined;
   readonly deadline: number;
-  readonly tried = new Set<EndpointState>();
+  /** Endpoints tried before the try under way, made on the first retry (most requests have one try). */
+  tried: Set<EndpointState> | undefined = undefined;
   /** The client left before its response was complete. */
   gone = false;
   /** The try under way, cancelled when the client leaves. */
@@ -197,7 +199,10 @@ class Flight implements ClientWatcher, BreakerCall<AttemptOutcome>, TryReport<At
     this.#end = end;
     const first = target.upstream.endpoints[0];
     this.body = requestBody(req, exchange, route.maxBody, keepLimit(route, method, grpc, first !== undefined && speaksH2(first)));
-    this.plan = new RetryPlan({ policy: route.retry, method, deadline, budget: target.upstream.budget, grpc });
+  }
+
+  get plan(): RetryPlan {
+    return (this.#plan ??= new RetryPlan({ policy: this.route.retry, method: this.req.method ?? 'GET', deadline: this.deadline, budget: this.target.upstream.budget, grpc: this.grpc }));
   }
 
   clientGone(): void {
@@ -243,9 +248,10 @@ class Flight implements ClientWatcher, BreakerCall<AttemptOutcome>, TryReport<At
   /** Picks an endpoint and tries it, through the upstream's breaker when it has one. */
   next(): void {
     const upstream = this.target.upstream;
+    const last = this.endpoint;
+    if (last !== undefined) (this.tried ??= new Set()).add(last);
     const endpoint = upstream.pick(this.tried);
     if (!endpoint) return this.finish(new ProxyError('no_healthy_endpoint'));
-    this.tried.add(endpoint);
     this.endpoint = endpoint;
     this.headVerdict = undefined;
     const breaker = upstream.breaker;
