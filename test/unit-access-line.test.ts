@@ -37,6 +37,27 @@ function record(overrides: Partial<AccessRecord> = {}): AccessRecord {
 }
 
 describe('accessLine', () => {
+  it('writes each line\'s own values when the repeated runs of fields change from one line to the next', () => {
+    const variants: Partial<AccessRecord>[] = [
+      {},
+      { path: '/b' },
+      { path: '/b', method: 'POST' },
+      { route: 'other', upstream: 'other', endpoint: '10.0.0.1:80' },
+      { listener: 'egress', host: 'x.test', protocol: '2', clientAddress: '::1', clientPort: 1 },
+      { clientAddress: '127.0.0.1', clientPort: 2 },
+      {},
+    ];
+    for (const variant of [...variants, ...variants.reverse()]) {
+      const expected = { ...record(), ...variant };
+      const parsed = JSON.parse(accessLine(record(variant)));
+      for (const key of ['listener', 'route', 'method', 'host', 'path', 'protocol', 'status', 'upstream', 'endpoint', 'attempts'] as const) {
+        expect(parsed[key]).toBe(expected[key]);
+      }
+      expect(parsed.clientAddress).toBe(expected.clientAddress);
+      if (expected.clientAddress !== undefined) expect(parsed.clientPort).toBe(expected.clientPort);
+    }
+  });
+
   it('writes one JSON line with pino\'s keys first and every SPEC field', () => {
     const line = accessLine(record());
     expect(line.endsWith('}\n')).toBe(true);

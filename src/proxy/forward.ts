@@ -40,6 +40,8 @@ export interface AttemptRequest {
   /** Flat [name, value, ...] list, already rebuilt by headers.ts. */
   readonly headers: string[];
   readonly body: Readable | Buffer | null;
+  /** When the try began (performance.now()): the access line's `upstreamHeaderMs` counts from here. */
+  readonly startedAt: number;
   /** Time allowed until the response head (ms). */
   readonly headTimeout: number;
   /** Longest pause inside the response body (ms). */
@@ -97,7 +99,7 @@ class ResponseWriter implements Dispatcher.DispatchHandler, Attempt {
   /** Upstream reading is paused until the client's socket drains. */
   #paused = false;
   /** When this try began: the access line's `upstreamHeaderMs` counts from here (queueing and connecting included, as NGINX's $upstream_header_time). */
-  readonly #startedAt = performance.now();
+  readonly #startedAt: number;
   /** The client's response is chunked, so the upstream's trailers can follow it. */
   #trailers = false;
   /** What the body goes through on its way to the client (a compressor), when the response filter asked for one. */
@@ -115,6 +117,7 @@ class ResponseWriter implements Dispatcher.DispatchHandler, Attempt {
     this.#request = request;
     this.#judge = judge;
     this.#listener = listener;
+    this.#startedAt = request.startedAt;
     exchange.upstreamHeaderMs = -1; // the last try's, or none
     exchange.grpcStatus = undefined;
     exchange.upstreamProtocol = request.endpoint.protocol.version;

@@ -250,7 +250,8 @@ class Flight implements ClientWatcher, BreakerCall<AttemptOutcome>, TryReport<At
     const upstream = this.target.upstream;
     const last = this.endpoint;
     if (last !== undefined) (this.tried ??= new Set()).add(last);
-    const endpoint = upstream.pick(this.tried);
+    // The first pick goes by the request's arrival time, a retry's by the clock (an ejection may have ended meanwhile).
+    const endpoint = upstream.pick(this.tried, this.tried === undefined ? this.exchange.start : performance.now());
     if (!endpoint) return this.finish(new ProxyError('no_healthy_endpoint'));
     this.endpoint = endpoint;
     this.headVerdict = undefined;
@@ -267,7 +268,8 @@ class Flight implements ClientWatcher, BreakerCall<AttemptOutcome>, TryReport<At
     exchange.attempts++;
     exchange.endpoint = endpoint.shownAuthority;
     // A gRPC call's upstream learns how long it has left (the deadline is the smaller of the route's and the client's).
-    const grpcTimeout = this.grpc && this.deadline !== Infinity ? formatGrpcTimeout(this.deadline - performance.now()) : undefined;
+    const now = performance.now();
+    const grpcTimeout = this.grpc && this.deadline !== Infinity ? formatGrpcTimeout(this.deadline - now) : undefined;
     const headers = tryHeaders(req, target, endpoint, exchange.reqId, route, false, exchange.trace?.upstreamTraceparent(endpoint, target.path), grpcTimeout);
     const attempt = makeAttempt(
       this.res,
@@ -278,7 +280,8 @@ class Flight implements ClientWatcher, BreakerCall<AttemptOutcome>, TryReport<At
         path: target.path,
         headers,
         body: this.body.forAttempt(),
-        headTimeout: headTimeout(this),
+        startedAt: now,
+        headTimeout: headTimeout(this, now),
         bodyIdleTimeout: route.idleTimeout,
         responseRules: route.responseHeaders,
         extraResponseHeaders: extraHeaders(this),
@@ -422,7 +425,7 @@ export function forwardRequest(
     const clientDeadline = grpc ? parseGrpcTimeout(req.headers['grpc-timeout']) : undefined;
     const budget = Math.min(route.timeout > 0 ? route.timeout : Infinity, clientDeadline ?? Infinity);
     const deadline = budget === Infinity ? Infinity : exchange.start + budget;
-    target.upstream.budget.deposit(performance.now());
+    target.upstream.budget.deposit(exchange.start); // the request's arrival: no clock read of its own
     flight = new Flight(req, res, route, target, exchange, deadline, admission, grpc, end);
   } catch (err) {
     return end.flightCrashed(err, res, exchange);
@@ -491,9 +494,9 @@ function backoffOver(flight: Flight): void {
  * is left of the deadline) made a new list for every request, filed in a
  * priority queue and removed again when the head arrived.
  */
-function headTimeout(flight: Flight): number {
+function headTimeout(flight: Flight, now: number): number {
   const perTry = flight.route.retry?.perTryTimeout ?? 0;
-  const limit = Math.min(perTry > 0 ? perTry : Infinity, flight.deadline - performance.now());
+  const limit = Math.min(perTry > 0 ? perTry : Infinity, flight.deadline - now);
   return limit === Infinity ? 0 : Math.max(1, Math.ceil(limit));
 }
 
