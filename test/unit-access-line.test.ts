@@ -101,6 +101,14 @@ describe('accessLine', () => {
     }
   });
 
+  it('takes the trace id of a traceparent the sidecar made without checking it, and checks a client\'s', () => {
+    const made = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+    expect(JSON.parse(accessLine(record({ traceparent: made, traceparentCreated: true }))).traceId).toBe('4bf92f3577b34da6a3ce929d0e0e4736');
+    expect(JSON.parse(accessLine(record({ traceparent: made }))).traceId).toBe('4bf92f3577b34da6a3ce929d0e0e4736');
+    expect(JSON.parse(accessLine(record({ traceparent: 'not-a-traceparent' }))).traceId).toBeUndefined();
+    expect(JSON.parse(accessLine(record({ traceparent: undefined, traceparentCreated: true }))).traceId).toBeUndefined();
+  });
+
   it('writes a 5xx at warn and the sidecar\'s own failure (internal_error) at error', () => {
     expect(JSON.parse(accessLine(record({ status: 404, error: 'no_route' }))).level).toBe('info');
     expect(JSON.parse(accessLine(record({ status: 503 }))).level).toBe('warn');

@@ -216,7 +216,7 @@ class ResponseWriter implements Dispatcher.DispatchHandler, Attempt {
     const length = body === undefined ? headers['content-length'] : undefined;
     this.#trailers = length === undefined && chunkedFor(res, statusCode);
     // Node refuses a Trailer header on a response it will not chunk (ERR_HTTP_TRAILER_INVALID): none will follow then.
-    if (!this.#trailers) delete outgoing.trailer;
+    if (!this.#trailers && outgoing.trailer !== undefined) delete outgoing.trailer;
     res.writeHead(statusCode, outgoing);
     // A streamed body (server-sent events, chunked) may be slow to start: send the head now.
     // With a Content-Length the head leaves with the body in one write, saving a syscall;

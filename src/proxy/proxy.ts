@@ -270,7 +270,10 @@ class Flight implements ClientWatcher, BreakerCall<AttemptOutcome>, TryReport<At
     // A gRPC call's upstream learns how long it has left (the deadline is the smaller of the route's and the client's).
     const now = performance.now();
     const grpcTimeout = this.grpc && this.deadline !== Infinity ? formatGrpcTimeout(this.deadline - now) : undefined;
+    const fresh = !req.headers.traceparent;
     const headers = tryHeaders(req, target, endpoint, exchange.reqId, route, false, exchange.trace?.upstreamTraceparent(endpoint, target.path), grpcTimeout);
+    // headers.ts made one and kept it on the request (without tracing): the access line may trust it.
+    if (fresh && req.headers.traceparent) exchange.traceparentCreated = true;
     const attempt = makeAttempt(
       this.res,
       exchange,
