@@ -37,6 +37,27 @@ function record(overrides: Partial<AccessRecord> = {}): AccessRecord {
 }
 
 describe('accessLine', () => {
+  it('writes each line\'s own values when the repeated runs of fields change from one line to the next', () => {
+    const variants: Partial<AccessRecord>[] = [
+      {},
+      { path: '/b' },
+      { path: '/b', method: 'POST' },
+      { route: 'other', upstream: 'other', endpoint: '10.0.0.1:80' },
+      { listener: 'egress', host: 'x.test', protocol: '2', clientAddress: '::1', clientPort: 1 },
+      { clientAddress: '127.0.0.1', clientPort: 2 },
+      {},
+    ];
+    for (const variant of [...variants, ...variants.reverse()]) {
+      const expected = { ...record(), ...variant };
+      const parsed = JSON.parse(accessLine(record(variant)));
+      for (const key of ['listener', 'route', 'method', 'host', 'path', 'protocol', 'status', 'upstream', 'endpoint', 'attempts'] as const) {
+        expect(parsed[key]).toBe(expected[key]);
+      }
+      expect(parsed.clientAddress).toBe(expected.clientAddress);
+      if (expected.clientAddress !== undefined) expect(parsed.clientPort).toBe(expected.clientPort);
+    }
+  });
+
   it('writes one JSON line with pino\'s keys first and every SPEC field', () => {
     const line = accessLine(record());
     expect(line.endsWith('}\n')).toBe(true);
@@ -78,6 +99,14 @@ describe('accessLine', () => {
     for (const bad of [undefined, '', 'ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01', '00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01', '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01x', '00-"},{"x":1-00f067aa0ba902b7-01-aaaaaaaaaaaaaaa']) {
       expect(traceIdOf(bad)).toBeUndefined();
     }
+  });
+
+  it('takes the trace id of a traceparent the sidecar made without checking it, and checks a client\'s', () => {
+    const made = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+    expect(JSON.parse(accessLine(record({ traceparent: made, traceparentCreated: true }))).traceId).toBe('4bf92f3577b34da6a3ce929d0e0e4736');
+    expect(JSON.parse(accessLine(record({ traceparent: made }))).traceId).toBe('4bf92f3577b34da6a3ce929d0e0e4736');
+    expect(JSON.parse(accessLine(record({ traceparent: 'not-a-traceparent' }))).traceId).toBeUndefined();
+    expect(JSON.parse(accessLine(record({ traceparent: undefined, traceparentCreated: true }))).traceId).toBeUndefined();
   });
 
   it('writes a 5xx at warn and the sidecar\'s own failure (internal_error) at error', () => {

@@ -15,7 +15,7 @@ import { Exchange } from '../observe/exchange.ts';
 import { ProxyError } from '../core/errors.ts';
 import { refuse } from '../net/error-answer.ts';
 import { requestIdOf } from '../proxy/headers.ts';
-import { proxyRequest, rewritePath } from '../proxy/proxy.ts';
+import { forwardRequest, rewritePath, type FlightEnd } from '../proxy/proxy.ts';
 import { absoluteToOrigin, findRoute, pathOf, splitHost, type RouteInput } from '../proxy/route.ts';
 import { normalizeTarget } from '../net/normalize-path.ts';
 import { headProblem } from '../net/request-head.ts';
@@ -49,6 +49,12 @@ function failed(res: ClientResponse, exchange: Exchange, err: unknown): void {
   log.error({ err, reqId: exchange.reqId }, 'ingress request failed unexpectedly');
   refuse(res, exchange, new ProxyError('internal_error'));
 }
+
+/** How every proxied ingress request ends: nothing to do when it is over, a 500 when the sidecar failed. */
+const INGRESS_FLIGHTS: FlightEnd = {
+  flightEnded: () => undefined,
+  flightCrashed: (err, res, exchange) => failed(res, exchange, err),
+};
 
 export class IngressServer {
   readonly listener: Listener;
@@ -125,19 +131,21 @@ export class IngressServer {
     );
   }
 
-  async #proxy(req: ClientRequest, res: ClientResponse, route: CompiledRoute, exchange: Exchange, admission: Admission | undefined): Promise<'served'> {
+  /** Not async: the flight ends by itself (proxy.ts), and a crash answers 500 through INGRESS_FLIGHTS. */
+  #proxy(req: ClientRequest, res: ClientResponse, route: CompiledRoute, exchange: Exchange, admission: Admission | undefined): 'served' {
     const upstream = route.upstream === undefined ? undefined : this.#deps.registry.get(route.upstream);
     if (!upstream) {
       // Only possible when a reload removed the upstream while this request was queued.
       refuse(res, exchange, new ProxyError('no_healthy_endpoint', `upstream "${route.upstream}" is gone`));
       return 'served';
     }
-    await proxyRequest(req, res, route, {
+    const target = {
       upstream,
       path: rewritePath(req.url ?? '/', route),
       host: req.headers.host,
       originalHost: req.headers.host,
-    }, exchange, admission);
+    };
+    forwardRequest(req, res, route, target, exchange, admission, INGRESS_FLIGHTS);
     return 'served';
   }
 

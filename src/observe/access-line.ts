@@ -45,6 +45,8 @@ export interface AccessRecord {
   readonly clientCert?: string;
   /** The traceparent sent upstream (or the client's, when nothing went upstream): the line shows its trace id. */
   readonly traceparent: string | undefined;
+  /** The traceparent is one the sidecar made (proxy/headers.ts): valid by construction, its trace id needs no check. */
+  readonly traceparentCreated?: boolean;
   /** With tracing on: the trace (its id wins over the traceparent's) and, when sampled, the sidecar's span id. */
   readonly trace?: { readonly traceId: string; readonly spanId: string; readonly sampled: boolean };
   /** Time from the start of the last try to the upstream's response head (ms); negative when no head came. */
@@ -65,8 +67,9 @@ const str = JSON.stringify as (value: string) => string;
 
 /**
  * JSON of a field whose value mostly repeats from one line to the next
- * (listener, route, method, host, path, upstream, endpoint): the last value's
- * JSON is kept and reused. Comparing two short strings costs less than
+ * (user agent, TLS version, client certificate): the last value's JSON is
+ * kept and reused (the runs of such fields, keys included: headFields() and
+ * the like below). Comparing two short strings costs less than
  * escaping one; nine JSON.stringify calls were about 0.6 us of the 1.1 us a
  * line took to format (a loop over 128 records on this machine).
  */
@@ -83,15 +86,6 @@ class RepeatedField {
   }
 }
 
-const listenerField = new RepeatedField();
-const routeField = new RepeatedField();
-const methodField = new RepeatedField();
-const hostField = new RepeatedField();
-const pathField = new RepeatedField();
-const upstreamField = new RepeatedField();
-const endpointField = new RepeatedField();
-const protocolField = new RepeatedField();
-const clientField = new RepeatedField();
 const userAgentField = new RepeatedField();
 const tlsField = new RepeatedField();
 const clientCertField = new RepeatedField();
@@ -133,6 +127,48 @@ function isoTime(epochMs: number): string {
 }
 
 /**
+ * The run of fields that repeat from one line to the next under steady
+ * traffic (listener, route, method, host, path, protocol), keys included, as
+ * one string kept while they repeat (and the same for upstream and endpoint,
+ * and the client's address): a line is about twenty pieces instead of forty.
+ * Formatting 128 records went from 0.57 to 0.43 us per line (best of 8 runs).
+ */
+let headKey: readonly [string, string, string, string, string, string] | undefined;
+let headJson = '';
+
+function headFields(listener: string, route: string, method: string, host: string, path: string, protocol: string): string {
+  const key = headKey;
+  if (key !== undefined && key[4] === path && key[3] === host && key[1] === route && key[2] === method && key[0] === listener && key[5] === protocol) return headJson;
+  headKey = [listener, route, method, host, path, protocol];
+  headJson = `,"listener":${str(listener)},"route":${str(route)},"method":${str(method)},"host":${str(host)},"path":${str(path)},"protocol":${str(protocol)},"status":`;
+  return headJson;
+}
+
+let upstreamKey = '';
+let endpointKey = '';
+let upstreamJson = ',"upstream":"","endpoint":"","attempts":';
+
+function upstreamFields(upstream: string, endpoint: string): string {
+  if (upstream !== upstreamKey || endpoint !== endpointKey) {
+    upstreamKey = upstream;
+    endpointKey = endpoint;
+    upstreamJson = `,"upstream":${str(upstream)},"endpoint":${str(endpoint)},"attempts":`;
+  }
+  return upstreamJson;
+}
+
+let clientKey = '';
+let clientJson = ',"clientAddress":"","clientPort":';
+
+function clientFields(address: string): string {
+  if (address !== clientKey) {
+    clientKey = address;
+    clientJson = `,"clientAddress":${str(address)},"clientPort":`;
+  }
+  return clientJson;
+}
+
+/**
  * One JSON line, newline included; keys with no value are left out, as pino
  * leaves out undefined. The client, protocol, trace id and upstream head time
  * (issue 23) took a line from 0.46 to 0.85 us to format (a loop over 128
@@ -145,21 +181,21 @@ export function accessLine(record: AccessRecord): string {
     isoTime(record.endedAt) +
     PID +
     str(record.reqId) +
-    `,"listener":${listenerField.json(record.listener)},"route":${routeField.json(record.route)},"method":${methodField.json(record.method)}` +
-    `,"host":${hostField.json(record.host)},"path":${pathField.json(record.path)},"protocol":${protocolField.json(record.protocol)}` +
-    `,"status":${record.status},"durationMs":${hundredthsJson(record.durationMs)}`;
-  if (record.upstreamHeaderMs >= 0) line += `,"upstreamHeaderMs":${hundredthsJson(record.upstreamHeaderMs)}`;
-  line +=
-    `,"bytesIn":${record.bytesIn},"bytesOut":${record.bytesOut}` +
-    `,"upstream":${upstreamField.json(record.upstream)},"endpoint":${endpointField.json(record.endpoint)},"attempts":${record.attempts}`;
-  if (record.clientAddress !== undefined) line += `,"clientAddress":${clientField.json(record.clientAddress)},"clientPort":${record.clientPort}`;
+    headFields(record.listener, record.route, record.method, record.host, record.path, record.protocol) +
+    record.status +
+    ',"durationMs":' +
+    hundredthsJson(record.durationMs);
+  if (record.upstreamHeaderMs >= 0) line += ',"upstreamHeaderMs":' + hundredthsJson(record.upstreamHeaderMs);
+  line += ',"bytesIn":' + record.bytesIn + ',"bytesOut":' + record.bytesOut + upstreamFields(record.upstream, record.endpoint) + record.attempts;
+  if (record.clientAddress !== undefined) line += clientFields(record.clientAddress) + record.clientPort;
   if (record.userAgent !== undefined) line += `,"userAgent":${userAgentField.json(record.userAgent)}`;
   if (record.upstreamProtocol) line += `,"upstreamProtocol":"${record.upstreamProtocol}"`;
   if (record.grpcStatus !== undefined) line += `,"grpcStatus":${record.grpcStatus}`;
   if (record.tls !== undefined) line += `,"tls":${tlsField.json(record.tls)}`;
   if (record.clientCert !== undefined) line += `,"clientCert":${clientCertField.json(record.clientCert)}`;
   const trace = record.trace;
-  const traceId = trace ? trace.traceId : traceIdOf(record.traceparent);
+  // A client's traceparent is checked (0.3 us per line, a regexp); one the sidecar made is valid as made.
+  const traceId = trace ? trace.traceId : record.traceparentCreated && record.traceparent !== undefined ? record.traceparent.slice(3, 35) : traceIdOf(record.traceparent);
   if (traceId !== undefined) line += `,"traceId":"${traceId}"`;
   if (trace?.sampled) line += `,"spanId":"${trace.spanId}"`;
   if (record.error !== undefined) line += `,"error":${str(record.error)}`;

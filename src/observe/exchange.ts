@@ -144,6 +144,8 @@ export class Exchange implements ResponseObserver {
   clientCert: string | undefined = undefined;
   /** The traceparent sent upstream (headers.ts writes a created one back into the request's headers). */
   traceparent: string | undefined = undefined;
+  /** The traceparent sent upstream was made by the sidecar (no client one): the access line need not check it. */
+  traceparentCreated = false;
   /** Time from the start of the last try to the upstream's response head (ms); -1 when no head came. */
   upstreamHeaderMs = -1;
   /** Its place in a distributed trace, while tracing is on (tracing/context.ts). */

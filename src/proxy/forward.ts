@@ -40,6 +40,8 @@ export interface AttemptRequest {
   /** Flat [name, value, ...] list, already rebuilt by headers.ts. */
   readonly headers: string[];
   readonly body: Readable | Buffer | null;
+  /** When the try began (performance.now()): the access line's `upstreamHeaderMs` counts from here. */
+  readonly startedAt: number;
   /** Time allowed until the response head (ms). */
   readonly headTimeout: number;
   /** Longest pause inside the response body (ms). */
@@ -69,8 +71,6 @@ export interface HeadJudge {
   acceptHead(status: number, headers: Record<string, string | string[] | undefined>): boolean;
 }
 
-const acceptAll: HeadJudge = { acceptHead: () => true };
-
 /** Reason passed to undici when we abort an attempt ourselves. */
 class AttemptAborted extends Error {
   constructor(reason: string) {
@@ -80,12 +80,12 @@ class AttemptAborted extends Error {
 }
 
 /** Undici dispatch handler that writes one upstream response to the client. */
-class ResponseWriter implements Dispatcher.DispatchHandler {
+class ResponseWriter implements Dispatcher.DispatchHandler, Attempt {
   readonly #res: ClientResponse;
   readonly #exchange: Exchange;
   readonly #request: AttemptRequest;
   readonly #judge: HeadJudge;
-  readonly #settle: (outcome: AttemptOutcome) => void;
+  readonly #listener: AttemptListener;
   #controller: Dispatcher.DispatchController | undefined;
   #settled = false;
   #cancelled: Error | undefined;
@@ -99,7 +99,7 @@ class ResponseWriter implements Dispatcher.DispatchHandler {
   /** Upstream reading is paused until the client's socket drains. */
   #paused = false;
   /** When this try began: the access line's `upstreamHeaderMs` counts from here (queueing and connecting included, as NGINX's $upstream_header_time). */
-  readonly #startedAt = performance.now();
+  readonly #startedAt: number;
   /** The client's response is chunked, so the upstream's trailers can follow it. */
   #trailers = false;
   /** What the body goes through on its way to the client (a compressor), when the response filter asked for one. */
@@ -111,20 +111,48 @@ class ResponseWriter implements Dispatcher.DispatchHandler {
    */
   #release = true;
 
-  constructor(res: ClientResponse, exchange: Exchange, request: AttemptRequest, judge: HeadJudge, settle: (o: AttemptOutcome) => void) {
+  constructor(res: ClientResponse, exchange: Exchange, request: AttemptRequest, judge: HeadJudge, listener: AttemptListener) {
     this.#res = res;
     this.#exchange = exchange;
     this.#request = request;
     this.#judge = judge;
-    this.#settle = settle;
+    this.#listener = listener;
+    this.#startedAt = request.startedAt;
     exchange.upstreamHeaderMs = -1; // the last try's, or none
     exchange.grpcStatus = undefined;
     exchange.upstreamProtocol = request.endpoint.protocol.version;
     if (request.headTimeout > 0) this.#timer = setTimeout(headTimedOut, request.headTimeout, this).unref();
   }
 
-  /** Stops the attempt (client gone, deadline, shutdown). */
-  cancel(error: ProxyError | AttemptAborted): void {
+  /** Sends the attempt upstream. */
+  dispatch(): void {
+    const request = this.#request;
+    const endpoint = request.endpoint;
+    try {
+      endpoint.pool.dispatch(
+        {
+          origin: endpoint.origin,
+          method: request.method as Dispatcher.HttpMethod,
+          path: request.path,
+          headers: request.headers,
+          body: request.body,
+          // Our own timers (see the top of this file); the head timer covers queueing and connecting too.
+          headersTimeout: 0,
+          bodyTimeout: 0,
+          // The endpoint's TLS name, not one undici would take from the Host header (registry.ts).
+          servername: endpoint.serverName,
+        } as Dispatcher.DispatchOptions,
+        this,
+      );
+    } catch (err) {
+      // undici refuses some requests synchronously (e.g. a closed pool, an invalid header).
+      this.onResponseError(undefined as unknown as Dispatcher.DispatchController, err as Error);
+    }
+  }
+
+  /** Stops the attempt (client gone, deadline, shutdown); an error of ours other than a ProxyError is an abort. */
+  cancel(reason: ProxyError | Error): void {
+    const error = reason instanceof ProxyError || reason instanceof AttemptAborted ? reason : new AttemptAborted(reason.message);
     this.#cancelled = error;
     // Settle first: undici may call onResponseError synchronously from abort().
     this.#finish(error instanceof ProxyError && this.#status === 0 ? { kind: 'failed', error } : { kind: 'broken', status: this.#status, error });
@@ -188,7 +216,7 @@ class ResponseWriter implements Dispatcher.DispatchHandler {
     const length = body === undefined ? headers['content-length'] : undefined;
     this.#trailers = length === undefined && chunkedFor(res, statusCode);
     // Node refuses a Trailer header on a response it will not chunk (ERR_HTTP_TRAILER_INVALID): none will follow then.
-    if (!this.#trailers) delete outgoing.trailer;
+    if (!this.#trailers && outgoing.trailer !== undefined) delete outgoing.trailer;
     res.writeHead(statusCode, outgoing);
     // A streamed body (server-sent events, chunked) may be slow to start: send the head now.
     // With a Content-Length the head leaves with the body in one write, saving a syscall;
@@ -271,7 +299,8 @@ class ResponseWriter implements Dispatcher.DispatchHandler {
       this.#body?.destroy();
       this.#res.destroy();
     }
-    this.#settle(outcome);
+    this.#request.endpoint.inFlight--;
+    this.#listener.attemptEnded(outcome);
   }
 }
 
@@ -294,45 +323,27 @@ function bodyIdled(writer: ResponseWriter): void {
   writer.bodyIdled();
 }
 
-/** A started attempt: its outcome, and a way to stop it. */
+/** Hears how an attempt ended, once (the attempt loop: proxy.ts). */
+export interface AttemptListener {
+  attemptEnded(outcome: AttemptOutcome): void;
+}
+
+/** An attempt made and not yet sent: `dispatch()` sends it, `cancel()` stops it at any point. */
 export interface Attempt {
-  readonly outcome: Promise<AttemptOutcome>;
+  dispatch(): void;
   cancel(error: ProxyError | Error): void;
 }
 
-/** Sends one attempt upstream; the response (if accepted) is written to `res`. */
-export function startAttempt(res: ClientResponse, exchange: Exchange, request: AttemptRequest, judge: HeadJudge = acceptAll): Attempt {
-  let writer!: ResponseWriter;
-  const endpoint = request.endpoint;
-  const outcome = new Promise<AttemptOutcome>((resolve) => {
-    writer = new ResponseWriter(res, exchange, request, judge, (settled) => {
-      endpoint.inFlight--;
-      resolve(settled);
-    });
-  });
-  endpoint.inFlight++;
-  try {
-    request.endpoint.pool.dispatch(
-      {
-        origin: request.endpoint.origin,
-        method: request.method as Dispatcher.HttpMethod,
-        path: request.path,
-        headers: request.headers,
-        body: request.body,
-        // Our own timers (see the top of this file); the head timer covers queueing and connecting too.
-        headersTimeout: 0,
-        bodyTimeout: 0,
-        // The endpoint's TLS name, not one undici would take from the Host header (registry.ts).
-        servername: endpoint.serverName,
-      } as Dispatcher.DispatchOptions,
-      writer,
-    );
-  } catch (err) {
-    // undici refuses some requests synchronously (e.g. a closed pool, an invalid header).
-    writer.onResponseError(undefined as unknown as Dispatcher.DispatchController, err as Error);
-  }
-  return {
-    outcome,
-    cancel: (error) => writer.cancel(error instanceof ProxyError ? error : new AttemptAborted(error.message)),
-  };
+/**
+ * Makes one attempt; `dispatch()` sends it upstream, and the response (if
+ * accepted) is written to `res`. Its end reaches `listener` once, possibly
+ * before dispatch() returns (undici refuses some requests synchronously), so
+ * the caller keeps the attempt before sending it. A listener object rather
+ * than a promise: this runs for every request, and a promise per try (with
+ * the async frame awaiting it) showed in the CPU cost under load.
+ */
+export function makeAttempt(res: ClientResponse, exchange: Exchange, request: AttemptRequest, judge: HeadJudge, listener: AttemptListener): Attempt {
+  const writer = new ResponseWriter(res, exchange, request, judge, listener);
+  request.endpoint.inFlight++;
+  return writer;
 }

@@ -134,6 +134,11 @@ export class EndpointState {
   }
 }
 
+/** Healthy and not ejected: an endpoint a try may go to. */
+function usable(endpoint: EndpointState, now: number): boolean {
+  return endpoint.healthy && !endpoint.outlier.isEjected(now);
+}
+
 /** One upstream in GET /upstreams (SPEC "Admin JSON"); `breaker` is "none" when the upstream has none. */
 export interface UpstreamView {
   readonly breaker: 'closed' | 'open' | 'half_open' | 'none';
@@ -186,18 +191,23 @@ export class UpstreamState {
    */
   pick(tried?: ReadonlySet<EndpointState>, now: number = performance.now()): EndpointState | undefined {
     const all = this.endpoints;
-    const usable = (endpoint: EndpointState) => endpoint.healthy && !endpoint.outlier.isEjected(now);
-    const eligible = all.every(usable) ? all : all.filter(usable); // no copy on the common path
+    // No copy (and no closure) on the common path, where every endpoint is usable.
+    let eligible: readonly EndpointState[] = all;
+    for (const endpoint of all) {
+      if (usable(endpoint, now)) continue;
+      eligible = all.filter((each) => usable(each, now));
+      break;
+    }
     if (eligible.length === 0) return undefined;
     const candidates = untried(eligible, tried);
     return candidates[chooseIndex(this.config.balance, candidates, this.cursor)];
   }
 
   /** Passive health: the result of one try on `endpoint`. */
-  report(endpoint: EndpointState, failed: boolean, now: number = performance.now()): void {
+  report(endpoint: EndpointState, failed: boolean, now?: number): void {
     const outlier = this.config.outlier;
     if (!outlier) return;
-    const ejectedFor = recordResult(endpoint, this.endpoints, failed, outlier, now);
+    const ejectedFor = recordResult(endpoint, this.endpoints, failed, outlier, now ?? performance.now());
     if (ejectedFor !== undefined) {
       log.warn({ upstream: this.name, endpoint: endpoint.shown, ejectedForMs: ejectedFor, multiplier: endpoint.outlier.multiplier }, 'endpoint ejected');
     }
