@@ -16,7 +16,8 @@
  *   CONNECT to port 80 that no route allows is accepted: its requests get
  *   their 403 one by one, which the app can read.
  */
-import { createServer, type IncomingMessage } from 'node:http';
+import type { IncomingMessage } from 'node:http';
+import { http } from '../net/node-http.ts';
 import { ObservedResponse, tellObserver, type ObservedServer } from '../net/observed-response.ts';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -151,7 +152,7 @@ export class ConnectHandler {
     this.#listener = listener;
     this.#dispatcher = dispatcher;
     this.#upgrades = upgrades;
-    this.#inner = createServer<typeof IncomingMessage, typeof ObservedResponse>(
+    this.#inner = http.createServer<typeof IncomingMessage, typeof ObservedResponse>(
       {
         ...innerLimits(deps.store.current()),
         connectionsCheckingInterval: 250,

@@ -5,7 +5,7 @@
  * exactly like a configured upstream. The set is bounded and idle-evicted: an
  * app that talks to many hosts must not grow the sidecar without limit.
  */
-import { Pool } from 'undici';
+import { undici } from '../upstream/undici.ts';
 import { upstreamSchema } from '../config/schema.ts';
 import { log } from '../observe/log.ts';
 import { EndpointState, UpstreamState } from '../upstream/registry.ts';
@@ -172,7 +172,7 @@ function createState(key: DestinationKey, own: DestinationRules['own']): Upstrea
   // Written as in a config file (a duration needs its unit), so the upstream defaults come from the one schema.
   const config = upstreamSchema.parse({ endpoints: [url], connectTimeout: `${key.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT_MS}ms` });
   const lookup = checkedLookup(key.port, { ...key.reach, own });
-  const pool = new Pool(new URL(url).origin, {
+  const pool = new undici.Pool(new URL(url).origin, {
     connections: config.connections,
     keepAliveTimeout: config.idleTimeout,
     keepAliveMaxTimeout: config.idleTimeout,

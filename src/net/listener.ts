@@ -13,7 +13,8 @@
  * `h2c: true` has a TCP server in front too, which tells an h2c preface from
  * HTTP/1.1 by the first bytes (src/h2/preface.ts).
  */
-import { createServer, type IncomingMessage } from 'node:http';
+import type { IncomingMessage } from 'node:http';
+import { http } from './node-http.ts';
 import type { Duplex } from 'node:stream';
 import { createServer as createTcpServer, type AddressInfo, type Server as TcpServer, type Socket } from 'node:net';
 import type { ListenerName } from '../config/compile.ts';
@@ -84,7 +85,7 @@ export class Listener {
   #createServer(): ObservedServer {
     const handlers = this.#handlers;
     const lifecycle: ServerLifecycleState = { stopping: false, stopped: undefined, sockets: new Set(), front: undefined };
-    const server: ObservedServer = createServer<typeof IncomingMessage, typeof ObservedResponse>(
+    const server: ObservedServer = http.createServer<typeof IncomingMessage, typeof ObservedResponse>(
       {
         ...serverLimits(this.#limits),
         connectionsCheckingInterval: CONNECTIONS_CHECK_MS,

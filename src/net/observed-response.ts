@@ -13,7 +13,8 @@
  * 70.9 -> 66.6 us (wrk, 50 connections, the bench's config, sidecar pinned
  * to one core).
  */
-import { ServerResponse, type IncomingMessage, type OutgoingHttpHeader, type OutgoingHttpHeaders, type Server } from 'node:http';
+import type { IncomingMessage, OutgoingHttpHeader, OutgoingHttpHeaders, Server } from 'node:http';
+import { http } from './node-http.ts';
 import type { ClientResponse } from './client.ts';
 
 /** Told once when a response closes: its end was written and flushed, or the connection went first. */
@@ -26,7 +27,7 @@ export interface ServerLifecycle {
   readonly stopping: boolean;
 }
 
-export class ObservedResponse extends ServerResponse {
+export class ObservedResponse extends http.ServerResponse {
   /** Set by the request handler (the request's Exchange); the server's 'close' function calls it. */
   observer: ResponseObserver | undefined = undefined;
   /** Set by the listener. */

@@ -4,7 +4,7 @@
  * servers (listeners and HTTP inside CONNECT tunnels), a refused CONNECT, a
  * refused or failed WebSocket upgrade. Same shape as errors.ts `sendError`.
  */
-import { STATUS_CODES } from 'node:http';
+import { http } from './node-http.ts';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { ListenerName } from '../config/compile.ts';
@@ -30,7 +30,7 @@ export function writeRawError(socket: Duplex, error: ProxyError, extraHeaders: R
     return 0;
   }
   const { body, headers } = errorAnswer(error, { ...extraHeaders, connection: 'close' });
-  let head = `HTTP/1.1 ${error.status} ${STATUS_CODES[error.status] ?? 'Error'}\r\n`;
+  let head = `HTTP/1.1 ${error.status} ${http.STATUS_CODES[error.status] ?? 'Error'}\r\n`;
   for (const [name, value] of Object.entries(headers)) head += `${name}: ${value}\r\n`;
   socket.end(`${head}\r\n${body}`);
   linger(socket);

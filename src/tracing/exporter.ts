@@ -11,7 +11,8 @@
  * new config snapshot; with workers, each worker exports its own spans.
  */
 import { VERSION } from '../version.ts';
-import { Agent, request } from 'undici';
+import type { Agent } from 'undici';
+import { undici } from '../upstream/undici.ts';
 import { log } from '../observe/log.ts';
 import { tracingDropped, tracingExported } from '../observe/metrics.ts';
 import { exportRequest, spanCount, type Resource, type TracedRequest } from './otlp.ts';
@@ -39,7 +40,7 @@ export class SpanExporter {
   configure(settings: TracingSettings | undefined): void {
     if (settings && settings.exportTimeout !== this.#settings?.exportTimeout) {
       void this.#agent?.close();
-      this.#agent = new Agent({ connections: 2, connect: { timeout: settings.exportTimeout }, headersTimeout: settings.exportTimeout, bodyTimeout: settings.exportTimeout });
+      this.#agent = new undici.Agent({ connections: 2, connect: { timeout: settings.exportTimeout }, headersTimeout: settings.exportTimeout, bodyTimeout: settings.exportTimeout });
     }
     if (!settings) return;
     this.#settings = settings;
@@ -99,9 +100,11 @@ export class SpanExporter {
       return;
     }
     try {
-      const response = await request(settings.endpoint, {
+      const url = new URL(settings.endpoint);
+      const response = await agent.request({
+        origin: url.origin,
+        path: `${url.pathname}${url.search}`,
         method: 'POST',
-        dispatcher: agent,
         headers: { ...settings.headers, 'content-type': 'application/json' },
         body: exportRequest(batch, this.#resource),
         signal: AbortSignal.timeout(settings.exportTimeout),

@@ -9,7 +9,8 @@
  * No keep-alive: an upgraded connection leaves the agent for good, and one
  * whose upgrade was refused closes after the answer.
  */
-import { Agent as HttpAgent } from 'node:http';
+import type { Agent as HttpAgent } from 'node:http';
+import { http } from '../net/node-http.ts';
 import { Agent as HttpsAgent } from 'node:https';
 import type { LookupFunction } from 'node:net';
 import type { UpstreamTlsOptions } from './tls-options.ts';
@@ -17,7 +18,7 @@ import type { UpstreamTlsOptions } from './tls-options.ts';
 /** An http.Agent for an `http://` endpoint (`tls` undefined), an https.Agent for an `https://` one. */
 export function endpointAgent(tls: UpstreamTlsOptions | undefined, lookup: LookupFunction | undefined): HttpAgent {
   const connect = lookup ? { lookup } : {};
-  if (!tls) return new HttpAgent(connect);
+  if (!tls) return new http.Agent(connect);
   // Node's Agent derives a missing servername from the request's Host header, here the client's
   // Host; it keeps one from its own options, '' included. So an IP endpoint without
   // tls.serverName gets '': no SNI (an IP is not allowed there, DEP0123), the certificate

@@ -9,7 +9,8 @@
  */
 import type { Agent } from 'node:http';
 import type { LookupFunction } from 'node:net';
-import { Pool, buildConnector } from 'undici';
+import type { Pool } from 'undici';
+import { undici } from './undici.ts';
 import type { UpstreamConfig } from '../config/schema.ts';
 import { Secrets } from '../config/secrets.ts';
 import { log } from '../observe/log.ts';
@@ -259,7 +260,7 @@ export class UpstreamState {
           this.name,
           healthCheck,
           () => this.endpoints,
-          (endpoint) => new Pool(endpoint.origin, { ...endpoint.poolOptions, connections: 1 }),
+          (endpoint) => new undici.Pool(endpoint.origin, { ...endpoint.poolOptions, connections: 1 }),
           options.onHealthChange,
         );
         this.health.start();
@@ -309,7 +310,7 @@ function poolOptions(
   let connect: Pool.Options['connect'] = connectOptions;
   if (tls) {
     // What undici's Pool builds from an options object, with the request's server name replaced by ours.
-    const connector = buildConnector(connectOptions);
+    const connector = undici.buildConnector(connectOptions);
     connect = (request, callback) =>
       connector({ ...request, servername: tls.servername }, (err, socket) => {
         if (err || !socket) return callback(err, null);
@@ -494,7 +495,7 @@ export class UpstreamRegistry {
         previous.delete(url);
         return kept;
       }
-      const fresh = new EndpointState(url, new Pool(new URL(url).origin, options), key, { tls, serverName, poolOptions: options, protocol });
+      const fresh = new EndpointState(url, new undici.Pool(new URL(url).origin, options), key, { tls, serverName, poolOptions: options, protocol });
       if (kept) fresh.inherit(kept);
       return fresh;
     });
