@@ -1,5 +1,5 @@
 /**
- * What a started sidecar has loaded (issue 22, docs/drafts/perfmem.md): not
+ * What a started sidecar has loaded (issue 22, docs/performance.md, Memory): not
  * Node's bundled undici (an ES import of node:http reads its lazy WebSocket
  * getters and loads it, about 13 MB: src/net/node-http.ts), and not undici's
  * index (fetch, WebSocket, cache stores: about 13 MB more; src/upstream/undici.ts).

@@ -3,7 +3,7 @@
  * rather than from its index. The index loads everything undici has (fetch,
  * WebSocket, EventSource, the cache stores and SQLite, mocks, interceptors):
  * about 13 MB of RSS on top of the 9 MB that Pool, Agent and the connector
- * cost (Node 24.21, undici 8.12.4; docs/drafts/perfmem.md). undici has no
+ * cost (Node 24.21, undici 8.12.4; docs/performance.md, Memory). undici has no
  * `exports` map, so these paths resolve as any file of the package does;
  * its version is pinned exactly in package.json, and test/undici-parts.test.ts
  * checks that these are the classes the index exports.
