@@ -49,9 +49,10 @@ interface Side {
 
 /**
  * Peers that can stand on one side: the Node reverse proxies of the bench, and
- * the sidecar with and without a rate limit on its app route (what a limit costs).
+ * the sidecar with and without a rate limit on its app route (what a limit costs),
+ * and with the access log off and on (what the log costs).
  */
-const COMPARABLE = ['undici-floor', 'undici-ceiling', 'fastify-http-proxy', 'http-proxy', 'sidecar-unlimited', 'sidecar-ratelimit'];
+const COMPARABLE = ['undici-floor', 'undici-ceiling', 'fastify-http-proxy', 'http-proxy', 'sidecar-unlimited', 'sidecar-ratelimit', 'sidecar-nolog', 'sidecar-log'];
 
 function side(label: 'A' | 'B', spec: string, tmp: string, tracing: string | undefined): Side {
   const ratio = tracing === undefined ? undefined : Number(tracing);
