@@ -42,7 +42,7 @@ describe('accessLine', () => {
       {},
       { path: '/b' },
       { path: '/b', method: 'POST' },
-      { route: 'other', upstream: 'other', endpoint: '10.0.0.1:80' },
+      { route: 'other', upstream: 'other', endpoint: '127.0.0.9:80' },
       { listener: 'egress', host: 'x.test', protocol: '2', clientAddress: '::1', clientPort: 1 },
       { clientAddress: '127.0.0.1', clientPort: 2 },
       {},
