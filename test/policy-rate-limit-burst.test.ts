@@ -96,6 +96,9 @@ ingress:
     expect(refused.status).toBe(200);
     expect(refused.headers['grpc-status']).toBe('8');
     expect(refused.headers['content-type']).toBe('application/grpc-web+proto');
+    // Anything else the client wrote is not echoed back.
+    const odd = await get('/grpc/svc/Other', { ...web, 'content-type': 'application/grpc-web+proto<script>x' });
+    expect(odd.headers['content-type']).toBe('application/grpc-web');
   });
 
   it('limits a static route the same way, its files carrying the fields', async () => {

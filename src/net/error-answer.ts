@@ -85,7 +85,12 @@ export function refuseGrpc(res: ClientResponse, request: AnsweredRequest, error:
  * media type back; every other gRPC client gets `application/grpc`.
  */
 function grpcAnswerType(requestType: string | undefined): string {
-  if (requestType?.startsWith('application/grpc-web')) return requestType.split(';', 1)[0].trim();
-  return 'application/grpc';
+  if (!requestType?.startsWith('application/grpc-web')) return 'application/grpc';
+  // Echoed only when it is one of gRPC-Web's own media types: the client wrote it.
+  const media = requestType.split(';', 1)[0].trim();
+  return GRPC_WEB_MEDIA.test(media) ? media : 'application/grpc-web';
 }
+
+/** application/grpc-web, -web-text, with an optional +proto, +json or similar suffix. */
+const GRPC_WEB_MEDIA = /^application\/grpc-web(?:-text)?(?:\+[a-z0-9.-]{1,32})?$/i;
 
