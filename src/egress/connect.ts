@@ -38,7 +38,7 @@ import { openTunnel, type TunnelConnect, type TunnelTarget } from './tunnel.ts';
 import type { EgressUpgrades } from './websocket.ts';
 import { refusalOf, UpstreamHold } from '../upstream/held.ts';
 import { prefaceOf } from '../h2/preface.ts';
-import type { EndpointState } from '../upstream/registry.ts';
+import type { EndpointState } from '../upstream/state.ts';
 
 /**
  * How long to wait for the client's first bytes after 200. Clients of

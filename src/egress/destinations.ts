@@ -8,7 +8,7 @@
 import { undici } from '../upstream/undici.ts';
 import { upstreamSchema } from '../config/schema.ts';
 import { log } from '../observe/log.ts';
-import { EndpointState, UpstreamState } from '../upstream/registry.ts';
+import { EndpointState, UpstreamState } from '../upstream/state.ts';
 import type { Reach } from '../config/compile.ts';
 import { checkedLookup, type DestinationRules } from './policy.ts';
 import { authorityOf, hostPort } from './target.ts';

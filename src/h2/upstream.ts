@@ -6,7 +6,7 @@
 import type { ClientRequest } from '../net/client.ts';
 import { ProxyError } from '../core/errors.ts';
 import type { ProxyTarget } from '../proxy/proxy.ts';
-import type { EndpointState } from '../upstream/registry.ts';
+import type { EndpointState } from '../upstream/state.ts';
 
 /** Whether `endpoint` may speak HTTP/2: fixed by its `protocol`, or by ALPN on an https endpoint with `auto`. */
 export function speaksH2(endpoint: EndpointState): boolean {

@@ -10,7 +10,7 @@ import type { Duplex } from 'node:stream';
 import type { CompiledRoute } from '../config/compile.ts';
 import type { Exchange } from '../observe/exchange.ts';
 import { rewritePath } from '../proxy/proxy.ts';
-import type { UpstreamState } from '../upstream/registry.ts';
+import type { UpstreamState } from '../upstream/state.ts';
 import { proxyUpgrade } from '../upgrade/relay.ts';
 
 /** Relays the upgrade `req` on `route` to `upstream`. */

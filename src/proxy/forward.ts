@@ -24,7 +24,7 @@ import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { HeaderRules } from '../config/compile.ts';
 import type { Exchange } from '../observe/exchange.ts';
-import type { EndpointState } from '../upstream/registry.ts';
+import type { EndpointState } from '../upstream/state.ts';
 import { clientResponseHeaders, clientTrailers } from './headers.ts';
 import { ProxyError, fromUpstreamError } from '../core/errors.ts';
 import { releaseAfterWrite } from '../net/read-buffer.ts';

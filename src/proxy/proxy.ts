@@ -19,7 +19,7 @@ import type { ClientRequest, ClientResponse } from '../net/client.ts';
 import type { CompiledRoute } from '../config/compile.ts';
 import type { ClientWatcher, Exchange } from '../observe/exchange.ts';
 import { retryStopsTotal, upstreamRetriesTotal } from '../observe/metrics.ts';
-import type { EndpointState, UpstreamState } from '../upstream/registry.ts';
+import type { EndpointState, UpstreamState } from '../upstream/state.ts';
 import { isReusedSocketReset } from '../upstream/reuse.ts';
 import { requestBody, type RequestBody } from './body.ts';
 import { ProxyError } from '../core/errors.ts';

@@ -15,7 +15,7 @@ import type { Snapshot } from '../config/compile.ts';
 import type { MetricsJson } from '../cluster/merge.ts';
 import { log } from '../observe/log.ts';
 import type { RecentError } from './recent-errors.ts';
-import type { EndpointView } from '../upstream/registry.ts';
+import type { EndpointView } from '../upstream/state.ts';
 import type { CertificateView } from '../tls/x509.ts';
 import { ratesBetween, readSample, routeKey, type Counts, type Rates, type Sample } from './sample.ts';
 

@@ -29,7 +29,7 @@ import type { Exchange } from '../observe/exchange.ts';
 import { ProxyError, fromUpstreamError } from '../core/errors.ts';
 import { clientResponseHeaders } from '../proxy/headers.ts';
 import { writeRawError } from '../net/raw-answer.ts';
-import type { EndpointState } from '../upstream/registry.ts';
+import type { EndpointState } from '../upstream/state.ts';
 
 /**
  * How the try ended:

@@ -16,7 +16,7 @@
  * one try, whose failure the client sees.
  */
 import { ProxyError } from '../core/errors.ts';
-import type { EndpointState, UpstreamState } from './registry.ts';
+import type { EndpointState, UpstreamState } from './state.ts';
 
 /** What a try's result says about its endpoint. */
 export type TryVerdict =
