@@ -33,6 +33,19 @@ export interface BenchCertificate {
  * NGINX: one worker, upstream keep-alive, an access log buffered like a
  * production one (the sidecar logs every request too), sendfile for static.
  */
+/** The http-block lines both NGINX configs share: temp paths inside the run's folder, keep-alive, sendfile. */
+function nginxHttpCommon(dir: string): string {
+  return `  client_body_temp_path ${dir}/body;
+  proxy_temp_path ${dir}/proxy;
+  fastcgi_temp_path ${dir}/fastcgi;
+  uwsgi_temp_path ${dir}/uwsgi;
+  scgi_temp_path ${dir}/scgi;
+  keepalive_timeout 65s;
+  keepalive_requests 1000000;
+  sendfile on;
+  tcp_nopush on;`;
+}
+
 export function nginxConf(dir: string, www: string, ports: NginxPorts, brotliModule?: string, tls?: BenchCertificate): string {
   // The same levels as the sidecar's defaults (gzip 5, brotli 4), the same types, and gzip_proxied any: NGINX
   // otherwise leaves proxied answers alone when the request has a Via header.
@@ -76,15 +89,7 @@ error_log ${dir}/nginx-error.log warn;
 events { worker_connections 4096; }
 http {
   access_log ${dir}/nginx-access.log combined buffer=64k flush=1s;
-  client_body_temp_path ${dir}/body;
-  proxy_temp_path ${dir}/proxy;
-  fastcgi_temp_path ${dir}/fastcgi;
-  uwsgi_temp_path ${dir}/uwsgi;
-  scgi_temp_path ${dir}/scgi;
-  keepalive_timeout 65s;
-  keepalive_requests 1000000;
-  sendfile on;
-  tcp_nopush on;
+${nginxHttpCommon(dir)}
   open_file_cache max=1000 inactive=60s;
   default_type application/octet-stream;
   upstream app {
@@ -160,15 +165,7 @@ error_log ${dir}/nginx-error.log warn;
 events { worker_connections 4096; }
 http {
   access_log off;
-  client_body_temp_path ${dir}/body;
-  proxy_temp_path ${dir}/proxy;
-  fastcgi_temp_path ${dir}/fastcgi;
-  uwsgi_temp_path ${dir}/uwsgi;
-  scgi_temp_path ${dir}/scgi;
-  keepalive_timeout 65s;
-  keepalive_requests 1000000;
-  sendfile on;
-  tcp_nopush on;
+${nginxHttpCommon(dir)}
   open_file_cache max=100 inactive=60s;
   client_max_body_size 0;
   server {
